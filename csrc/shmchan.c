@@ -1,0 +1,1658 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shmchan: keyed message channels in POSIX shared memory.
+ * The layout is in layout.h, the protocols and invariants in DESIGN.md.
+ */
+#include "shmchan.h"
+#include "atomics.h"
+#include "layout.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define REGISTRY_NAME   "/shmchan.registry"
+#define SHM_DIR         "/dev/shm"
+#define DOORBELL_PREFIX "shmchan."
+#define MAX_HANDLES     1024u      /* open handles per process */
+#define HANDLE_INDEX_BITS 10
+#define SPIN_ITERATIONS 2000       /* bounded spin before parking (~10-20 us) */
+#define LIVENESS_PROBE_NS 10000000 /* re-probe a stuck peer at most every 10 ms */
+#define DOORBELL_CACHE  16
+
+/* ---- process-local state ------------------------------------------------ */
+
+struct handle {
+	int self;                 /* the public handle number */
+	bool owner;
+	uint32_t access;          /* SHMC_SEND | SHMC_RECV */
+	pid_t opener_pid;         /* for the exit-time cleanup of owned channels */
+	int ctl_fd, dat_fd;       /* ctl_fd holds this member's liveness lock */
+	int creator_lock_fd;      /* owner: registry fd holding the creator lock */
+	uint32_t reg_index;       /* owner: registry entry */
+
+	struct shmc_ctl_header *ctl;
+	size_t ctl_size;
+	uint8_t *dat;
+	size_t dat_size;
+	struct shmc_member *members;
+	struct shmc_slot *slots;
+	struct shmc_member *me;
+
+	/* Private copies of the immutable header, validated once at open: every
+	 * bound used below comes from here, never from shared memory. */
+	uint64_t key;
+	int32_t channel_id;
+	uint32_t delivery, ring_entries, mask, max_msg, stride, max_members;
+	uint32_t mode, flags;
+	uint32_t member_idx, member_id;
+
+	uint64_t gate;            /* broadcast: cached slowest cursor */
+	uint64_t stall_pos;       /* recovery: last unpublished position seen */
+	uint64_t stall_probe_ns;
+	uint64_t gate_probe_ns;
+};
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct handle *_Atomic g_handles[MAX_HANDLES];
+static uint32_t g_generation[MAX_HANDLES];
+static int g_reg_fd = -1;
+static pid_t g_reg_pid;
+static uint64_t g_start_position;
+static char g_doorbell[SHMC_DOORBELL_MAX + 1];
+static _Atomic uint32_t g_doorbell_len;
+
+struct doorbell_conn { char addr[SHMC_DOORBELL_MAX + 1]; int fd; };
+static pthread_mutex_t g_doorbell_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct doorbell_conn g_doorbell_conns[DOORBELL_CACHE];
+static unsigned g_doorbell_next;
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns)
+{
+	struct timespec ts, *tsp = NULL;
+	if (timeout_ns >= 0) {
+		ts.tv_sec = timeout_ns / 1000000000;
+		ts.tv_nsec = timeout_ns % 1000000000;
+		tsp = &ts;
+	}
+	/* Shared (not PRIVATE) futex: waiters and wakers are different processes. */
+	long r = syscall(SYS_futex, word, FUTEX_WAIT, expected, tsp, NULL, 0);
+	return r < 0 ? -errno : 0;
+}
+
+static int futex_wake(_Atomic uint32_t *word)
+{
+	long r = syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+	return r < 0 ? -errno : (int)r;
+}
+
+static uint64_t process_start_time(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	/* Field 22; fields after the ")" of the command name are space separated. */
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	int field = 2;
+	for (; *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	return strtoull(p, NULL, 10);
+}
+
+static bool is_power_of_two(uint32_t v) { return v && !(v & (v - 1)); }
+
+static bool in_group(gid_t gid)
+{
+	if (getegid() == gid)
+		return true;
+	gid_t groups[256];
+	int n = getgroups(256, groups);
+	for (int i = 0; i < n; i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+/* The RFC's check: owner bits for the owner uid, else group bits for a
+ * matching gid, else other bits; root gets no bypass. */
+static int check_permission(uint32_t owner_uid, uint32_t owner_gid, uint32_t mode,
+			    uint32_t flags, uint32_t access)
+{
+	uint32_t needed = ((access & SHMC_RECV) ? 4u : 0u) | ((access & SHMC_SEND) ? 2u : 0u);
+	uint32_t bits;
+	if (geteuid() == owner_uid)
+		bits = mode >> 6;
+	else if (flags & SHMC_F_PRIVATE)
+		return -EACCES;
+	else if (in_group(owner_gid))
+		bits = mode >> 3;
+	else
+		bits = mode;
+	return (bits & needed) == needed ? 0 : -EACCES;
+}
+
+/* File modes that let the OS enforce the channel mode: the control segment is
+ * read-write for every class with any right (receivers record progress in it),
+ * the data segment read-write for writers (mmap needs read) and read-only for
+ * readers. A private channel opens only to its owner class. */
+static mode_t ctl_file_mode(uint32_t mode, uint32_t flags)
+{
+	mode_t m = 0;
+	for (int shift = 0; shift <= 6; shift += 3)
+		if ((mode >> shift) & 6u)
+			m |= (mode_t)6u << shift;
+	return (flags & SHMC_F_PRIVATE) ? (m & 0600) : m;
+}
+
+static mode_t dat_file_mode(uint32_t mode, uint32_t flags)
+{
+	mode_t m = 0;
+	for (int shift = 0; shift <= 6; shift += 3) {
+		uint32_t bits = (mode >> shift) & 6u;
+		if (bits & 2u)
+			m |= (mode_t)6u << shift;
+		else if (bits & 4u)
+			m |= (mode_t)4u << shift;
+	}
+	return (flags & SHMC_F_PRIVATE) ? (m & 0600) : m;
+}
+
+static void segment_name(char *out, size_t n, int32_t id, uint64_t nonce, char kind)
+{
+	snprintf(out, n, "/shmchan.%d.%016llx.%c", (int)id, (unsigned long long)nonce, kind);
+}
+
+/* OFD locks: held by an open file description, released by the kernel when
+ * the last fd to it closes (a kill -9 included), unaffected by SIGSTOP and by
+ * closing other fds to the same file. */
+static int lock_byte(int fd, uint64_t offset)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = (off_t)offset, .l_len = 1 };
+	return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+}
+
+/* 1 if some other open file description holds the lock byte, 0 if nobody
+ * does (its holder is gone), <0 on error (treated as alive by callers). */
+static int byte_locked(int fd, uint64_t offset)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = (off_t)offset, .l_len = 1 };
+	if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
+		return -errno;
+	return fl.l_type != F_UNLCK;
+}
+
+#define MEMBER_LOCK_BASE (1ull << 30)
+
+/* ---- handles ------------------------------------------------------------ */
+
+static struct handle *lookup(int h)
+{
+	if (h <= 0)
+		return NULL;
+	uint32_t idx = (uint32_t)h & (MAX_HANDLES - 1);
+	struct handle *p = atomic_load_explicit(&g_handles[idx], memory_order_acquire);
+	if (!p || p->self != h)
+		return NULL;
+	return p;
+}
+
+/* Caller holds g_lock. */
+static int install(struct handle *p)
+{
+	for (uint32_t i = 1; i < MAX_HANDLES; i++) {
+		if (atomic_load_explicit(&g_handles[i], memory_order_relaxed))
+			continue;
+		uint32_t gen = (g_generation[i] + 1) & 0xfffffu;
+		if (!gen)
+			gen = 1;
+		g_generation[i] = gen;
+		p->self = (int)((gen << HANDLE_INDEX_BITS) | i);
+		atomic_store_explicit(&g_handles[i], p, memory_order_release);
+		return p->self;
+	}
+	return -EMFILE;
+}
+
+static void uninstall(struct handle *p)
+{
+	uint32_t idx = (uint32_t)p->self & (MAX_HANDLES - 1);
+	atomic_store_explicit(&g_handles[idx], NULL, memory_order_release);
+}
+
+/* ---- the registry ------------------------------------------------------- */
+
+struct registry {
+	struct shmc_reg_header hdr;
+	struct shmc_reg_entry entries[SHMC_REG_CAPACITY];
+};
+#define REGISTRY_SIZE sizeof(struct registry)
+
+static void reset_after_fork(void)
+{
+	/* The child shares the parent's open file description, and flock()
+	 * would not exclude the two: the child opens its own. */
+	g_reg_fd = -1;
+	pthread_mutex_init(&g_lock, NULL);
+	pthread_mutex_init(&g_doorbell_lock, NULL);
+	for (unsigned i = 0; i < DOORBELL_CACHE; i++)
+		g_doorbell_conns[i].fd = -1, g_doorbell_conns[i].addr[0] = 0;
+}
+
+static void register_atfork(void)
+{
+	pthread_atfork(NULL, NULL, reset_after_fork);
+	for (unsigned i = 0; i < DOORBELL_CACHE; i++)
+		g_doorbell_conns[i].fd = -1;
+}
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static int open_registry_fd(void)
+{
+	int fd = shm_open(REGISTRY_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return -errno;
+	(void)fchmod(fd, 0666); /* undo the umask; fails harmlessly if not ours */
+	return fd;
+}
+
+/* Lock the registry (caller holds g_lock), map it, validate or initialise. */
+static int registry_lock(struct registry **out)
+{
+	if (g_reg_fd < 0 || g_reg_pid != getpid()) {
+		int fd = open_registry_fd();
+		if (fd < 0)
+			return fd;
+		g_reg_fd = fd;
+		g_reg_pid = getpid();
+	}
+	if (flock(g_reg_fd, LOCK_EX) < 0)
+		return -errno;
+	struct stat st;
+	int err;
+	if (fstat(g_reg_fd, &st) < 0) {
+		err = -errno;
+		goto fail;
+	}
+	if (st.st_size == 0) {
+		if (ftruncate(g_reg_fd, REGISTRY_SIZE) < 0) {
+			err = -errno;
+			goto fail;
+		}
+	} else if ((size_t)st.st_size != REGISTRY_SIZE) {
+		err = -EBADMSG;
+		goto fail;
+	}
+	struct registry *r = mmap(NULL, REGISTRY_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+				  g_reg_fd, 0);
+	if (r == MAP_FAILED) {
+		err = -errno;
+		goto fail;
+	}
+	if (r->hdr.magic == 0) {
+		r->hdr.version = SHMC_LAYOUT_VERSION;
+		r->hdr.capacity = SHMC_REG_CAPACITY;
+		r->hdr.next_id = 1;
+		r->hdr.magic = SHMC_REG_MAGIC;
+	}
+	if (r->hdr.magic != SHMC_REG_MAGIC || r->hdr.version != SHMC_LAYOUT_VERSION ||
+	    r->hdr.capacity != SHMC_REG_CAPACITY) {
+		munmap(r, REGISTRY_SIZE);
+		err = -EBADMSG;
+		goto fail;
+	}
+	*out = r;
+	return 0;
+fail:
+	flock(g_reg_fd, LOCK_UN);
+	return err;
+}
+
+static void registry_unlock(struct registry *r)
+{
+	munmap(r, REGISTRY_SIZE);
+	flock(g_reg_fd, LOCK_UN);
+}
+
+static void unlink_segments(int32_t id, uint64_t nonce)
+{
+	char name[96];
+	segment_name(name, sizeof name, id, nonce, 'c');
+	shm_unlink(name);
+	segment_name(name, sizeof name, id, nonce, 'd');
+	shm_unlink(name);
+}
+
+/* Drop entries whose creator is gone, then unlink any shmchan segment in
+ * /dev/shm that no live entry names (left by a creator that died mid-create
+ * or before a sweep). Caller holds the registry lock. */
+static void registry_sweep(struct registry *r)
+{
+	for (uint32_t i = 0; i < SHMC_REG_CAPACITY; i++) {
+		struct shmc_reg_entry *e = &r->entries[i];
+		if (e->state != 1)
+			continue;
+		if (byte_locked(g_reg_fd, SHMC_REG_LOCK_BASE + i) == 0) {
+			unlink_segments(e->id, e->nonce);
+			memset(e, 0, sizeof *e);
+		}
+	}
+	DIR *d = opendir(SHM_DIR);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		int id;
+		unsigned long long nonce;
+		char kind, end;
+		if (sscanf(de->d_name, "shmchan.%d.%16llx.%c%c", &id, &nonce, &kind, &end) != 3)
+			continue;
+		bool live = false;
+		for (uint32_t i = 0; i < SHMC_REG_CAPACITY && !live; i++)
+			live = r->entries[i].state == 1 && r->entries[i].id == id &&
+			       r->entries[i].nonce == nonce;
+		if (!live) {
+			char name[300];
+			snprintf(name, sizeof name, "/%s", de->d_name);
+			shm_unlink(name);
+		}
+	}
+	closedir(d);
+}
+
+static struct shmc_reg_entry *registry_find(struct registry *r, uint64_t key, int32_t id,
+					    uint32_t *index)
+{
+	for (uint32_t i = 0; i < SHMC_REG_CAPACITY; i++) {
+		struct shmc_reg_entry *e = &r->entries[i];
+		if (e->state != 1)
+			continue;
+		if ((key && e->key == key) || (!key && e->id == id)) {
+			*index = i;
+			return e;
+		}
+	}
+	return NULL;
+}
+
+/* ---- segments ----------------------------------------------------------- */
+
+static void handle_unmap(struct handle *h)
+{
+	if (h->ctl && h->ctl != MAP_FAILED)
+		munmap(h->ctl, h->ctl_size);
+	if (h->dat && h->dat != MAP_FAILED)
+		munmap(h->dat, h->dat_size);
+	if (h->ctl_fd >= 0)
+		close(h->ctl_fd);
+	if (h->dat_fd >= 0)
+		close(h->dat_fd);
+	if (h->creator_lock_fd >= 0)
+		close(h->creator_lock_fd);
+	free(h);
+}
+
+static struct handle *handle_new(void)
+{
+	struct handle *h = calloc(1, sizeof *h);
+	if (!h)
+		return NULL;
+	h->ctl_fd = h->dat_fd = h->creator_lock_fd = -1;
+	h->opener_pid = getpid();
+	return h;
+}
+
+static uint64_t ctl_size_for(uint32_t entries)
+{
+	return sizeof(struct shmc_ctl_header) +
+	       (uint64_t)SHMC_MAX_MEMBERS * sizeof(struct shmc_member) +
+	       (uint64_t)entries * sizeof(struct shmc_slot);
+}
+
+/* Set the private geometry and the pointers from validated values. */
+static void handle_geometry(struct handle *h, uint32_t delivery, uint32_t entries,
+			    uint32_t max_msg)
+{
+	h->delivery = delivery;
+	h->ring_entries = entries;
+	h->mask = entries - 1;
+	h->max_msg = max_msg;
+	h->stride = (uint32_t)((sizeof(struct shmc_dat_slot) + max_msg + SHMC_CACHELINE - 1) &
+			       ~(uint64_t)(SHMC_CACHELINE - 1));
+	h->max_members = SHMC_MAX_MEMBERS;
+	h->ctl_size = ctl_size_for(entries);
+	h->dat_size = sizeof(struct shmc_dat_header) + (uint64_t)entries * h->stride;
+}
+
+static void handle_pointers(struct handle *h)
+{
+	h->members = (struct shmc_member *)((uint8_t *)h->ctl + sizeof(struct shmc_ctl_header));
+	h->slots = (struct shmc_slot *)((uint8_t *)h->members +
+					SHMC_MAX_MEMBERS * sizeof(struct shmc_member));
+}
+
+static inline struct shmc_dat_slot *dat_slot(struct handle *h, uint64_t pos)
+{
+	return (struct shmc_dat_slot *)(h->dat + sizeof(struct shmc_dat_header) +
+					(size_t)(pos & h->mask) * h->stride);
+}
+
+/* Create one segment O_EXCL with no access bits, size and map it; the caller
+ * initialises it, publishes the version, then fchmods it. */
+static int segment_create(const char *name, size_t size, int *fd_out, void **map_out)
+{
+	int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size) < 0) {
+		int err = -errno;
+		close(fd);
+		shm_unlink(name);
+		return err;
+	}
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		int err = -errno;
+		close(fd);
+		shm_unlink(name);
+		return err;
+	}
+	*fd_out = fd;
+	*map_out = p;
+	return 0;
+}
+
+/* Open an existing segment; check its real size before mapping. */
+static int segment_open(const char *name, bool writable, size_t size, int *fd_out,
+			void **map_out)
+{
+	int fd = shm_open(name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != size) {
+		close(fd);
+		return -EBADMSG;
+	}
+	void *p = mmap(NULL, size, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	*fd_out = fd;
+	*map_out = p;
+	return 0;
+}
+
+/* ---- members ------------------------------------------------------------ */
+
+static bool member_alive(struct handle *h, uint32_t idx)
+{
+	return byte_locked(h->ctl_fd, MEMBER_LOCK_BASE + idx) != 0;
+}
+
+static void member_release_parks(struct handle *h, struct shmc_member *m)
+{
+	uint32_t p = load_relaxed(&m->parked);
+	while (p) {
+		if (cas_seq_cst(&m->parked, &p, 0)) {
+			if (p & SHMC_WAIT_RECV)
+				fetch_sub_seq_cst(&h->ctl->recv_parked, 1);
+			if (p & SHMC_WAIT_SEND)
+				fetch_sub_seq_cst(&h->ctl->send_parked, 1);
+			break;
+		}
+	}
+}
+
+/* Take a member slot for this handle: a free one, or one whose holder died.
+ * Caller holds the registry lock, so attachers do not race each other. */
+static int member_join(struct handle *h, uint32_t access)
+{
+	for (uint32_t i = 0; i < h->max_members; i++) {
+		struct shmc_member *m = &h->members[i];
+		uint32_t st = load_acquire(&m->state);
+		if (st == MEMBER_ACTIVE) {
+			if (member_alive(h, i))
+				continue;
+			/* The holder died: clear what it left parked, then reuse. */
+			member_release_parks(h, m);
+			store_release(&m->state, MEMBER_FREE);
+		} else if (st != MEMBER_FREE) {
+			continue;
+		}
+		int err = lock_byte(h->ctl_fd, MEMBER_LOCK_BASE + i);
+		if (err < 0)
+			return err == -EAGAIN || err == -EACCES ? -EUSERS : err;
+		uint32_t id = fetch_add_relaxed(&h->ctl->next_member_id, 1);
+		if (id == 0 || id > INT32_MAX) {
+			store_relaxed(&h->ctl->next_member_id, 2);
+			id = 1;
+		}
+		store_relaxed(&m->id, id);
+		store_relaxed(&m->access, access);
+		m->pid = (uint32_t)getpid();
+		m->start_time = process_start_time(getpid());
+		store_relaxed(&m->parked, 0);
+		store_relaxed(&m->claim, 0);
+		memset(m->doorbell, 0, sizeof m->doorbell);
+		uint64_t t = load_seq_cst(&h->ctl->tail);
+		store_relaxed(&m->cursor, t);
+		/* SYNC: seq_cst, paired with the producers' seq_cst tail CAS and
+		 * cursor loads: a producer that claims a position after this
+		 * store counts this receiver in its gate. */
+		store_seq_cst(&m->state, MEMBER_ACTIVE);
+		uint64_t t2 = load_seq_cst(&h->ctl->tail);
+		if (t2 != t)
+			/* Positions in [t, t2) were claimed by producers that may not
+			 * have seen us: start at t2, the next message sent after. */
+			store_release(&m->cursor, t2);
+		h->member_idx = i;
+		h->member_id = id;
+		h->me = m;
+		return 0;
+	}
+	return -EUSERS;
+}
+
+/* Find an active receiving subscriber by id; its index, or -1. */
+static int find_receiver(struct handle *h, uint32_t id)
+{
+	for (uint32_t i = 0; i < h->max_members; i++) {
+		struct shmc_member *m = &h->members[i];
+		if (load_acquire(&m->state) != MEMBER_ACTIVE || load_relaxed(&m->id) != id)
+			continue;
+		uint32_t a = load_relaxed(&m->access);
+		if ((a & SHMC_RECV) && !(a & MEMBER_OWNER))
+			return (int)i;
+	}
+	return -1;
+}
+
+/* ---- doorbells ---------------------------------------------------------- */
+
+static int doorbell_connect(const char *addr, size_t len)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	sa.sun_path[0] = 0; /* abstract namespace: vanishes with its listener */
+	memcpy(sa.sun_path + 1, addr, len);
+	socklen_t sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len);
+	if (connect(fd, (struct sockaddr *)&sa, sl) < 0 && errno != EINPROGRESS &&
+	    errno != EAGAIN) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* Write one byte to a process's doorbell. Returns 0 when rung (or already
+ * pending), -ECONNREFUSED when nobody listens there any more. */
+static int doorbell_ring(const char *addr)
+{
+	size_t len = strnlen(addr, SHMC_DOORBELL_MAX + 1);
+	if (len == 0 || len > SHMC_DOORBELL_MAX || strncmp(addr, DOORBELL_PREFIX, 8) != 0)
+		return -EINVAL;
+	pthread_mutex_lock(&g_doorbell_lock);
+	int ret = -ECONNREFUSED;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct doorbell_conn *c = NULL;
+		for (unsigned i = 0; i < DOORBELL_CACHE; i++)
+			if (g_doorbell_conns[i].fd >= 0 && strcmp(g_doorbell_conns[i].addr, addr) == 0)
+				c = &g_doorbell_conns[i];
+		if (!c) {
+			int fd = doorbell_connect(addr, len);
+			if (fd < 0) {
+				ret = fd;
+				break;
+			}
+			c = &g_doorbell_conns[g_doorbell_next++ % DOORBELL_CACHE];
+			if (c->fd >= 0)
+				close(c->fd);
+			c->fd = fd;
+			memcpy(c->addr, addr, len + 1);
+		}
+		ssize_t n = send(c->fd, "!", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n == 1 || errno == EAGAIN || errno == EWOULDBLOCK) {
+			ret = 0;
+			break;
+		}
+		/* The listener went away (or restarted): reconnect once. */
+		close(c->fd);
+		c->fd = -1;
+		c->addr[0] = 0;
+	}
+	pthread_mutex_unlock(&g_doorbell_lock);
+	return ret;
+}
+
+/* ---- wake protocol (see DESIGN.md, "Waiting") --------------------------- */
+
+/* Clear @bit in a parked member and wake it. Returns true if this call
+ * cleared the bit (the member now owns a wake), false if it was not parked. */
+static bool wake_member(struct handle *h, struct shmc_member *m, uint32_t bit,
+			char rung[][SHMC_DOORBELL_MAX + 1], unsigned *nrung, bool *delivered)
+{
+	uint32_t p = load_relaxed(&m->parked);
+	for (;;) {
+		if (!(p & bit))
+			return false;
+		/* SYNC: seq_cst, paired with the parker's fetch_or in park(). */
+		if (cas_seq_cst(&m->parked, &p, p & ~bit))
+			break;
+	}
+	fetch_sub_seq_cst(bit == SHMC_WAIT_RECV ? &h->ctl->recv_parked : &h->ctl->send_parked, 1);
+	/* SYNC: release, paired with the waiter's futex_wait value check. */
+	atomic_fetch_add_explicit(&m->wake, 1, memory_order_release);
+	int woken = futex_wake(&m->wake);
+	char addr[SHMC_DOORBELL_MAX + 1];
+	memcpy(addr, m->doorbell, SHMC_DOORBELL_MAX);
+	addr[SHMC_DOORBELL_MAX] = 0;
+	bool rung_ok = false;
+	if (addr[0]) {
+		bool seen = false;
+		for (unsigned i = 0; i < *nrung && !seen; i++)
+			seen = strcmp(rung[i], addr) == 0;
+		if (seen) {
+			rung_ok = true;
+		} else {
+			rung_ok = doorbell_ring(addr) == 0;
+			if (rung_ok && *nrung < 8)
+				memcpy(rung[(*nrung)++], addr, sizeof addr);
+		}
+	}
+	/* A futex sleeper or a listening doorbell took the wake. Otherwise the
+	 * member is between park() and its sleep (it will see the bumped word)
+	 * or dead: ask the kernel which. */
+	*delivered = woken > 0 || rung_ok || member_alive(h, (uint32_t)(m - h->members));
+	return true;
+}
+
+/* After publishing a message: wake the receivers it concerns. */
+static void wake_receivers(struct handle *h, uint32_t target, int target_idx)
+{
+	char rung[8][SHMC_DOORBELL_MAX + 1];
+	unsigned nrung = 0;
+	bool delivered;
+	if (target) {
+		wake_member(h, &h->members[target_idx], SHMC_WAIT_RECV, rung, &nrung, &delivered);
+		return;
+	}
+	if (h->delivery == SHMC_BROADCAST) {
+		for (uint32_t i = 0; i < h->max_members; i++)
+			if (load_relaxed(&h->members[i].parked) & SHMC_WAIT_RECV)
+				wake_member(h, &h->members[i], SHMC_WAIT_RECV, rung, &nrung, &delivered);
+		return;
+	}
+	/* Unicast and multicast: one wake, rotating over the parked receivers so
+	 * work spreads; a wake that reached a dead member is passed on. */
+	uint32_t start = atomic_fetch_add_explicit(&h->ctl->rr_next, 1, memory_order_relaxed);
+	for (uint32_t k = 0; k < h->max_members; k++) {
+		uint32_t i = (start + k) % h->max_members;
+		struct shmc_member *m = &h->members[i];
+		if (!(load_relaxed(&m->parked) & SHMC_WAIT_RECV))
+			continue;
+		if (wake_member(h, m, SHMC_WAIT_RECV, rung, &nrung, &delivered) && delivered) {
+			store_relaxed(&h->ctl->rr_next, i + 1);
+			return;
+		}
+	}
+}
+
+/* After freeing room: wake every parked sender (they race for the room). */
+static void wake_senders(struct handle *h)
+{
+	char rung[8][SHMC_DOORBELL_MAX + 1];
+	unsigned nrung = 0;
+	bool delivered;
+	for (uint32_t i = 0; i < h->max_members; i++)
+		if (load_relaxed(&h->members[i].parked) & SHMC_WAIT_SEND)
+			wake_member(h, &h->members[i], SHMC_WAIT_SEND, rung, &nrung, &delivered);
+}
+
+static inline void after_publish(struct handle *h, uint32_t target, int target_idx)
+{
+	/* SYNC: full barrier between the READY publish and the read of
+	 * recv_parked, paired with park()'s seq_cst fetch_or/fetch_add before
+	 * its re-check of the ring (Dekker): one of the two sides sees the other. */
+	smp_mb();
+	if (load_relaxed(&h->ctl->recv_parked))
+		wake_receivers(h, target, target_idx);
+}
+
+static inline void after_consume(struct handle *h)
+{
+	/* SYNC: as after_publish, for room and send_parked. */
+	smp_mb();
+	if (load_relaxed(&h->ctl->send_parked))
+		wake_senders(h);
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+/* Gate for broadcast: the slowest live receiver's cursor (wrap-safe min),
+ * or @t when there is none. Dead receivers found gating are released. */
+static uint64_t broadcast_gate(struct handle *h, uint64_t t, bool probe)
+{
+	uint64_t gate = t;
+	for (uint32_t i = 0; i < h->max_members; i++) {
+		struct shmc_member *m = &h->members[i];
+		/* SYNC: seq_cst, paired with member_join's seq_cst state store. */
+		if (load_seq_cst(&m->state) != MEMBER_ACTIVE)
+			continue;
+		uint32_t a = load_relaxed(&m->access);
+		if (!(a & SHMC_RECV) || (a & MEMBER_OWNER))
+			continue;
+		/* SYNC: acquire, paired with the receiver's release cursor store
+		 * after it copied the message out. */
+		uint64_t c = load_acquire(&m->cursor);
+		uint64_t lag = t - c;
+		if ((int64_t)lag <= 0 || lag > h->ring_entries)
+			continue; /* ahead of t (racing join) or corrupt: not a gate */
+		if (probe && lag == h->ring_entries && !member_alive(h, i)) {
+			/* The slowest receiver is dead: it stops gating. */
+			uint32_t st = MEMBER_ACTIVE;
+			member_release_parks(h, m);
+			cas_seq_cst(&m->state, &st, MEMBER_FREE);
+			continue;
+		}
+		if (t - c > t - gate)
+			gate = c;
+	}
+	return gate;
+}
+
+static int claim_position(struct handle *h, uint64_t *pos_out)
+{
+	struct shmc_ctl_header *c = h->ctl;
+	const uint64_t n = h->ring_entries;
+	uint64_t t = load_relaxed(&c->tail);
+	for (uint32_t attempt = 0; attempt < (1u << 20); attempt++) {
+		struct shmc_slot *s = &h->slots[t & h->mask];
+		/* SYNC: acquire, paired with the consumer's release that freed the
+		 * slot (unicast) or the producer's READY publish (broadcast). */
+		uint64_t q = load_acquire(&s->seq);
+		bool free_now;
+		if (h->delivery == SHMC_BROADCAST) {
+			free_now = q == SEQ(t, SLOT_FREE) || q == SEQ(t - n, SLOT_READY) ||
+				   q == SEQ(t - n, SLOT_TAKEN);
+			if (free_now && t - h->gate >= n) {
+				h->gate = broadcast_gate(h, t, false);
+				if (t - h->gate >= n) {
+					uint64_t now = now_ns();
+					if (now - h->gate_probe_ns < LIVENESS_PROBE_NS)
+						return -ENOBUFS;
+					h->gate_probe_ns = now;
+					h->gate = broadcast_gate(h, t, true);
+					if (t - h->gate >= n)
+						return -ENOBUFS;
+				}
+			}
+		} else {
+			free_now = q == SEQ(t, SLOT_FREE);
+		}
+		if (free_now) {
+			store_relaxed(&h->me->claim, t);
+			/* SYNC: seq_cst, paired with member_join (gate) and with other
+			 * producers' CAS. */
+			if (cas_seq_cst(&c->tail, &t, t + 1)) {
+				*pos_out = t;
+				return 0;
+			}
+			continue; /* t reloaded by the failed CAS */
+		}
+		if ((int64_t)(q - SEQ(t, SLOT_FREE)) < 0) {
+			/* The slot still holds the previous lap: full, unless tail moved. */
+			uint64_t t2 = load_relaxed(&c->tail);
+			if (t2 == t)
+				return -ENOBUFS;
+			t = t2;
+			continue;
+		}
+		t = load_relaxed(&c->tail); /* another producer got ahead */
+	}
+	return -ENOBUFS;
+}
+
+static int do_try_send(struct handle *h, const void *buf, uint32_t len, uint32_t target)
+{
+	if (!(h->access & SHMC_SEND))
+		return -EACCES;
+	if (len > h->max_msg)
+		return -EMSGSIZE;
+	if (len && !buf)
+		return -EFAULT;
+	int tidx = -1;
+	if (target) {
+		tidx = find_receiver(h, target);
+		if (tidx < 0)
+			return -ENOENT;
+	}
+	uint64_t t;
+	int err = claim_position(h, &t);
+	if (err < 0)
+		return err;
+	struct shmc_slot *s = &h->slots[t & h->mask];
+	store_relaxed(&s->target, target);
+	store_relaxed(&s->writer, h->member_idx + 1);
+	store_relaxed(&s->seq, SEQ(t, SLOT_WRITING));
+	struct shmc_dat_slot *d = dat_slot(h, t);
+	store_relaxed(&d->len, len);
+	if (len)
+		memcpy(d->payload, buf, len);
+	/* SYNC: release, paired with the consumers' acquire load of seq: the
+	 * length, payload and target are visible before READY is. */
+	store_release(&s->seq, SEQ(t, SLOT_READY));
+	after_publish(h, target, tidx);
+	return (int)len;
+}
+
+/* ---- receiving ---------------------------------------------------------- */
+
+static uint32_t copy_out(struct handle *h, uint64_t pos, void *buf, uint32_t cap)
+{
+	struct shmc_dat_slot *d = dat_slot(h, pos);
+	/* Read the length once and bound it by our private max_msg. */
+	uint32_t len = load_relaxed(&d->len);
+	if (len > h->max_msg)
+		len = h->max_msg;
+	uint32_t n = len < cap ? len : cap;
+	if (n)
+		memcpy(buf, d->payload, n);
+	return n;
+}
+
+/* A writer claimed @pos but has not published it. If that writer is dead,
+ * turn the slot into a skipped one (never delivered as data). Rate-limited.
+ * Returns true if the slot was skipped. */
+static bool recover_stalled(struct handle *h, uint64_t pos, uint64_t q)
+{
+	uint64_t now = now_ns();
+	if (h->stall_pos != pos) {
+		h->stall_pos = pos;
+		h->stall_probe_ns = now;
+		return false;
+	}
+	if (now - h->stall_probe_ns < LIVENESS_PROBE_NS)
+		return false;
+	h->stall_probe_ns = now;
+	uint64_t tail = load_acquire(&h->ctl->tail);
+	if ((int64_t)(tail - pos) <= 0)
+		return false; /* not claimed yet: simply empty */
+	bool writer_alive = false;
+	if (q == SEQ(pos, SLOT_WRITING)) {
+		uint32_t w = load_relaxed(&h->slots[pos & h->mask].writer);
+		writer_alive = w >= 1 && w <= h->max_members &&
+			       load_acquire(&h->members[w - 1].state) == MEMBER_ACTIVE &&
+			       member_alive(h, w - 1);
+	} else {
+		/* Claimed (tail moved past) but WRITING not yet stored: the claimer
+		 * recorded the position in its member first. */
+		for (uint32_t i = 0; i < h->max_members && !writer_alive; i++)
+			writer_alive = load_acquire(&h->members[i].state) == MEMBER_ACTIVE &&
+				       load_relaxed(&h->members[i].claim) == pos &&
+				       member_alive(h, i);
+	}
+	if (writer_alive)
+		return false;
+	uint64_t dead = h->delivery == SHMC_BROADCAST ? SEQ(pos, SLOT_TAKEN)
+						      : SEQ(pos + h->ring_entries, SLOT_FREE);
+	if (!cas_seq_cst(&h->slots[pos & h->mask].seq, &q, dead))
+		return false;
+	fetch_add_relaxed(&h->ctl->skipped, 1);
+	return true;
+}
+
+static void advance_head(struct handle *h)
+{
+	uint64_t hd = load_seq_cst(&h->ctl->head);
+	for (uint32_t i = 0; i < h->ring_entries; i++) {
+		uint64_t q = load_seq_cst(&h->slots[hd & h->mask].seq);
+		if ((int64_t)(q - SEQ(hd + h->ring_entries, SLOT_FREE)) < 0)
+			return; /* slot at head not consumed yet */
+		/* SYNC: seq_cst with the free store in queue_take: whoever frees
+		 * the slot at head, or moves head onto a freed slot, advances it. */
+		if (!cas_seq_cst(&h->ctl->head, &hd, hd + 1))
+			continue; /* hd reloaded */
+		hd++;
+	}
+}
+
+/* Unicast and multicast: scan from head for the first published message this
+ * member may take (untargeted or targeted at it); claim it with a CAS. With
+ * @buf NULL only report whether one exists. */
+static int queue_take(struct handle *h, void *buf, uint32_t cap, bool peek)
+{
+	struct shmc_ctl_header *c = h->ctl;
+	const uint64_t n = h->ring_entries;
+	uint64_t hd = load_acquire(&c->head);
+	uint64_t t = load_acquire(&c->tail);
+	uint64_t span = t - hd;
+	if (span > n)
+		span = n; /* a lagging hint or corrupt values: bounded scan */
+	for (uint64_t i = 0; i < span; i++) {
+		uint64_t p = hd + i;
+		struct shmc_slot *s = &h->slots[p & h->mask];
+		/* SYNC: acquire, paired with the producer's release of READY. */
+		uint64_t q = load_acquire(&s->seq);
+		if (q == SEQ(p, SLOT_READY)) {
+			uint32_t tg = load_relaxed(&s->target);
+			bool drop = false;
+			if (tg && tg != h->member_id) {
+				if (find_receiver(h, tg) >= 0)
+					continue; /* waits for its target */
+				drop = true;      /* its target left: nobody may have it */
+			}
+			if (peek && !drop)
+				return 1;
+			/* SYNC: acq_rel CAS: exactly one consumer takes the slot. */
+			if (!cas_acq_rel(&s->seq, &q, SEQ(p, SLOT_TAKEN)))
+				continue;
+			uint32_t got = drop ? 0 : copy_out(h, p, buf, cap);
+			/* SYNC: seq_cst (release suffices for the producer's acquire;
+			 * seq_cst also orders it before advance_head's head load). */
+			store_seq_cst(&s->seq, SEQ(p + n, SLOT_FREE));
+			advance_head(h);
+			after_consume(h);
+			if (drop) {
+				fetch_add_relaxed(&c->dropped, 1);
+				continue;
+			}
+			return (int)got;
+		}
+		if (q == SEQ(p, SLOT_TAKEN) || (int64_t)(q - SEQ(p + n, SLOT_FREE)) >= 0)
+			continue; /* consumed */
+		/* Not yet published (FREE or WRITING for p): order stops here,
+		 * unless its writer died. */
+		if (recover_stalled(h, p, q))
+			continue;
+		break;
+	}
+	return peek ? 0 : -EAGAIN;
+}
+
+/* Broadcast: read at this member's own cursor; slots are never changed by
+ * receivers, the cursor is what the producers' gate reads. */
+static int broadcast_take(struct handle *h, void *buf, uint32_t cap, bool peek)
+{
+	struct shmc_member *m = h->me;
+	const uint64_t n = h->ring_entries;
+	uint64_t cur = load_relaxed(&m->cursor);
+	for (uint64_t i = 0; i < n; i++) {
+		struct shmc_slot *s = &h->slots[cur & h->mask];
+		/* SYNC: acquire, paired with the producer's release of READY. */
+		uint64_t q = load_acquire(&s->seq);
+		if (q == SEQ(cur, SLOT_READY)) {
+			uint32_t tg = load_relaxed(&s->target);
+			bool mine = !tg || tg == h->member_id;
+			if (peek && mine)
+				return 1;
+			uint32_t got = mine ? copy_out(h, cur, buf, cap) : 0;
+			/* SYNC: release, paired with broadcast_gate's acquire: the copy
+			 * is finished before the producer may reuse the slot. */
+			store_release(&m->cursor, cur + 1);
+			after_consume(h);
+			if (mine)
+				return (int)got;
+			cur++;
+			continue;
+		}
+		if (q == SEQ(cur, SLOT_TAKEN) || (int64_t)(q - SEQ(cur + 1, SLOT_FREE)) >= 0) {
+			/* Skipped slot, or overwritten (only a corrupt peer or a
+			 * receiver wrongly released can see this): move on. */
+			store_release(&m->cursor, cur + 1);
+			cur++;
+			continue;
+		}
+		if (recover_stalled(h, cur, q))
+			continue;
+		break;
+	}
+	return peek ? 0 : -EAGAIN;
+}
+
+static int do_try_recv(struct handle *h, void *buf, uint32_t cap)
+{
+	if (!(h->access & SHMC_RECV))
+		return -EACCES;
+	if (cap && !buf)
+		return -EFAULT;
+	return h->delivery == SHMC_BROADCAST ? broadcast_take(h, buf, cap, false)
+					     : queue_take(h, buf, cap, false);
+}
+
+static int has_message(struct handle *h)
+{
+	return h->delivery == SHMC_BROADCAST ? broadcast_take(h, NULL, 0, true)
+					     : queue_take(h, NULL, 0, true);
+}
+
+static int has_room(struct handle *h)
+{
+	uint64_t t = load_acquire(&h->ctl->tail);
+	uint64_t q = load_acquire(&h->slots[t & h->mask].seq);
+	if (h->delivery != SHMC_BROADCAST)
+		return (int64_t)(q - SEQ(t, SLOT_FREE)) >= 0;
+	uint64_t n = h->ring_entries;
+	return t - broadcast_gate(h, t, false) < n;
+}
+
+/* ---- parking ------------------------------------------------------------ */
+
+static int do_park(struct handle *h, uint32_t what)
+{
+	struct shmc_member *m = h->me;
+	uint32_t len = load_acquire(&g_doorbell_len);
+	if (len) {
+		char addr[SHMC_DOORBELL_MAX] = { 0 };
+		memcpy(addr, g_doorbell, len);
+		if (memcmp(m->doorbell, addr, sizeof addr) != 0)
+			memcpy(m->doorbell, addr, sizeof addr);
+	}
+	/* SYNC: seq_cst RMWs, paired with after_publish/after_consume's full
+	 * barrier: set the bit, then count it, then re-check the ring. */
+	uint32_t old = fetch_or_seq_cst(&m->parked, what);
+	if (!(old & what))
+		fetch_add_seq_cst(what == SHMC_WAIT_RECV ? &h->ctl->recv_parked
+							 : &h->ctl->send_parked, 1);
+	int ready = what == SHMC_WAIT_RECV ? has_message(h) : has_room(h);
+	if (!ready)
+		return 0;
+	uint32_t p = load_relaxed(&m->parked);
+	while (p & what) {
+		if (cas_seq_cst(&m->parked, &p, p & ~what)) {
+			fetch_sub_seq_cst(what == SHMC_WAIT_RECV ? &h->ctl->recv_parked
+								 : &h->ctl->send_parked, 1);
+			break;
+		}
+	}
+	return 1;
+}
+
+static void do_unpark(struct handle *h, uint32_t what)
+{
+	struct shmc_member *m = h->me;
+	uint32_t p = load_relaxed(&m->parked);
+	while (p & what) {
+		if (cas_seq_cst(&m->parked, &p, p & ~what)) {
+			fetch_sub_seq_cst(what == SHMC_WAIT_RECV ? &h->ctl->recv_parked
+								 : &h->ctl->send_parked, 1);
+			return;
+		}
+	}
+	/* A waker cleared the bit: this member was handed a wake it will not
+	 * use. A wake-one (unicast/multicast) must be passed on. */
+	if (what == SHMC_WAIT_RECV && h->delivery != SHMC_BROADCAST && has_message(h)) {
+		smp_mb();
+		if (load_relaxed(&h->ctl->recv_parked))
+			wake_receivers(h, 0, -1);
+	}
+}
+
+/* Wait until @what may succeed, or until the deadline. Spin first (bounded),
+ * then sleep on this member's futex word. Returns 0 to retry, or -ETIMEDOUT. */
+static int wait_for(struct handle *h, uint32_t what, uint64_t deadline)
+{
+	for (int i = 0; i < SPIN_ITERATIONS; i++) {
+		if ((what == SHMC_WAIT_RECV ? has_message(h) : has_room(h)))
+			return 0;
+		cpu_relax();
+	}
+	/* SYNC: acquire, paired with wake_member's release increment. Read
+	 * before parking, so a wake between park and sleep is not lost. */
+	uint32_t w = load_acquire(&h->me->wake);
+	if (do_park(h, what))
+		return 0;
+	int64_t left = -1;
+	if (deadline != UINT64_MAX) {
+		uint64_t now = now_ns();
+		if (now >= deadline) {
+			do_unpark(h, what);
+			return -ETIMEDOUT;
+		}
+		left = (int64_t)(deadline - now);
+	}
+	/* A dead writer or receiver is only noticed by probing: sleep in
+	 * bounded steps so recovery runs even with no further sends. */
+	if (left < 0 || left > 100000000)
+		left = 100000000;
+	futex_wait(&h->me->wake, w, left);
+	do_unpark(h, what);
+	return 0;
+}
+
+static uint64_t deadline_from(int64_t timeout_ns)
+{
+	if (timeout_ns < 0)
+		return UINT64_MAX;
+	return now_ns() + (uint64_t)timeout_ns;
+}
+
+/* ---- public API --------------------------------------------------------- */
+
+SHMC_API int shmc__test_start_position(uint64_t pos)
+{
+	g_start_position = pos;
+	return 0;
+}
+
+SHMC_API int shmc_version(void)
+{
+	return (0 << 16) | (1 << 8) | 0;
+}
+
+SHMC_API int shmc_create(uint64_t key, uint32_t delivery, uint32_t ring_entries,
+			 uint32_t max_msg_size, uint32_t mode, uint32_t flags)
+{
+	pthread_once(&g_once, register_atfork);
+	if (key == 0 || delivery > SHMC_MULTICAST || !is_power_of_two(ring_entries) ||
+	    ring_entries > SHMC_MAX_RING_ENTRIES || max_msg_size == 0 ||
+	    max_msg_size > SHMC_MAX_MESSAGE_SIZE || (mode & ~0666u) || (flags & ~SHMC_F_PRIVATE))
+		return -EINVAL;
+	struct handle *h = handle_new();
+	if (!h)
+		return -ENOMEM;
+	handle_geometry(h, delivery, ring_entries, max_msg_size);
+	if (h->dat_size > SHMC_MAX_REGION) {
+		free(h);
+		return -EINVAL;
+	}
+	h->owner = true;
+	h->key = key;
+	h->mode = mode;
+	h->flags = flags;
+	h->access = check_permission(geteuid(), getegid(), mode, flags, SHMC_SEND) == 0 ? SHMC_SEND : 0;
+
+	pthread_mutex_lock(&g_lock);
+	struct registry *r;
+	int err = registry_lock(&r);
+	if (err < 0) {
+		pthread_mutex_unlock(&g_lock);
+		free(h);
+		return err;
+	}
+	registry_sweep(r);
+	uint32_t idx;
+	char cname[96], dname[96];
+	bool created = false;
+	if (registry_find(r, key, 0, &idx)) {
+		err = -EEXIST;
+		goto out;
+	}
+	for (idx = 0; idx < SHMC_REG_CAPACITY && r->entries[idx].state; idx++)
+		;
+	if (idx == SHMC_REG_CAPACITY) {
+		err = -ENOSPC;
+		goto out;
+	}
+	/* A channel id unique among live channels. */
+	int32_t id = 0;
+	for (uint32_t tries = 0; tries <= SHMC_REG_CAPACITY && !id; tries++) {
+		uint32_t cand = r->hdr.next_id;
+		if (cand == 0 || cand > INT32_MAX)
+			cand = 1;
+		r->hdr.next_id = cand + 1;
+		uint32_t dummy;
+		if (!registry_find(r, 0, (int32_t)cand, &dummy))
+			id = (int32_t)cand;
+	}
+	uint64_t nonce;
+	if (getrandom(&nonce, sizeof nonce, 0) != sizeof nonce)
+		nonce = now_ns() ^ ((uint64_t)getpid() << 32);
+	h->channel_id = id;
+	segment_name(cname, sizeof cname, id, nonce, 'c');
+	segment_name(dname, sizeof dname, id, nonce, 'd');
+
+	/* Create both segments O_EXCL with mode 0, initialise, publish the
+	 * version last, then set the final modes. */
+	void *cmap, *dmap;
+	err = segment_create(cname, h->ctl_size, &h->ctl_fd, &cmap);
+	if (err < 0)
+		goto out;
+	h->ctl = cmap;
+	err = segment_create(dname, h->dat_size, &h->dat_fd, &dmap);
+	if (err < 0) {
+		shm_unlink(cname);
+		goto out;
+	}
+	h->dat = dmap;
+	created = true;
+	handle_pointers(h);
+
+	struct shmc_ctl_header *c = h->ctl;
+	c->magic = SHMC_CTL_MAGIC;
+	c->header_size = sizeof *c;
+	c->delivery = delivery;
+	c->ring_entries = ring_entries;
+	c->max_msg_size = max_msg_size;
+	c->slot_stride = h->stride;
+	c->flags = flags;
+	c->mode = mode;
+	c->owner_uid = geteuid();
+	c->owner_gid = getegid();
+	c->channel_id = id;
+	c->key = key;
+	c->nonce = nonce;
+	c->max_members = SHMC_MAX_MEMBERS;
+	c->members_offset = sizeof *c;
+	c->slots_offset = (uint32_t)(sizeof *c + SHMC_MAX_MEMBERS * sizeof(struct shmc_member));
+	c->ctl_size = h->ctl_size;
+	c->dat_size = h->dat_size;
+	uint64_t start = g_start_position;
+	store_relaxed(&c->tail, start);
+	store_relaxed(&c->head, start);
+	store_relaxed(&c->next_member_id, 1);
+	for (uint64_t i = 0; i < ring_entries; i++)
+		store_relaxed(&h->slots[(start + i) & h->mask].seq, SEQ(start + i, SLOT_FREE));
+
+	struct shmc_dat_header *dh = (struct shmc_dat_header *)h->dat;
+	dh->magic = SHMC_DAT_MAGIC;
+	dh->ring_entries = ring_entries;
+	dh->slot_stride = h->stride;
+	dh->nonce = nonce;
+	dh->dat_size = h->dat_size;
+	/* SYNC: release, paired with the opener's acquire of version. */
+	store_release(&dh->version, SHMC_LAYOUT_VERSION);
+	store_release(&c->version, SHMC_LAYOUT_VERSION);
+	if (fchmod(h->ctl_fd, ctl_file_mode(mode, flags)) < 0 ||
+	    fchmod(h->dat_fd, dat_file_mode(mode, flags)) < 0) {
+		err = -errno;
+		goto out;
+	}
+	err = member_join(h, h->access | MEMBER_OWNER);
+	if (err < 0)
+		goto out;
+
+	/* Liveness of the creator: a lock byte of the registry, held through an
+	 * open file description of its own. */
+	h->creator_lock_fd = open_registry_fd();
+	if (h->creator_lock_fd < 0) {
+		err = h->creator_lock_fd;
+		goto out;
+	}
+	err = lock_byte(h->creator_lock_fd, SHMC_REG_LOCK_BASE + idx);
+	if (err < 0)
+		goto out;
+	struct shmc_reg_entry *e = &r->entries[idx];
+	e->id = id;
+	e->key = key;
+	e->nonce = nonce;
+	e->uid = geteuid();
+	e->gid = getegid();
+	e->mode = mode;
+	e->flags = flags;
+	e->delivery = delivery;
+	e->creator_pid = (uint32_t)getpid();
+	e->creator_start = process_start_time(getpid());
+	e->state = 1; /* published last; readers hold the flock */
+	h->reg_index = idx;
+	err = install(h);
+	if (err < 0) {
+		memset(e, 0, sizeof *e);
+		goto out;
+	}
+out:
+	if (err < 0 && created) {
+		shm_unlink(cname);
+		shm_unlink(dname);
+	}
+	registry_unlock(r);
+	pthread_mutex_unlock(&g_lock);
+	if (err < 0)
+		handle_unmap(h);
+	return err;
+}
+
+static int attach(uint64_t key, int32_t id, uint32_t access)
+{
+	pthread_once(&g_once, register_atfork);
+	if (access == 0 || (access & ~SHMC_BOTH))
+		return -EINVAL;
+	struct handle *h = handle_new();
+	if (!h)
+		return -ENOMEM;
+	pthread_mutex_lock(&g_lock);
+	struct registry *r;
+	int err = registry_lock(&r);
+	if (err < 0) {
+		pthread_mutex_unlock(&g_lock);
+		free(h);
+		return err;
+	}
+	registry_sweep(r);
+	uint32_t idx;
+	struct shmc_reg_entry *e = registry_find(r, key, id, &idx);
+	if (!e) {
+		err = -ENOENT;
+		goto out;
+	}
+	/* Copy the entry once; validate what we use. */
+	struct shmc_reg_entry ent = *e;
+	err = check_permission(ent.uid, ent.gid, ent.mode & 0666u, ent.flags, access);
+	if (err < 0)
+		goto out;
+	char name[96];
+	void *cmap, *dmap;
+	segment_name(name, sizeof name, ent.id, ent.nonce, 'c');
+	/* The control header first: its geometry tells the sizes to expect. */
+	int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+	if (fd < 0) {
+		err = errno == ENOENT ? -ENOENT : -errno;
+		goto out;
+	}
+	struct shmc_ctl_header hdr;
+	ssize_t got = pread(fd, &hdr, sizeof hdr, 0);
+	close(fd);
+	if (got != (ssize_t)sizeof hdr || hdr.magic != SHMC_CTL_MAGIC ||
+	    hdr.version != SHMC_LAYOUT_VERSION || hdr.header_size != sizeof hdr ||
+	    hdr.delivery > SHMC_MULTICAST || !is_power_of_two(hdr.ring_entries) ||
+	    hdr.ring_entries > SHMC_MAX_RING_ENTRIES || hdr.max_msg_size == 0 ||
+	    hdr.max_msg_size > SHMC_MAX_MESSAGE_SIZE || hdr.nonce != ent.nonce ||
+	    hdr.channel_id != ent.id || hdr.key != ent.key ||
+	    hdr.max_members != SHMC_MAX_MEMBERS) {
+		err = -EBADMSG;
+		goto out;
+	}
+	handle_geometry(h, hdr.delivery, hdr.ring_entries, hdr.max_msg_size);
+	if (hdr.slot_stride != h->stride || hdr.ctl_size != h->ctl_size ||
+	    hdr.dat_size != h->dat_size || h->dat_size > SHMC_MAX_REGION) {
+		err = -EBADMSG;
+		goto out;
+	}
+	err = segment_open(name, true, h->ctl_size, &h->ctl_fd, &cmap);
+	if (err < 0)
+		goto out;
+	h->ctl = cmap;
+	segment_name(name, sizeof name, ent.id, ent.nonce, 'd');
+	err = segment_open(name, access & SHMC_SEND, h->dat_size, &h->dat_fd, &dmap);
+	if (err < 0)
+		goto out;
+	h->dat = dmap;
+	struct shmc_dat_header *dh = (struct shmc_dat_header *)h->dat;
+	if (dh->magic != SHMC_DAT_MAGIC || load_acquire(&dh->version) != SHMC_LAYOUT_VERSION ||
+	    dh->nonce != ent.nonce || dh->slot_stride != h->stride ||
+	    dh->ring_entries != h->ring_entries) {
+		err = -EBADMSG;
+		goto out;
+	}
+	handle_pointers(h);
+	h->key = ent.key;
+	h->channel_id = ent.id;
+	h->mode = ent.mode & 0666u;
+	h->flags = ent.flags;
+	h->access = access;
+	err = member_join(h, access);
+	if (err < 0)
+		goto out;
+	err = install(h);
+	if (err < 0)
+		store_release(&h->me->state, MEMBER_FREE);
+out:
+	registry_unlock(r);
+	pthread_mutex_unlock(&g_lock);
+	if (err < 0)
+		handle_unmap(h);
+	return err;
+}
+
+SHMC_API int shmc_attach_key(uint64_t key, uint32_t access)
+{
+	if (key == 0)
+		return -EINVAL;
+	return attach(key, 0, access);
+}
+
+SHMC_API int shmc_attach_id(int32_t channel_id, uint32_t access)
+{
+	if (channel_id <= 0)
+		return -EINVAL;
+	return attach(0, channel_id, access);
+}
+
+/* Leave the member table and close the handle. Caller holds g_lock. */
+static void leave(struct handle *h)
+{
+	uninstall(h);
+	member_release_parks(h, h->me);
+	/* SYNC: release: our last cursor/claim writes precede the FREE state. */
+	store_release(&h->me->state, MEMBER_FREE);
+	/* Leaving may free room (broadcast gate) for parked senders. */
+	after_consume(h);
+	handle_unmap(h); /* closing ctl_fd drops our liveness lock */
+}
+
+SHMC_API int shmc_detach(int sub)
+{
+	pthread_mutex_lock(&g_lock);
+	struct handle *h = lookup(sub);
+	int err = 0;
+	if (!h)
+		err = -ENOENT;
+	else if (h->owner)
+		err = -EINVAL;
+	else
+		leave(h);
+	pthread_mutex_unlock(&g_lock);
+	return err;
+}
+
+SHMC_API int shmc_destroy(int owner)
+{
+	pthread_mutex_lock(&g_lock);
+	struct handle *h = lookup(owner);
+	int err = 0;
+	if (!h) {
+		err = -ENOENT;
+	} else if (!h->owner) {
+		err = -EINVAL;
+	} else {
+		struct registry *r;
+		err = registry_lock(&r);
+		if (err == 0) {
+			struct shmc_reg_entry *e = &r->entries[h->reg_index];
+			if (e->state == 1 && e->id == h->channel_id && e->key == h->key)
+				memset(e, 0, sizeof *e);
+			unlink_segments(h->channel_id, load_relaxed(&h->ctl->nonce));
+			registry_unlock(r);
+		}
+		err = 0; /* the handle closes even if the registry is unusable */
+		leave(h);
+	}
+	pthread_mutex_unlock(&g_lock);
+	return err;
+}
+
+SHMC_API int shmc_info(int handle, uint64_t *out)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	if (!out)
+		return -EFAULT;
+	out[SHMC_INFO_KEY] = h->key;
+	out[SHMC_INFO_CHANNEL_ID] = (uint64_t)h->channel_id;
+	out[SHMC_INFO_DELIVERY] = h->delivery;
+	out[SHMC_INFO_RING_ENTRIES] = h->ring_entries;
+	out[SHMC_INFO_MAX_MESSAGE_SIZE] = h->max_msg;
+	out[SHMC_INFO_MEMBER_ID] = h->owner ? 0 : h->member_id;
+	out[SHMC_INFO_ACCESS] = h->access;
+	out[SHMC_INFO_IS_OWNER] = h->owner;
+	out[SHMC_INFO_MODE] = h->mode;
+	out[SHMC_INFO_FLAGS] = h->flags;
+	out[SHMC_INFO_DROPPED] = load_relaxed(&h->ctl->dropped);
+	out[SHMC_INFO_SKIPPED] = load_relaxed(&h->ctl->skipped);
+	return SHMC_INFO_COUNT;
+}
+
+SHMC_API int shmc_try_send(int handle, const void *buf, uint32_t len, uint32_t target)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	return do_try_send(h, buf, len, target);
+}
+
+SHMC_API int shmc_try_recv(int handle, void *buf, uint32_t cap)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	return do_try_recv(h, buf, cap);
+}
+
+SHMC_API int shmc_send(int handle, const void *buf, uint32_t len, uint32_t target,
+		       int64_t timeout_ns)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	uint64_t deadline = deadline_from(timeout_ns);
+	for (;;) {
+		int r = do_try_send(h, buf, len, target);
+		if (r != -ENOBUFS || timeout_ns == 0)
+			return r;
+		r = wait_for(h, SHMC_WAIT_SEND, deadline);
+		if (r < 0)
+			return r;
+	}
+}
+
+SHMC_API int shmc_recv(int handle, void *buf, uint32_t cap, int64_t timeout_ns)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	uint64_t deadline = deadline_from(timeout_ns);
+	for (;;) {
+		int r = do_try_recv(h, buf, cap);
+		if (r != -EAGAIN || timeout_ns == 0)
+			return r;
+		r = wait_for(h, SHMC_WAIT_RECV, deadline);
+		if (r < 0) {
+			r = do_try_recv(h, buf, cap); /* a last look at the deadline */
+			return r == -EAGAIN ? -ETIMEDOUT : r;
+		}
+	}
+}
+
+SHMC_API int shmc_pending(int handle)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	if (!(h->access & SHMC_RECV))
+		return -EACCES;
+	return has_message(h);
+}
+
+SHMC_API int shmc_set_doorbell(const char *addr, uint32_t len)
+{
+	if (!addr || len == 0 || len > SHMC_DOORBELL_MAX || len < 8 ||
+	    memcmp(addr, DOORBELL_PREFIX, 8) != 0 || memchr(addr, 0, len))
+		return -EINVAL;
+	pthread_mutex_lock(&g_doorbell_lock);
+	memset(g_doorbell, 0, sizeof g_doorbell);
+	memcpy(g_doorbell, addr, len);
+	store_release(&g_doorbell_len, len);
+	pthread_mutex_unlock(&g_doorbell_lock);
+	return 0;
+}
+
+SHMC_API int shmc_park(int handle, uint32_t what)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	if (what != SHMC_WAIT_RECV && what != SHMC_WAIT_SEND)
+		return -EINVAL;
+	if (what == SHMC_WAIT_RECV && !(h->access & SHMC_RECV))
+		return -EACCES;
+	if (what == SHMC_WAIT_SEND && !(h->access & SHMC_SEND))
+		return -EACCES;
+	return do_park(h, what);
+}
+
+SHMC_API int shmc_unpark(int handle, uint32_t what)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	if (what != SHMC_WAIT_RECV && what != SHMC_WAIT_SEND)
+		return -EINVAL;
+	do_unpark(h, what);
+	return 0;
+}
+
+SHMC_API const char *shmc_strerror(int code)
+{
+	switch (-code) {
+	case 0: return "success";
+	case EINVAL: return "invalid argument";
+	case ENOENT: return "no such channel or subscriber";
+	case EEXIST: return "a live channel already uses this key";
+	case EACCES: return "permission denied";
+	case ENOBUFS: return "ring full";
+	case EMSGSIZE: return "message longer than the channel's maximum";
+	case EAGAIN: return "nothing to receive";
+	case ETIMEDOUT: return "timed out";
+	case EUSERS: return "too many subscribers";
+	case EBADMSG: return "shared segment failed validation";
+	case ENOSPC: return "channel registry full";
+	case EMFILE: return "too many open handles in this process";
+	case EFAULT: return "bad buffer";
+	default: return "system error";
+	}
+}
+
+/* At normal process exit, destroy the channels this process created, so no
+ * name outlives its creator in /dev/shm (a kill -9 is swept by the next
+ * create or attach on the machine). A forked child does not destroy its
+ * parent's channels. */
+__attribute__((destructor)) static void cleanup_at_exit(void)
+{
+	for (uint32_t i = 1; i < MAX_HANDLES; i++) {
+		struct handle *h = atomic_load_explicit(&g_handles[i], memory_order_acquire);
+		if (h && h->owner && h->opener_pid == getpid())
+			shmc_destroy(h->self);
+	}
+}

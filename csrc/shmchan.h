@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shmchan: keyed message channels between processes, in POSIX shared memory.
+ *
+ * Conventions
+ *   - Every function returns >= 0 on success or a negative errno value.
+ *   - Channels and subscribers are named by small positive integer handles,
+ *     private to the calling process. A stale handle (detached, destroyed, or
+ *     never valid) gives -ENOENT; it can never reach freed memory.
+ *   - Thread-safety: every function may be called from any thread. Handle
+ *     creation and closing (create/attach/destroy/detach) serialise on a
+ *     process-wide mutex. Sends and receives on one handle from several threads
+ *     are safe, but a handle must not be closed while another thread is still
+ *     inside a call on it.
+ *   - The design (shared layout, protocols, invariants) is in csrc/DESIGN.md.
+ */
+#ifndef SHMCHAN_H
+#define SHMCHAN_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(SHMCHAN_BUILD)
+#define SHMC_API __attribute__((visibility("default")))
+#else
+#define SHMC_API
+#endif
+
+/* ---- constants ---------------------------------------------------------- */
+
+/* Delivery modes (shmc_create's `delivery`). */
+#define SHMC_UNICAST    0u   /* queue: each message received once */
+#define SHMC_BROADCAST  1u   /* every receiver attached at send time */
+#define SHMC_MULTICAST  2u   /* competing consumers, round-robin wakeups */
+
+/* Creation flags (shmc_create's `flags`). */
+#define SHMC_F_PRIVATE  1u   /* only the creator's uid may attach */
+
+/* Access (shmc_attach_*'s `access`). */
+#define SHMC_SEND       1u
+#define SHMC_RECV       2u
+#define SHMC_BOTH       3u
+
+/* Limits. */
+#define SHMC_MAX_RING_ENTRIES   32768u
+#define SHMC_MAX_MESSAGE_SIZE   1048576u
+#define SHMC_MAX_MEMBERS        64u      /* owner + subscribers per channel */
+#define SHMC_MAX_REGION         2147483647u
+#define SHMC_DOORBELL_MAX       40u      /* bytes of a doorbell address */
+
+/* What a parked handle waits for (shmc_park / shmc_unpark). */
+#define SHMC_WAIT_RECV  1u
+#define SHMC_WAIT_SEND  2u
+
+/* Indices of the array filled by shmc_info(). */
+enum shmc_info_field {
+	SHMC_INFO_KEY = 0,          /* channel key */
+	SHMC_INFO_CHANNEL_ID,       /* channel id (positive int32) */
+	SHMC_INFO_DELIVERY,         /* SHMC_UNICAST / SHMC_BROADCAST / SHMC_MULTICAST */
+	SHMC_INFO_RING_ENTRIES,
+	SHMC_INFO_MAX_MESSAGE_SIZE,
+	SHMC_INFO_MEMBER_ID,        /* subscriber id (0 for an owner handle) */
+	SHMC_INFO_ACCESS,           /* SHMC_SEND / SHMC_RECV / SHMC_BOTH */
+	SHMC_INFO_IS_OWNER,         /* 1 for the handle returned by shmc_create */
+	SHMC_INFO_MODE,             /* permission bits (0666 mask) */
+	SHMC_INFO_FLAGS,            /* SHMC_F_* */
+	SHMC_INFO_DROPPED,          /* targeted messages dropped: target gone */
+	SHMC_INFO_SKIPPED,          /* slots skipped: writer died before publish */
+	SHMC_INFO_COUNT
+};
+
+/* ---- channel lifecycle -------------------------------------------------- */
+
+/*
+ * shmc_create - create a channel and return its owner handle.
+ * @key:            1 .. 2^64-1
+ * @delivery:       SHMC_UNICAST, SHMC_BROADCAST or SHMC_MULTICAST
+ * @ring_entries:   power of two, 1 .. SHMC_MAX_RING_ENTRIES
+ * @max_msg_size:   1 .. SHMC_MAX_MESSAGE_SIZE
+ * @mode:           permission bits; only 0666 may be set
+ * @flags:          0 or SHMC_F_PRIVATE
+ * Returns the owner handle (> 0). Errors: -EINVAL (a parameter out of range,
+ * or a region over SHMC_MAX_REGION), -EEXIST (key used by a live channel),
+ * -ENOSPC (registry full), or the errno of a failed system call.
+ * The owner handle may send (subject to the permission check) but not receive.
+ */
+SHMC_API int shmc_create(uint64_t key, uint32_t delivery, uint32_t ring_entries,
+			 uint32_t max_msg_size, uint32_t mode, uint32_t flags);
+
+/*
+ * shmc_destroy - remove a channel from lookup and close the owner handle.
+ * Attached subscribers keep working until they detach. Returns 0, or -ENOENT
+ * when @owner is not a live owner handle (a second destroy included), or
+ * -EINVAL when @owner is a subscriber handle.
+ */
+SHMC_API int shmc_destroy(int owner);
+
+/*
+ * shmc_attach_key / shmc_attach_id - attach a subscriber.
+ * @access: SHMC_SEND, SHMC_RECV or SHMC_BOTH.
+ * Returns a subscriber handle (> 0). Errors: -EINVAL (bad access, key 0, id
+ * <= 0), -ENOENT (no live channel with that key or id), -EACCES (the mode
+ * bits, or SHMC_F_PRIVATE, deny the access; root gets no bypass), -EUSERS
+ * (SHMC_MAX_MEMBERS reached), -EBADMSG (the segment fails validation).
+ */
+SHMC_API int shmc_attach_key(uint64_t key, uint32_t access);
+SHMC_API int shmc_attach_id(int32_t channel_id, uint32_t access);
+
+/*
+ * shmc_detach - detach a subscriber and close its handle. Returns 0, or
+ * -ENOENT when @sub is not a live subscriber handle (a second detach
+ * included), -EINVAL when @sub is an owner handle.
+ */
+SHMC_API int shmc_detach(int sub);
+
+/*
+ * shmc_info - fill @out[0 .. SHMC_INFO_COUNT-1] (see enum shmc_info_field).
+ * Returns SHMC_INFO_COUNT, or -ENOENT for a stale handle.
+ */
+SHMC_API int shmc_info(int handle, uint64_t *out);
+
+/* ---- messages ----------------------------------------------------------- */
+
+/*
+ * shmc_try_send - send one message without waiting.
+ * @target: 0 for the delivery mode's normal routing, or a subscriber id:
+ *          then only that subscriber receives the message.
+ * Returns @len. Errors: -EMSGSIZE (@len > max message size), -ENOBUFS (ring
+ * full), -ENOENT (stale handle, or @target is not a receiving subscriber),
+ * -EACCES (handle has no send access).
+ */
+SHMC_API int shmc_try_send(int handle, const void *buf, uint32_t len, uint32_t target);
+
+/*
+ * shmc_try_recv - receive one message without waiting.
+ * Copies min(message length, @cap) bytes into @buf and returns that count
+ * (0 is a valid, empty message); the message is consumed even if truncated.
+ * Errors: -EAGAIN (nothing to receive), -EACCES (no receive access), -ENOENT.
+ */
+SHMC_API int shmc_try_recv(int handle, void *buf, uint32_t cap);
+
+/*
+ * shmc_send / shmc_recv - as the try variants, but wait (spin briefly, then
+ * sleep on a futex) for room or for a message. @timeout_ns < 0 waits forever;
+ * 0 behaves as the try variant. Errors add -ETIMEDOUT. -EINTR is retried.
+ */
+SHMC_API int shmc_send(int handle, const void *buf, uint32_t len, uint32_t target,
+		       int64_t timeout_ns);
+SHMC_API int shmc_recv(int handle, void *buf, uint32_t cap, int64_t timeout_ns);
+
+/*
+ * shmc_pending - a cheap check: 1 if a receive on @handle would find a message
+ * now, 0 if not (a hint: another receiver may take it first).
+ */
+SHMC_API int shmc_pending(int handle);
+
+/* ---- event-loop integration (no helper thread) --------------------------- */
+
+/*
+ * A process whose receivers live on an event loop owns one "doorbell": a
+ * Unix stream socket in the abstract namespace that its loop listens on.
+ * shmc_set_doorbell() records the address (its bytes after the leading NUL,
+ * 1 .. SHMC_DOORBELL_MAX, beginning with "shmchan.") for this process; a
+ * handle parked with shmc_park() then gets, besides the futex wake, one byte
+ * written to that socket by whoever wakes it. Bytes are hints: after one,
+ * retry every parked operation. Returns 0 or -EINVAL.
+ */
+SHMC_API int shmc_set_doorbell(const char *addr, uint32_t len);
+
+/*
+ * shmc_park - announce that @handle waits (SHMC_WAIT_RECV or SHMC_WAIT_SEND).
+ * Returns 1 if the condition already holds (nothing parked: retry now), 0 if
+ * parked: the next send (or freed slot) will ring this process's doorbell.
+ * A parked handle is unparked by its wake; call shmc_park again to wait again.
+ */
+SHMC_API int shmc_park(int handle, uint32_t what);
+
+/*
+ * shmc_unpark - withdraw a park (timeout, abort, detach). If a wake was
+ * already delivered to @handle for a message it will not take, the wake is
+ * passed on to another parked receiver, so no wake is lost. Returns 0.
+ */
+SHMC_API int shmc_unpark(int handle, uint32_t what);
+
+/* ---- misc ---------------------------------------------------------------- */
+
+/* shmc_strerror - a static description of a negative return code. */
+SHMC_API const char *shmc_strerror(int code);
+
+/* shmc_version - the library version as 0xMMmmpp. */
+SHMC_API int shmc_version(void);
+
+/*
+ * shmc__test_start_position - internal, for tests only: channels created by
+ * this process afterwards start their 64-bit positions at @pos instead of 0,
+ * so that tests can cross the wrap of the counters. Returns 0.
+ */
+SHMC_API int shmc__test_start_position(uint64_t pos);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SHMCHAN_H */
