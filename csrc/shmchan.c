@@ -61,12 +61,15 @@ struct handle {
 	int32_t channel_id;
 	uint32_t delivery, ring_entries, mask, max_msg, stride, max_members;
 	uint32_t mode, flags;
+	uint64_t nonce;
 	uint32_t member_idx, member_id;
 
-	uint64_t gate;            /* broadcast: cached slowest cursor */
-	uint64_t stall_pos;       /* recovery: last unpublished position seen */
-	uint64_t stall_probe_ns;
-	uint64_t gate_probe_ns;
+	/* Per-handle caches; atomic (relaxed) only because threads may share a
+	 * handle: a stale value is always safe. */
+	_Atomic uint64_t gate;            /* broadcast: cached slowest cursor */
+	_Atomic uint64_t stall_pos;       /* recovery: last unpublished position seen */
+	_Atomic uint64_t stall_probe_ns;
+	_Atomic uint64_t gate_probe_ns;
 };
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -816,17 +819,18 @@ static int claim_position(struct handle *h, uint64_t *pos_out)
 		if (h->delivery == SHMC_BROADCAST) {
 			free_now = q == SEQ(t, SLOT_FREE) || q == SEQ(t - n, SLOT_READY) ||
 				   q == SEQ(t - n, SLOT_TAKEN);
-			if (free_now && t - h->gate >= n) {
-				h->gate = broadcast_gate(h, t, false);
-				if (t - h->gate >= n) {
+			if (free_now && t - load_relaxed(&h->gate) >= n) {
+				uint64_t gate = broadcast_gate(h, t, false);
+				if (t - gate >= n) {
 					uint64_t now = now_ns();
-					if (now - h->gate_probe_ns < LIVENESS_PROBE_NS)
+					if (now - load_relaxed(&h->gate_probe_ns) < LIVENESS_PROBE_NS)
 						return -ENOBUFS;
-					h->gate_probe_ns = now;
-					h->gate = broadcast_gate(h, t, true);
-					if (t - h->gate >= n)
+					store_relaxed(&h->gate_probe_ns, now);
+					gate = broadcast_gate(h, t, true);
+					if (t - gate >= n)
 						return -ENOBUFS;
 				}
+				store_relaxed(&h->gate, gate);
 			}
 		} else {
 			free_now = q == SEQ(t, SLOT_FREE);
@@ -908,14 +912,14 @@ static uint32_t copy_out(struct handle *h, uint64_t pos, void *buf, uint32_t cap
 static bool recover_stalled(struct handle *h, uint64_t pos, uint64_t q)
 {
 	uint64_t now = now_ns();
-	if (h->stall_pos != pos) {
-		h->stall_pos = pos;
-		h->stall_probe_ns = now;
+	if (load_relaxed(&h->stall_pos) != pos) {
+		store_relaxed(&h->stall_pos, pos);
+		store_relaxed(&h->stall_probe_ns, now);
 		return false;
 	}
-	if (now - h->stall_probe_ns < LIVENESS_PROBE_NS)
+	if (now - load_relaxed(&h->stall_probe_ns) < LIVENESS_PROBE_NS)
 		return false;
-	h->stall_probe_ns = now;
+	store_relaxed(&h->stall_probe_ns, now);
 	uint64_t tail = load_acquire(&h->ctl->tail);
 	if ((int64_t)(tail - pos) <= 0)
 		return false; /* not claimed yet: simply empty */
@@ -1079,6 +1083,8 @@ static int has_room(struct handle *h)
 
 /* ---- parking ------------------------------------------------------------ */
 
+static bool clear_park(struct handle *h, uint32_t what);
+
 static int do_park(struct handle *h, uint32_t what)
 {
 	struct shmc_member *m = h->me;
@@ -1098,18 +1104,13 @@ static int do_park(struct handle *h, uint32_t what)
 	int ready = what == SHMC_WAIT_RECV ? has_message(h) : has_room(h);
 	if (!ready)
 		return 0;
-	uint32_t p = load_relaxed(&m->parked);
-	while (p & what) {
-		if (cas_seq_cst(&m->parked, &p, p & ~what)) {
-			fetch_sub_seq_cst(what == SHMC_WAIT_RECV ? &h->ctl->recv_parked
-								 : &h->ctl->send_parked, 1);
-			break;
-		}
-	}
+	clear_park(h, what);
 	return 1;
 }
 
-static void do_unpark(struct handle *h, uint32_t what)
+/* Clear this member's @what bit if still set; true if this call cleared it,
+ * false if a waker already had (and so delivered a wake). */
+static bool clear_park(struct handle *h, uint32_t what)
 {
 	struct shmc_member *m = h->me;
 	uint32_t p = load_relaxed(&m->parked);
@@ -1117,9 +1118,16 @@ static void do_unpark(struct handle *h, uint32_t what)
 		if (cas_seq_cst(&m->parked, &p, p & ~what)) {
 			fetch_sub_seq_cst(what == SHMC_WAIT_RECV ? &h->ctl->recv_parked
 								 : &h->ctl->send_parked, 1);
-			return;
+			return true;
 		}
 	}
+	return false;
+}
+
+static void do_unpark(struct handle *h, uint32_t what)
+{
+	if (clear_park(h, what))
+		return;
 	/* A waker cleared the bit: this member was handed a wake it will not
 	 * use. A wake-one (unicast/multicast) must be passed on. */
 	if (what == SHMC_WAIT_RECV && h->delivery != SHMC_BROADCAST && has_message(h)) {
@@ -1157,7 +1165,10 @@ static int wait_for(struct handle *h, uint32_t what, uint64_t deadline)
 	if (left < 0 || left > 100000000)
 		left = 100000000;
 	futex_wait(&h->me->wake, w, left);
-	do_unpark(h, what);
+	/* Woken, timed out or spurious: withdraw the park if still there. No
+	 * wake is passed on: the caller retries at once, and a message it then
+	 * misses was taken by another receiver. */
+	clear_park(h, what);
 	return 0;
 }
 
@@ -1240,6 +1251,7 @@ SHMC_API int shmc_create(uint64_t key, uint32_t delivery, uint32_t ring_entries,
 	if (getrandom(&nonce, sizeof nonce, 0) != sizeof nonce)
 		nonce = now_ns() ^ ((uint64_t)getpid() << 32);
 	h->channel_id = id;
+	h->nonce = nonce;
 	segment_name(cname, sizeof cname, id, nonce, 'c');
 	segment_name(dname, sizeof dname, id, nonce, 'd');
 
@@ -1418,6 +1430,7 @@ static int attach(uint64_t key, int32_t id, uint32_t access)
 	handle_pointers(h);
 	h->key = ent.key;
 	h->channel_id = ent.id;
+	h->nonce = ent.nonce;
 	h->mode = ent.mode & 0666u;
 	h->flags = ent.flags;
 	h->access = access;
@@ -1492,7 +1505,7 @@ SHMC_API int shmc_destroy(int owner)
 			struct shmc_reg_entry *e = &r->entries[h->reg_index];
 			if (e->state == 1 && e->id == h->channel_id && e->key == h->key)
 				memset(e, 0, sizeof *e);
-			unlink_segments(h->channel_id, load_relaxed(&h->ctl->nonce));
+			unlink_segments(h->channel_id, h->nonce);
 			registry_unlock(r);
 		}
 		err = 0; /* the handle closes even if the registry is unusable */
