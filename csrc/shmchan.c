@@ -1553,6 +1553,50 @@ SHMC_API int shmc_try_recv(int handle, void *buf, uint32_t cap)
 	return do_try_recv(h, buf, cap);
 }
 
+SHMC_API int shmc_try_send_many(int handle, const void *buf, const uint32_t *lens,
+				uint32_t count, uint32_t target)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	if (count && (!lens || !buf))
+		return -EFAULT;
+	const uint8_t *p = buf;
+	uint32_t i;
+	for (i = 0; i < count && i < INT32_MAX; i++) {
+		int r = do_try_send(h, p, lens[i], target);
+		if (r < 0)
+			return i ? (int)i : r;
+		p += lens[i];
+	}
+	return (int)i;
+}
+
+SHMC_API int shmc_try_recv_many(int handle, void *buf, uint32_t cap, uint32_t *lens,
+				uint32_t max_count)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	if (!(h->access & SHMC_RECV))
+		return -EACCES;
+	if (cap < h->max_msg)
+		return -EINVAL;
+	if (!buf || (max_count && !lens))
+		return -EFAULT;
+	uint8_t *p = buf;
+	uint32_t i, left = cap;
+	for (i = 0; i < max_count && i < INT32_MAX && left >= h->max_msg; i++) {
+		int r = do_try_recv(h, p, h->max_msg);
+		if (r < 0)
+			return i ? (int)i : r;
+		lens[i] = (uint32_t)r;
+		p += r;
+		left -= (uint32_t)r;
+	}
+	return (int)i;
+}
+
 SHMC_API int shmc_send(int handle, const void *buf, uint32_t len, uint32_t target,
 		       int64_t timeout_ns)
 {

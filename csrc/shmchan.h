@@ -152,6 +152,25 @@ SHMC_API int shmc_send(int handle, const void *buf, uint32_t len, uint32_t targe
 SHMC_API int shmc_recv(int handle, void *buf, uint32_t cap, int64_t timeout_ns);
 
 /*
+ * shmc_try_send_many - send up to @count messages without waiting. @buf holds
+ * them back to back, @lens[i] is the length of the i-th. Stops at the first
+ * that cannot be sent. Returns the number sent (> 0), or the error of the
+ * first message (as shmc_try_send) when none was sent.
+ */
+SHMC_API int shmc_try_send_many(int handle, const void *buf, const uint32_t *lens,
+				uint32_t count, uint32_t target);
+
+/*
+ * shmc_try_recv_many - receive up to @max_count messages without waiting,
+ * into @buf back to back; @lens[i] gets each length. Receives only while at
+ * least max_message_size bytes of @buf remain, so nothing is truncated.
+ * Returns the number received (> 0), or -EAGAIN / -EACCES / -ENOENT / -EINVAL
+ * (@cap below the channel's max message size) when none was.
+ */
+SHMC_API int shmc_try_recv_many(int handle, void *buf, uint32_t cap, uint32_t *lens,
+				uint32_t max_count);
+
+/*
  * shmc_pending - a cheap check: 1 if a receive on @handle would find a message
  * now, 0 if not (a hint: another receiver may take it first).
  */
