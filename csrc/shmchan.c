@@ -44,8 +44,8 @@ struct handle {
 	uint32_t access;          /* SHMC_SEND | SHMC_RECV */
 	pid_t opener_pid;         /* for the exit-time cleanup of owned channels */
 	int ctl_fd, dat_fd;       /* ctl_fd holds this member's liveness lock */
-	int creator_lock_fd;      /* owner: registry fd holding the creator lock */
-	uint32_t reg_index;       /* owner: registry entry */
+	bool creator_locked;      /* owner: holds the creator lock of reg_index */
+	uint32_t reg_index;       /* the channel's registry entry */
 
 	struct shmc_ctl_header *ctl;
 	size_t ctl_size;
@@ -70,6 +70,7 @@ struct handle {
 	_Atomic uint64_t stall_pos;       /* recovery: last unpublished position seen */
 	_Atomic uint64_t stall_probe_ns;
 	_Atomic uint64_t gate_probe_ns;
+	_Atomic uint64_t target_probe_ns;
 };
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -219,6 +220,18 @@ static int byte_locked(int fd, uint64_t offset)
 	if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
 		return -errno;
 	return fl.l_type != F_UNLCK;
+}
+
+/* The creator lock is a traditional (process-associated) record lock:
+ * unlike an OFD lock it is not inherited by a child forked without exec, so
+ * a channel dies with its creating process, not with the last of its
+ * children. It is taken on g_reg_fd, which is never closed (closing any fd
+ * of a file drops all of the process's traditional locks on it). */
+static int lock_byte_process(int fd, uint64_t offset, short type)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET,
+			    .l_start = (off_t)offset, .l_len = 1 };
+	return fcntl(fd, F_SETLK, &fl) < 0 ? -errno : 0;
 }
 
 #define MEMBER_LOCK_BASE (1ull << 30)
@@ -426,8 +439,6 @@ static void handle_unmap(struct handle *h)
 		close(h->ctl_fd);
 	if (h->dat_fd >= 0)
 		close(h->dat_fd);
-	if (h->creator_lock_fd >= 0)
-		close(h->creator_lock_fd);
 	free(h);
 }
 
@@ -436,7 +447,7 @@ static struct handle *handle_new(void)
 	struct handle *h = calloc(1, sizeof *h);
 	if (!h)
 		return NULL;
-	h->ctl_fd = h->dat_fd = h->creator_lock_fd = -1;
+	h->ctl_fd = h->dat_fd = -1;
 	h->opener_pid = getpid();
 	return h;
 }
@@ -528,6 +539,10 @@ static int segment_open(const char *name, bool writable, size_t size, int *fd_ou
 
 static bool member_alive(struct handle *h, uint32_t idx)
 {
+	/* Our own lock is held by our own descriptor, which F_OFD_GETLK does
+	 * not report as a conflict: we are alive by definition. */
+	if (h->me && idx == h->member_idx)
+		return true;
 	return byte_locked(h->ctl_fd, MEMBER_LOCK_BASE + idx) != 0;
 }
 
@@ -562,8 +577,10 @@ static int member_join(struct handle *h, uint32_t access)
 			continue;
 		}
 		int err = lock_byte(h->ctl_fd, MEMBER_LOCK_BASE + i);
+		if (err == -EAGAIN || err == -EACCES)
+			continue; /* a detacher between FREE and closing its fd */
 		if (err < 0)
-			return err == -EAGAIN || err == -EACCES ? -EUSERS : err;
+			return err;
 		uint32_t id = fetch_add_relaxed(&h->ctl->next_member_id, 1);
 		if (id == 0 || id > INT32_MAX) {
 			store_relaxed(&h->ctl->next_member_id, 2);
@@ -607,6 +624,32 @@ static int find_receiver(struct handle *h, uint32_t id)
 			return (int)i;
 	}
 	return -1;
+}
+
+static bool probe_allowed(_Atomic uint64_t *last)
+{
+	uint64_t now = now_ns();
+	if (now - load_relaxed(last) < LIVENESS_PROBE_NS)
+		return false;
+	store_relaxed(last, now);
+	return true;
+}
+
+/* Has the receiver a targeted message waits for left the channel? A member
+ * still marked ACTIVE is probed (rate-limited); if its process died it is
+ * released, so its messages are dropped instead of holding the ring. */
+static bool target_gone(struct handle *h, uint32_t target)
+{
+	int idx = find_receiver(h, target);
+	if (idx < 0)
+		return true;
+	if (!probe_allowed(&h->target_probe_ns) || member_alive(h, (uint32_t)idx))
+		return false;
+	struct shmc_member *m = &h->members[idx];
+	uint32_t st = MEMBER_ACTIVE;
+	member_release_parks(h, m);
+	cas_seq_cst(&m->state, &st, MEMBER_FREE);
+	return true;
 }
 
 /* ---- doorbells ---------------------------------------------------------- */
@@ -805,6 +848,25 @@ static uint64_t broadcast_gate(struct handle *h, uint64_t t, bool probe)
 	return gate;
 }
 
+static void advance_head(struct handle *h);
+
+/* Unicast/multicast, ring full: the oldest message waits for a target that
+ * has left. The producer drops it itself (no receiver may be scanning). */
+static bool drop_if_target_gone(struct handle *h, uint64_t pos, uint64_t q)
+{
+	struct shmc_slot *s = &h->slots[pos & h->mask];
+	uint32_t tg = load_relaxed(&s->target);
+	if (!tg || !target_gone(h, tg))
+		return false;
+	/* SYNC: acq_rel CAS, as a consumer's take in queue_take. */
+	if (!cas_acq_rel(&s->seq, &q, SEQ(pos, SLOT_TAKEN)))
+		return true; /* somebody else took it: retry anyway */
+	store_seq_cst(&s->seq, SEQ(pos + h->ring_entries, SLOT_FREE));
+	fetch_add_relaxed(&h->ctl->dropped, 1);
+	advance_head(h);
+	return true;
+}
+
 static int claim_position(struct handle *h, uint64_t *pos_out)
 {
 	struct shmc_ctl_header *c = h->ctl;
@@ -846,8 +908,12 @@ static int claim_position(struct handle *h, uint64_t *pos_out)
 			continue; /* t reloaded by the failed CAS */
 		}
 		if ((int64_t)(q - SEQ(t, SLOT_FREE)) < 0) {
-			/* The slot still holds the previous lap: full, unless tail moved. */
+			/* The slot still holds the previous lap: full, unless tail moved,
+			 * or unless that message waits for a target that is gone. */
 			uint64_t t2 = load_relaxed(&c->tail);
+			if (t2 == t && h->delivery != SHMC_BROADCAST && q == SEQ(t - n, SLOT_READY) &&
+			    drop_if_target_gone(h, t - n, q))
+				continue;
 			if (t2 == t)
 				return -ENOBUFS;
 			t = t2;
@@ -983,7 +1049,7 @@ static int queue_take(struct handle *h, void *buf, uint32_t cap, bool peek)
 			uint32_t tg = load_relaxed(&s->target);
 			bool drop = false;
 			if (tg && tg != h->member_id) {
-				if (find_receiver(h, tg) >= 0)
+				if (!target_gone(h, tg))
 					continue; /* waits for its target */
 				drop = true;      /* its target left: nobody may have it */
 			}
@@ -1315,16 +1381,11 @@ SHMC_API int shmc_create(uint64_t key, uint32_t delivery, uint32_t ring_entries,
 	if (err < 0)
 		goto out;
 
-	/* Liveness of the creator: a lock byte of the registry, held through an
-	 * open file description of its own. */
-	h->creator_lock_fd = open_registry_fd();
-	if (h->creator_lock_fd < 0) {
-		err = h->creator_lock_fd;
-		goto out;
-	}
-	err = lock_byte(h->creator_lock_fd, SHMC_REG_LOCK_BASE + idx);
+	/* Liveness of the creator: a lock byte of the registry. */
+	err = lock_byte_process(g_reg_fd, SHMC_REG_LOCK_BASE + idx, F_WRLCK);
 	if (err < 0)
 		goto out;
+	h->creator_locked = true;
 	struct shmc_reg_entry *e = &r->entries[idx];
 	e->id = id;
 	e->key = key;
@@ -1431,6 +1492,7 @@ static int attach(uint64_t key, int32_t id, uint32_t access)
 	h->key = ent.key;
 	h->channel_id = ent.id;
 	h->nonce = ent.nonce;
+	h->reg_index = idx;
 	h->mode = ent.mode & 0666u;
 	h->flags = ent.flags;
 	h->access = access;
@@ -1474,6 +1536,27 @@ static void leave(struct handle *h)
 	handle_unmap(h); /* closing ctl_fd drops our liveness lock */
 }
 
+/* Detach; if the channel's creator has died, sweep now, so that when the last
+ * participant of a channel whose creator was killed detaches, its names
+ * leave /dev/shm at once. Caller holds g_lock. */
+static void leave_and_sweep(struct handle *h)
+{
+	uint32_t idx = h->reg_index;
+	int32_t id = h->channel_id;
+	uint64_t nonce = h->nonce;
+	leave(h);
+	if (g_reg_fd < 0 || g_reg_pid != getpid())
+		return;
+	struct registry *r;
+	if (registry_lock(&r) < 0)
+		return;
+	struct shmc_reg_entry *e = &r->entries[idx];
+	if (e->state != 1 || e->id != id || e->nonce != nonce ||
+	    byte_locked(g_reg_fd, SHMC_REG_LOCK_BASE + idx) == 0)
+		registry_sweep(r);
+	registry_unlock(r);
+}
+
 SHMC_API int shmc_detach(int sub)
 {
 	pthread_mutex_lock(&g_lock);
@@ -1484,7 +1567,7 @@ SHMC_API int shmc_detach(int sub)
 	else if (h->owner)
 		err = -EINVAL;
 	else
-		leave(h);
+		leave_and_sweep(h);
 	pthread_mutex_unlock(&g_lock);
 	return err;
 }
@@ -1506,6 +1589,8 @@ SHMC_API int shmc_destroy(int owner)
 			if (e->state == 1 && e->id == h->channel_id && e->key == h->key)
 				memset(e, 0, sizeof *e);
 			unlink_segments(h->channel_id, h->nonce);
+			if (h->creator_locked)
+				lock_byte_process(g_reg_fd, SHMC_REG_LOCK_BASE + h->reg_index, F_UNLCK);
 			registry_unlock(r);
 		}
 		err = 0; /* the handle closes even if the registry is unusable */
@@ -1697,7 +1782,11 @@ SHMC_API const char *shmc_strerror(int code)
 	case ENOSPC: return "channel registry full";
 	case EMFILE: return "too many open handles in this process";
 	case EFAULT: return "bad buffer";
-	default: return "system error";
+	default: {
+		/* Other errno values: glibc's static description, if any. */
+		const char *d = code < 0 && code > -4096 ? strerrordesc_np(-code) : NULL;
+		return d ? d : "unknown error";
+	}
 	}
 }
 
