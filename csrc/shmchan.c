@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,9 @@ struct handle {
 	_Atomic uint64_t stall_probe_ns;
 	_Atomic uint64_t gate_probe_ns;
 	_Atomic uint64_t target_probe_ns;
+	/* Broadcast: the cursor is this member's alone; threads sharing the
+	 * handle take turns (copy, then advance) under this flag. */
+	atomic_flag recv_busy;
 };
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -1121,19 +1125,32 @@ static int broadcast_take(struct handle *h, void *buf, uint32_t cap, bool peek)
 	return peek ? 0 : -EAGAIN;
 }
 
+/* Broadcast reads and moves this member's own cursor (a peek too, over
+ * messages for others): threads sharing the handle take turns. */
+static int broadcast_take_locked(struct handle *h, void *buf, uint32_t cap, bool peek)
+{
+	/* SYNC: acquire/release on the flag orders one thread's cursor store
+	 * before the next thread's cursor load. */
+	while (atomic_flag_test_and_set_explicit(&h->recv_busy, memory_order_acquire))
+		sched_yield();
+	int r = broadcast_take(h, buf, cap, peek);
+	atomic_flag_clear_explicit(&h->recv_busy, memory_order_release);
+	return r;
+}
+
 static int do_try_recv(struct handle *h, void *buf, uint32_t cap)
 {
 	if (!(h->access & SHMC_RECV))
 		return -EACCES;
 	if (cap && !buf)
 		return -EFAULT;
-	return h->delivery == SHMC_BROADCAST ? broadcast_take(h, buf, cap, false)
+	return h->delivery == SHMC_BROADCAST ? broadcast_take_locked(h, buf, cap, false)
 					     : queue_take(h, buf, cap, false);
 }
 
 static int has_message(struct handle *h)
 {
-	return h->delivery == SHMC_BROADCAST ? broadcast_take(h, NULL, 0, true)
+	return h->delivery == SHMC_BROADCAST ? broadcast_take_locked(h, NULL, 0, true)
 					     : queue_take(h, NULL, 0, true);
 }
 
@@ -1767,6 +1784,8 @@ SHMC_API int shmc_unpark(int handle, uint32_t what)
 
 SHMC_API const char *shmc_strerror(int code)
 {
+	if (code == INT_MIN)
+		return "unknown error";
 	switch (-code) {
 	case 0: return "success";
 	case EINVAL: return "invalid argument";
