@@ -1,0 +1,121 @@
+/**
+ * The boundary between the runtime-neutral channel code and one runtime's
+ * FFI and sockets: the C symbol table, the typed native surface derived from
+ * it, and the Backend interface that backend_deno.ts and backend_bun.ts
+ * implement.
+ */
+
+/**
+ * The C functions bound, with their declarations (csrc/shmchan.h).
+ * Argument types: "u64" is passed as a BigInt (keys, create/attach only),
+ * "buffer" as a Uint8Array, every other integer as a plain number, so both
+ * runtimes keep their fast-call paths on send and receive.
+ */
+export const SYMBOLS = {
+  /** int shmc_create(uint64_t key, uint32_t delivery, uint32_t ring_entries, uint32_t max_msg_size, uint32_t mode, uint32_t flags); */
+  shmc_create: { args: ["u64", "u32", "u32", "u32", "u32", "u32"], result: "i32" },
+  /** int shmc_destroy(int owner); */
+  shmc_destroy: { args: ["i32"], result: "i32" },
+  /** int shmc_attach_key(uint64_t key, uint32_t access); */
+  shmc_attach_key: { args: ["u64", "u32"], result: "i32" },
+  /** int shmc_attach_id(int32_t channel_id, uint32_t access); */
+  shmc_attach_id: { args: ["i32", "u32"], result: "i32" },
+  /** int shmc_detach(int sub); */
+  shmc_detach: { args: ["i32"], result: "i32" },
+  /** int shmc_info(int handle, uint64_t *out); — out: BigUint64Array(SHMC_INFO_COUNT) */
+  shmc_info: { args: ["i32", "buffer"], result: "i32" },
+  /** int shmc_try_send(int handle, const void *buf, uint32_t len, uint32_t target); */
+  shmc_try_send: { args: ["i32", "buffer", "u32", "u32"], result: "i32" },
+  /** int shmc_try_recv(int handle, void *buf, uint32_t cap); */
+  shmc_try_recv: { args: ["i32", "buffer", "u32"], result: "i32" },
+  /** int shmc_set_doorbell(const char *addr, uint32_t len); */
+  shmc_set_doorbell: { args: ["buffer", "u32"], result: "i32" },
+  /** int shmc_park(int handle, uint32_t what); */
+  shmc_park: { args: ["i32", "u32"], result: "i32" },
+  /** int shmc_unpark(int handle, uint32_t what); */
+  shmc_unpark: { args: ["i32", "u32"], result: "i32" },
+  /** int shmc_version(void); */
+  shmc_version: { args: [], result: "i32" },
+} as const;
+
+/** The argument and result types used in SYMBOLS. */
+export type NativeType = "u64" | "u32" | "i32" | "buffer";
+
+type JsArg<T> = T extends "u64" ? bigint : T extends "buffer" ? ArrayBufferView : number;
+type JsArgs<A extends readonly NativeType[]> = { -readonly [I in keyof A]: JsArg<A[I]> };
+
+/** The bound library as JavaScript sees it, derived from SYMBOLS. */
+export type Native = {
+  readonly [K in keyof typeof SYMBOLS]: (
+    ...args: JsArgs<(typeof SYMBOLS)[K]["args"]>
+  ) => number;
+};
+
+/* Constants from csrc/shmchan.h. */
+export const SHMC_UNICAST = 0;
+export const SHMC_BROADCAST = 1;
+export const SHMC_MULTICAST = 2;
+export const SHMC_F_PRIVATE = 1;
+export const SHMC_SEND = 1;
+export const SHMC_RECV = 2;
+export const SHMC_BOTH = 3;
+export const SHMC_MAX_RING_ENTRIES = 32768;
+export const SHMC_MAX_MESSAGE_SIZE = 1048576;
+export const SHMC_MAX_REGION = 2147483647;
+export const SHMC_DOORBELL_MAX = 40;
+export const SHMC_WAIT_RECV = 1;
+export const SHMC_WAIT_SEND = 2;
+
+/** Indices into the array that shmc_info() fills (enum shmc_info_field). */
+export const INFO = {
+  KEY: 0,
+  CHANNEL_ID: 1,
+  DELIVERY: 2,
+  RING_ENTRIES: 3,
+  MAX_MESSAGE_SIZE: 4,
+  MEMBER_ID: 5,
+  ACCESS: 6,
+  IS_OWNER: 7,
+  MODE: 8,
+  FLAGS: 9,
+  DROPPED: 10,
+  SKIPPED: 11,
+  COUNT: 12,
+} as const;
+
+/** A listening doorbell socket and the connections it accepted. */
+export interface DoorbellSocket {
+  /** Keep the process alive while the socket is open (waiters pending). */
+  ref(): void;
+  /** Let the process exit although the socket is open (nobody waits). */
+  unref(): void;
+  /** Stop listening and close every accepted connection. */
+  close(): void;
+}
+
+/** What the channel code needs from a runtime. */
+export interface Backend {
+  readonly runtime: "deno" | "bun";
+  /** This process's id. */
+  pid(): number;
+  /** An environment variable, or undefined when unset or not readable. */
+  env(name: string): string | undefined;
+  /** dlopen the library at `path` (throws the runtime's error on failure). */
+  open(path: string): Native;
+  /**
+   * Listen on the abstract Unix socket "\0" + `name`; call `onRing` whenever
+   * bytes arrive on any accepted connection. The socket starts unref'ed.
+   */
+  listenDoorbell(name: string, onRing: () => void): DoorbellSocket;
+}
+
+/** SYMBOLS in a runtime's own shape, for dlopen. */
+export function mapSymbols<T>(
+  shape: (args: readonly NativeType[], result: NativeType) => T,
+): Record<keyof typeof SYMBOLS, T> {
+  const out = {} as Record<keyof typeof SYMBOLS, T>;
+  for (const [name, decl] of Object.entries(SYMBOLS)) {
+    out[name as keyof typeof SYMBOLS] = shape(decl.args, decl.result);
+  }
+  return out;
+}

@@ -1,0 +1,68 @@
+/**
+ * The Bun backend: bun:ffi and Bun.listen. This module is imported only under
+ * Bun, through a specifier held in a variable so Deno's checker never sees it.
+ */
+import type { Socket } from "bun";
+import { type Backend, type DoorbellSocket, mapSymbols, type Native } from "./backend.ts";
+
+const FFI_MODULE = "bun:ffi";
+const ffi: typeof import("bun:ffi") = await import(FFI_MODULE);
+
+function open(path: string): Native {
+  const symbols = mapSymbols((args, result) => ({
+    args: [...args] as import("bun:ffi").FFITypeOrString[],
+    returns: result as import("bun:ffi").FFITypeOrString,
+  }));
+  const lib = ffi.dlopen(path, symbols);
+  return lib.symbols as unknown as Native;
+}
+
+function listenDoorbell(name: string, onRing: () => void): DoorbellSocket {
+  const conns = new Set<Socket<undefined>>();
+  let referenced = false;
+  const listener = Bun.listen<undefined>({
+    unix: "\0" + name,
+    socket: {
+      open(conn) {
+        conns.add(conn);
+        if (!referenced) conn.unref();
+      },
+      // Any byte is a hint to retry every waiter; the content is irrelevant.
+      data() {
+        onRing();
+      },
+      close(conn) {
+        conns.delete(conn);
+      },
+      error(conn) {
+        conns.delete(conn);
+      },
+    },
+  });
+  listener.unref();
+
+  return {
+    ref() {
+      referenced = true;
+      listener.ref();
+      for (const c of conns) c.ref();
+    },
+    unref() {
+      referenced = false;
+      listener.unref();
+      for (const c of conns) c.unref();
+    },
+    close() {
+      listener.stop(true);
+      conns.clear();
+    },
+  };
+}
+
+export const backend: Backend = {
+  runtime: "bun",
+  pid: () => process.pid,
+  env: (name) => process.env[name],
+  open,
+  listenDoorbell,
+};

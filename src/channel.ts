@@ -1,0 +1,574 @@
+/**
+ * The runtime-neutral channel API: Channel (the owner handle) and Subscriber.
+ * Everything here goes through lib() (the bound C library) and wait.ts.
+ */
+import {
+  INFO,
+  SHMC_BOTH,
+  SHMC_BROADCAST,
+  SHMC_F_PRIVATE,
+  SHMC_MAX_MESSAGE_SIZE,
+  SHMC_MAX_RING_ENTRIES,
+  SHMC_MULTICAST,
+  SHMC_RECV,
+  SHMC_SEND,
+  SHMC_UNICAST,
+  SHMC_WAIT_RECV,
+  SHMC_WAIT_SEND,
+} from "./backend.ts";
+import { ChannelError, check, errnoOf } from "./errors.ts";
+import { lib } from "./library.ts";
+import { failWaiters, waitFor, type WaitOptions } from "./wait.ts";
+
+export type { WaitOptions } from "./wait.ts";
+
+/** How a channel routes its messages. */
+export type Delivery = "unicast" | "broadcast" | "multicast";
+/** What a subscriber may do. */
+export type Access = "send" | "recv" | "both";
+/** A message: bytes (any ArrayBufferView or ArrayBuffer) or a string, sent as UTF-8. */
+export type MessageData = string | ArrayBufferView | ArrayBuffer;
+
+/** Options of Channel.create(). */
+export interface CreateOptions {
+  /** 64-bit name, 1 .. 2^64-1, as a bigint or a safe integer. */
+  key: bigint | number;
+  /** Default "unicast". */
+  delivery?: Delivery;
+  /** Message slots: a power of two, 1 .. 32768. Default 256. */
+  ringEntries?: number;
+  /** Bytes per message, 1 .. 1048576. Default 4096. */
+  maxMessageSize?: number;
+  /** Permission bits as for chmod; only the 0o666 bits count. Default 0o600. */
+  mode?: number;
+  /** Only the creator's uid may attach, whatever `mode` says. Default false. */
+  private?: boolean;
+}
+
+/** What Channel.attach() looks a channel up by: its key or its id. */
+export type AttachTarget = { key: bigint | number; id?: undefined } | { id: number; key?: undefined };
+
+/** Options of a send. */
+export interface SendOptions {
+  /** A subscriber id: deliver to that subscriber only. */
+  target?: number;
+}
+
+const DELIVERY: Record<Delivery, number> = {
+  unicast: SHMC_UNICAST,
+  broadcast: SHMC_BROADCAST,
+  multicast: SHMC_MULTICAST,
+};
+const DELIVERY_NAMES: Delivery[] = ["unicast", "broadcast", "multicast"];
+const ACCESS: Record<Access, number> = { send: SHMC_SEND, recv: SHMC_RECV, both: SHMC_BOTH };
+const ACCESS_NAMES: Record<number, Access> = { [SHMC_SEND]: "send", [SHMC_RECV]: "recv", [SHMC_BOTH]: "both" };
+
+const MAX_KEY = (1n << 64n) - 1n;
+const MAX_U32 = 0xffff_ffff;
+const MAX_I32 = 0x7fff_ffff;
+const EAGAIN = -errnoOf("EAGAIN");
+const ENOBUFS = -errnoOf("ENOBUFS");
+
+const encoder = new TextEncoder();
+/** Guards the constructors: handles come from create() and attach() only. */
+const INTERNAL = Symbol("shmchan.internal");
+
+const einval = (detail: string) => ChannelError.of("EINVAL", detail);
+const closedError = (what: string) => ChannelError.of("ENOENT", `handle is closed (${what})`);
+
+function hasOwn(o: object, k: string): boolean {
+  return Object.prototype.hasOwnProperty.call(o, k);
+}
+
+function toKey(key: unknown): bigint {
+  if (typeof key === "bigint") {
+    if (key < 1n || key > MAX_KEY) throw einval("key must be 1 .. 2^64-1");
+    return key;
+  }
+  if (typeof key === "number") {
+    if (!Number.isSafeInteger(key) || key < 1) {
+      throw einval("key must be a safe integer >= 1 (use a bigint above 2^53-1)");
+    }
+    return BigInt(key);
+  }
+  throw new TypeError("key must be a bigint or a number");
+}
+
+function toInt(value: unknown, name: string, min: number, max: number, dflt: number): number {
+  if (value === undefined) return dflt;
+  if (typeof value !== "number") throw new TypeError(`${name} must be a number`);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw einval(`${name} must be an integer in ${min} .. ${max}`);
+  }
+  return value;
+}
+
+function toTarget(opts: SendOptions | undefined): number {
+  if (opts === undefined) return 0;
+  if (typeof opts !== "object" || opts === null) throw new TypeError("options must be an object");
+  const { target } = opts;
+  if (target === undefined) return 0;
+  if (typeof target !== "number") throw new TypeError("target must be a subscriber id (number)");
+  if (!Number.isInteger(target) || target < 1 || target > MAX_U32) {
+    throw einval("target must be a subscriber id, a positive integer");
+  }
+  return target;
+}
+
+/** A Uint8Array view of message bytes (no copy). */
+function bytesOf(data: ArrayBufferView | ArrayBuffer): Uint8Array {
+  if (data instanceof Uint8Array) return data;
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (typeof SharedArrayBuffer !== "undefined" && (data as unknown) instanceof SharedArrayBuffer) {
+    return new Uint8Array(data as SharedArrayBuffer);
+  }
+  throw new TypeError("message must be a string, an ArrayBufferView or an ArrayBuffer");
+}
+
+function intoBuffer(buf: unknown): Uint8Array {
+  if (buf instanceof Uint8Array) return buf;
+  if (ArrayBuffer.isView(buf)) return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  throw new TypeError("buffer must be a Uint8Array (or another ArrayBufferView)");
+}
+
+/** Descriptive fields read once from shmc_info(). */
+interface Info {
+  key: bigint;
+  channelId: number;
+  delivery: Delivery;
+  ringEntries: number;
+  maxMessageSize: number;
+  memberId: number;
+  access: Access;
+  mode: number;
+  private: boolean;
+}
+
+function readInfo(h: number): Info {
+  const out = new BigUint64Array(INFO.COUNT);
+  check(lib().shmc_info(h, out), "shmc_info");
+  return {
+    key: out[INFO.KEY],
+    channelId: Number(out[INFO.CHANNEL_ID]),
+    delivery: DELIVERY_NAMES[Number(out[INFO.DELIVERY])] ?? "unicast",
+    ringEntries: Number(out[INFO.RING_ENTRIES]),
+    maxMessageSize: Number(out[INFO.MAX_MESSAGE_SIZE]),
+    memberId: Number(out[INFO.MEMBER_ID]),
+    access: ACCESS_NAMES[Number(out[INFO.ACCESS])] ?? "both",
+    mode: Number(out[INFO.MODE]),
+    private: (Number(out[INFO.FLAGS]) & SHMC_F_PRIVATE) !== 0,
+  };
+}
+
+/**
+ * The state behind one C handle, shared by Channel and Subscriber (which keep
+ * it in a private field). `h` is 0 once the handle is closed: a closed handle
+ * never reaches C again, since C may reuse the number.
+ */
+class Handle {
+  h: number;
+  readonly maxMessageSize: number;
+  #sendScratch?: Uint8Array;
+  #recvScratch?: Uint8Array;
+
+  constructor(h: number, maxMessageSize: number) {
+    this.h = h;
+    this.maxMessageSize = maxMessageSize;
+  }
+
+  live(what: string): number {
+    if (this.h === 0) throw closedError(what);
+    return this.h;
+  }
+
+  /** Message bytes; a string is encoded into a scratch buffer unless `own`. */
+  encode(data: MessageData, own: boolean): Uint8Array {
+    let bytes: Uint8Array;
+    if (typeof data === "string") {
+      if (own) {
+        bytes = encoder.encode(data);
+      } else {
+        const scratch = (this.#sendScratch ??= new Uint8Array(this.maxMessageSize));
+        const { read, written } = encoder.encodeInto(data, scratch);
+        if (read < data.length) throw ChannelError.of("EMSGSIZE", "message longer than maxMessageSize");
+        bytes = scratch.subarray(0, written);
+      }
+    } else {
+      bytes = bytesOf(data);
+    }
+    // Checked here too: a length past 2^32-1 would wrap in the u32 argument.
+    if (bytes.byteLength > this.maxMessageSize) {
+      throw ChannelError.of("EMSGSIZE", `message of ${bytes.byteLength} bytes, maxMessageSize ${this.maxMessageSize}`);
+    }
+    return bytes;
+  }
+
+  trySend(data: MessageData, opts: SendOptions | undefined): number {
+    const target = toTarget(opts);
+    const h = this.live("trySend");
+    const bytes = this.encode(data, false);
+    const rc = lib().shmc_try_send(h, bytes, bytes.byteLength, target);
+    return rc >= 0 ? rc : check(rc, "trySend");
+  }
+
+  trySendMany(messages: Iterable<MessageData>, opts: SendOptions | undefined): number {
+    const target = toTarget(opts);
+    const h = this.live("trySendMany");
+    const native = lib();
+    let sent = 0;
+    for (const data of messages) {
+      const bytes = this.encode(data, false);
+      const rc = native.shmc_try_send(h, bytes, bytes.byteLength, target);
+      if (rc === ENOBUFS) break;
+      check(rc, "trySendMany");
+      sent++;
+    }
+    return sent;
+  }
+
+  send(data: MessageData, opts: (SendOptions & WaitOptions) | undefined, keepAlive: object): Promise<number> {
+    let h: number, bytes: Uint8Array, target: number;
+    try {
+      target = toTarget(opts);
+      h = this.live("send");
+      bytes = this.encode(data, true);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const len = bytes.byteLength;
+    const native = lib();
+    return waitFor(
+      h,
+      SHMC_WAIT_SEND,
+      ENOBUFS,
+      "send",
+      () => native.shmc_try_send(h, bytes, len, target),
+      (rc) => rc,
+      opts,
+      keepAlive,
+    );
+  }
+
+  #scratch(): Uint8Array {
+    return (this.#recvScratch ??= new Uint8Array(this.maxMessageSize));
+  }
+
+  tryRecv(): Uint8Array | null {
+    const h = this.live("tryRecv");
+    const scratch = this.#scratch();
+    const rc = lib().shmc_try_recv(h, scratch, scratch.byteLength);
+    if (rc === EAGAIN) return null;
+    return scratch.slice(0, check(rc, "tryRecv"));
+  }
+
+  tryRecvInto(buf: unknown): number | null {
+    const h = this.live("tryRecvInto");
+    const into = intoBuffer(buf);
+    const cap = Math.min(into.byteLength, MAX_U32);
+    const rc = lib().shmc_try_recv(h, into, cap);
+    if (rc === EAGAIN) return null;
+    return check(rc, "tryRecvInto");
+  }
+
+  tryRecvMany(max: unknown): Uint8Array[] {
+    const limit = toInt(max, "max", 0, MAX_I32, MAX_I32);
+    const h = this.live("tryRecvMany");
+    const scratch = this.#scratch();
+    const native = lib();
+    const out: Uint8Array[] = [];
+    while (out.length < limit) {
+      const rc = native.shmc_try_recv(h, scratch, scratch.byteLength);
+      if (rc === EAGAIN) break;
+      out.push(scratch.slice(0, check(rc, "tryRecvMany")));
+    }
+    return out;
+  }
+
+  recv(opts: WaitOptions | undefined, keepAlive: object): Promise<Uint8Array> {
+    let h: number;
+    try {
+      h = this.live("recv");
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const scratch = this.#scratch();
+    const native = lib();
+    return waitFor(
+      h,
+      SHMC_WAIT_RECV,
+      EAGAIN,
+      "recv",
+      () => native.shmc_try_recv(h, scratch, scratch.byteLength),
+      (rc) => scratch.slice(0, rc),
+      opts,
+      keepAlive,
+    );
+  }
+
+  recvInto(buf: unknown, opts: WaitOptions | undefined, keepAlive: object): Promise<number> {
+    let h: number, into: Uint8Array;
+    try {
+      h = this.live("recvInto");
+      into = intoBuffer(buf);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const cap = Math.min(into.byteLength, MAX_U32);
+    const native = lib();
+    return waitFor(
+      h,
+      SHMC_WAIT_RECV,
+      EAGAIN,
+      "recvInto",
+      () => native.shmc_try_recv(h, into, cap),
+      (rc) => rc,
+      opts,
+      keepAlive,
+    );
+  }
+
+  /** Rejects pending waits with ENOENT, then closes with `close(h)`. */
+  close(what: string, close: (h: number) => number): void {
+    const h = this.live(what);
+    failWaiters(h, () => ChannelError.of("ENOENT", `handle closed while waiting (${what})`));
+    this.h = 0;
+    check(close(h), what);
+  }
+}
+
+/** Detaches subscribers that were garbage-collected without detach(). */
+const leakedSubscribers = new FinalizationRegistry<Handle>((handle) => {
+  if (handle.h === 0) return;
+  const h = handle.h;
+  handle.h = 0;
+  lib().shmc_detach(h);
+});
+
+/**
+ * A channel's owner handle, from Channel.create(). It may send (subject to
+ * the same permission check as subscribers) but not receive; destroy() (or
+ * disposal) removes the channel from lookup.
+ */
+export class Channel implements Disposable {
+  /** Channel id: a positive 32-bit integer, unique among live channels. */
+  readonly id: number;
+  /** The channel key. */
+  readonly key: bigint;
+  readonly delivery: Delivery;
+  readonly ringEntries: number;
+  readonly maxMessageSize: number;
+  /** Permission bits (0o666 mask). */
+  readonly mode: number;
+  /** Whether only the creator's uid may attach. */
+  readonly private: boolean;
+  #handle: Handle;
+
+  /** @internal Use Channel.create(). */
+  constructor(token: typeof INTERNAL, h: number) {
+    if (token !== INTERNAL) throw new TypeError("use Channel.create() or Channel.attach()");
+    const info = readInfo(h);
+    this.id = info.channelId;
+    this.key = info.key;
+    this.delivery = info.delivery;
+    this.ringEntries = info.ringEntries;
+    this.maxMessageSize = info.maxMessageSize;
+    this.mode = info.mode;
+    this.private = info.private;
+    this.#handle = new Handle(h, info.maxMessageSize);
+  }
+
+  /**
+   * Creates a channel and returns its owner handle. Out-of-range values throw
+   * ChannelError EINVAL, values of the wrong type TypeError; a key in use by a
+   * live channel is EEXIST.
+   */
+  static create(options: CreateOptions): Channel {
+    if (typeof options !== "object" || options === null) throw new TypeError("options must be an object");
+    if (options.key === undefined) throw new TypeError("options.key is required");
+    const key = toKey(options.key);
+    const delivery = options.delivery === undefined ? "unicast" : options.delivery;
+    if (!hasOwn(DELIVERY, delivery as string)) {
+      throw einval(`delivery must be "unicast", "broadcast" or "multicast"`);
+    }
+    const ringEntries = toInt(options.ringEntries, "ringEntries", 1, SHMC_MAX_RING_ENTRIES, 256);
+    if ((ringEntries & (ringEntries - 1)) !== 0) throw einval("ringEntries must be a power of two");
+    const maxMessageSize = toInt(options.maxMessageSize, "maxMessageSize", 1, SHMC_MAX_MESSAGE_SIZE, 4096);
+    const mode = toInt(options.mode, "mode", 0, 0o7777, 0o600) & 0o666;
+    const priv = options.private === undefined ? false : options.private;
+    if (typeof priv !== "boolean") throw new TypeError("private must be a boolean");
+    const h = check(
+      lib().shmc_create(key, DELIVERY[delivery], ringEntries, maxMessageSize, mode, priv ? SHMC_F_PRIVATE : 0),
+      "create",
+    );
+    return new Channel(INTERNAL, h);
+  }
+
+  /**
+   * Attaches a subscriber to the channel with this key or id. `access` is
+   * "send", "recv" or "both" (anything else is EINVAL). Unknown key or id:
+   * ENOENT; the mode bits (or `private`) denying the access: EACCES.
+   */
+  static attach(target: AttachTarget, access: Access): Subscriber {
+    if (typeof target !== "object" || target === null) {
+      throw new TypeError("attach needs { key } or { id }");
+    }
+    const hasKey = target.key !== undefined;
+    const hasId = target.id !== undefined;
+    if (hasKey === hasId) throw new TypeError("attach needs exactly one of { key } or { id }");
+    const bits = typeof access === "string" && hasOwn(ACCESS, access) ? ACCESS[access] : 0;
+    if (bits === 0) throw einval(`access must be "send", "recv" or "both"`);
+    let h: number;
+    if (hasKey) {
+      h = check(lib().shmc_attach_key(toKey(target.key), bits), "attach");
+    } else {
+      const id = toInt(target.id, "id", 1, MAX_I32, 0);
+      h = check(lib().shmc_attach_id(id, bits), "attach");
+    }
+    return new Subscriber(INTERNAL, h);
+  }
+
+  /** True once destroyed. */
+  get closed(): boolean {
+    return this.#handle.h === 0;
+  }
+
+  /** Sends without waiting; returns the byte count. A full ring is ENOBUFS. */
+  trySend(data: MessageData, options?: SendOptions): number {
+    return this.#handle.trySend(data, options);
+  }
+
+  /** Sends as many messages as fit now; returns how many were sent. */
+  trySendMany(messages: Iterable<MessageData>, options?: SendOptions): number {
+    return this.#handle.trySendMany(messages, options);
+  }
+
+  /** Sends, waiting for room while the ring is full. */
+  send(data: MessageData, options?: SendOptions & WaitOptions): Promise<number> {
+    return this.#handle.send(data, options, this);
+  }
+
+  /**
+   * Removes the channel from lookup and closes this handle; subscribers keep
+   * working until they detach. A second destroy() throws ENOENT.
+   */
+  destroy(): void {
+    this.#handle.close("destroy", (h) => lib().shmc_destroy(h));
+  }
+
+  /** destroy(), unless already destroyed. */
+  [Symbol.dispose](): void {
+    if (this.#handle.h !== 0) this.destroy();
+  }
+}
+
+/** A subscriber handle, from Channel.attach(). */
+export class Subscriber implements Disposable, AsyncIterable<Uint8Array> {
+  /** Subscriber id: positive, unique within the channel; a target for sends. */
+  readonly id: number;
+  /** The id of the channel. */
+  readonly channelId: number;
+  readonly key: bigint;
+  readonly delivery: Delivery;
+  readonly ringEntries: number;
+  readonly maxMessageSize: number;
+  readonly access: Access;
+  #handle: Handle;
+
+  /** @internal Use Channel.attach(). */
+  constructor(token: typeof INTERNAL, h: number) {
+    if (token !== INTERNAL) throw new TypeError("use Channel.attach()");
+    const info = readInfo(h);
+    this.id = info.memberId;
+    this.channelId = info.channelId;
+    this.key = info.key;
+    this.delivery = info.delivery;
+    this.ringEntries = info.ringEntries;
+    this.maxMessageSize = info.maxMessageSize;
+    this.access = info.access;
+    this.#handle = new Handle(h, info.maxMessageSize);
+    leakedSubscribers.register(this, this.#handle, this.#handle);
+  }
+
+  /** True once detached. */
+  get closed(): boolean {
+    return this.#handle.h === 0;
+  }
+
+  /** Sends without waiting; returns the byte count. A full ring is ENOBUFS. */
+  trySend(data: MessageData, options?: SendOptions): number {
+    return this.#handle.trySend(data, options);
+  }
+
+  /** Sends as many messages as fit now; returns how many were sent. */
+  trySendMany(messages: Iterable<MessageData>, options?: SendOptions): number {
+    return this.#handle.trySendMany(messages, options);
+  }
+
+  /** Sends, waiting for room while the ring is full. */
+  send(data: MessageData, options?: SendOptions & WaitOptions): Promise<number> {
+    return this.#handle.send(data, options, this);
+  }
+
+  /** Receives one message without waiting, or null when there is none. */
+  tryRecv(): Uint8Array | null {
+    return this.#handle.tryRecv();
+  }
+
+  /**
+   * Receives one message into `buf` without waiting; returns the bytes copied
+   * (a longer message is truncated and still consumed), or null.
+   */
+  tryRecvInto(buf: Uint8Array): number | null {
+    return this.#handle.tryRecvInto(buf);
+  }
+
+  /** Receives up to `max` messages available now (default: all of them). */
+  tryRecvMany(max?: number): Uint8Array[] {
+    return this.#handle.tryRecvMany(max);
+  }
+
+  /** Receives one message, waiting for it. */
+  recv(options?: WaitOptions): Promise<Uint8Array> {
+    return this.#handle.recv(options, this);
+  }
+
+  /** Receives one message into `buf`, waiting for it; returns the bytes copied. */
+  recvInto(buf: Uint8Array, options?: WaitOptions): Promise<number> {
+    return this.#handle.recvInto(buf, options, this);
+  }
+
+  /** Yields messages as they come; ends when the subscriber is detached. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
+    while (this.#handle.h !== 0) {
+      let msg: Uint8Array;
+      try {
+        msg = await this.recv();
+      } catch (err) {
+        if (this.#handle.h === 0) return;
+        throw err;
+      }
+      yield msg;
+    }
+  }
+
+  /**
+   * Detaches and closes this handle; a pending recv() rejects with ENOENT.
+   * A second detach() throws ENOENT.
+   */
+  detach(): void {
+    this.#handle.close("detach", (h) => lib().shmc_detach(h));
+    leakedSubscribers.unregister(this.#handle);
+  }
+
+  /** detach(), unless already detached. */
+  [Symbol.dispose](): void {
+    if (this.#handle.h !== 0) this.detach();
+  }
+}
+
+/** The C library's version as [major, minor, patch]. */
+export function libraryVersion(): [number, number, number] {
+  const v = lib().shmc_version();
+  return [(v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff];
+}

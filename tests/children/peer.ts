@@ -1,0 +1,149 @@
+/**
+ * A child process for the cross-process tests; runs under Deno or Bun.
+ * Usage: peer.ts <command> <key> [args...]; it writes one JSON object per
+ * stdout line and exits by itself (every wait has a timeout).
+ *
+ *   attach <key> <access>          try to attach: {ok, id} or {ok: false, code}
+ *   recv <key> <count>             attach "recv", {ready, id}, receive <count>: {messages}
+ *   recv-forever <key>             attach "recv", {ready, id}, one recv() without a timeout: {message}
+ *   recv-until-stop <key>          attach "recv", {ready, id}, for-await until "STOP": {messages}
+ *   send <key> <msg>...            attach "send", send each (waiting for room): {sent}
+ *   send-to <key> <target> <msg>   targeted send: {sent}
+ *   create <key> <delivery>        create, {ready, id}, then stay alive until killed
+ *   stay <key> <access>            attach, {ready, id}, then stay alive (never reading) until killed
+ *   echo <key>                     attach "both", {ready, id}; answer {"from", "body"} requests
+ *                                  with a send targeted at "from"; stop on body "STOP"
+ *   detach-pending <key>           a recv() pending when detach() runs: {code}, then exit by itself
+ *   idle-cpu <key> <ms>            park in recv() for <ms> ms: {code, cpuMs}
+ */
+import process from "node:process";
+import { Channel, ChannelError } from "../../mod.ts";
+
+const WAIT = { timeout: 15_000 };
+const out = (value: Record<string, unknown>) => console.log(JSON.stringify(value));
+const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+const toKey = (s: string) => BigInt(s);
+
+const [command, keyArg, ...rest] = process.argv.slice(2);
+const key = toKey(keyArg ?? "0");
+
+async function main(): Promise<void> {
+  switch (command) {
+    case "attach": {
+      try {
+        const sub = Channel.attach({ key }, rest[0] as "send" | "recv" | "both");
+        out({ ok: true, id: sub.id });
+        sub.detach();
+      } catch (err) {
+        out({ ok: false, code: (err as ChannelError).code ?? String(err) });
+      }
+      return;
+    }
+    case "recv": {
+      using sub = Channel.attach({ key }, "recv");
+      out({ ready: true, id: sub.id });
+      const messages: string[] = [];
+      for (let i = 0; i < Number(rest[0]); i++) messages.push(decode(await sub.recv(WAIT)));
+      out({ messages });
+      return;
+    }
+    case "recv-forever": {
+      // Nothing but the pending recv() keeps this process alive.
+      using sub = Channel.attach({ key }, "recv");
+      out({ ready: true, id: sub.id });
+      out({ message: decode(await sub.recv()) });
+      return;
+    }
+    case "recv-until-stop": {
+      using sub = Channel.attach({ key }, "recv");
+      out({ ready: true, id: sub.id });
+      const messages: string[] = [];
+      const timer = setTimeout(() => sub.detach(), WAIT.timeout);
+      for await (const msg of sub) {
+        const s = decode(msg);
+        if (s === "STOP") break;
+        messages.push(s);
+      }
+      clearTimeout(timer);
+      out({ messages });
+      return;
+    }
+    case "send": {
+      using sub = Channel.attach({ key }, "send");
+      let sent = 0;
+      for (const msg of rest) {
+        await sub.send(msg, WAIT);
+        sent++;
+      }
+      out({ sent });
+      return;
+    }
+    case "send-to": {
+      using sub = Channel.attach({ key }, "send");
+      await sub.send(rest[1], { ...WAIT, target: Number(rest[0]) });
+      out({ sent: 1 });
+      return;
+    }
+    case "create": {
+      const ch = Channel.create({ key, delivery: (rest[0] ?? "unicast") as "unicast" });
+      out({ ready: true, id: ch.id });
+      (globalThis as { keep?: unknown }).keep = ch;
+      setInterval(() => {}, 1 << 30); // stay alive until killed
+      return;
+    }
+    case "stay": {
+      const sub = Channel.attach({ key }, rest[0] as "send" | "recv" | "both");
+      out({ ready: true, id: sub.id });
+      // Stay alive until killed. A global keeps `sub` reachable: an
+      // unreachable subscriber is detached by the garbage collector.
+      (globalThis as { keep?: unknown }).keep = sub;
+      setInterval(() => {}, 1 << 30);
+      return;
+    }
+    case "echo": {
+      using sub = Channel.attach({ key }, "both");
+      out({ ready: true, id: sub.id });
+      let served = 0;
+      for (;;) {
+        const req = JSON.parse(decode(await sub.recv(WAIT))) as { from: number; body: string };
+        if (req.body === "STOP") break;
+        await sub.send(JSON.stringify({ echo: req.body, by: sub.id }), { ...WAIT, target: req.from });
+        served++;
+      }
+      out({ served });
+      return;
+    }
+    case "detach-pending": {
+      const sub = Channel.attach({ key }, "recv");
+      const pending = sub.recv();
+      setTimeout(() => sub.detach(), 50);
+      try {
+        await pending;
+        out({ code: "resolved" });
+      } catch (err) {
+        out({ code: (err as ChannelError).code ?? String(err) });
+      }
+      return; // nothing keeps the process alive now: it must exit by itself
+    }
+    case "idle-cpu": {
+      using sub = Channel.attach({ key }, "recv");
+      const before = process.cpuUsage();
+      let code = "resolved";
+      try {
+        await sub.recv({ timeout: Number(rest[0]) });
+      } catch (err) {
+        code = (err as ChannelError).code ?? String(err);
+      }
+      const used = process.cpuUsage(before);
+      out({ code, cpuMs: (used.user + used.system) / 1000 });
+      return;
+    }
+    default:
+      throw new Error(`unknown command ${command}`);
+  }
+}
+
+main().catch((err) => {
+  out({ error: String(err), code: (err as ChannelError)?.code });
+  process.exitCode = 1;
+});

@@ -1,0 +1,240 @@
+/**
+ * Channels between processes, against a child of each runtime: under
+ * `deno test` this covers Deno→Deno and Deno→Bun, under `bun test`
+ * Bun→Bun and Bun→Deno.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { Channel } from "../mod.ts";
+import {
+  type Child,
+  peer,
+  rejectsCode,
+  runtime,
+  runtimes,
+  sleep,
+  text,
+  throwsCode,
+  uniqueKey,
+  within,
+} from "./helpers.ts";
+
+const T = { timeout: 60_000 };
+
+/** Kills whatever children a test left running, even when it failed. */
+async function withChildren(fn: (spawn: typeof peer) => Promise<void>): Promise<void> {
+  const children: Child[] = [];
+  try {
+    await fn((rt, args, opts) => {
+      const c = peer(rt, args, opts);
+      children.push(c);
+      return c;
+    });
+  } finally {
+    for (const c of children) c.kill();
+  }
+}
+
+for (const rt of runtimes) {
+  describe(`${runtime} parent, ${rt} child`, () => {
+    test("the child receives what this process sends, in order", T, () =>
+      withChildren(async (spawn) => {
+        const key = uniqueKey();
+        using ch = Channel.create({ key, ringEntries: 8 });
+        const child = spawn(rt, ["recv", key, 20]);
+        assert.equal((await child.next()).ready, true);
+        const msgs = Array.from({ length: 20 }, (_, i) => `msg ${i}`);
+        // 20 messages through an 8-slot ring: send() waits for the child to make room.
+        for (const m of msgs) await within(ch.send(m), 20_000, "send");
+        assert.deepEqual(await child.next(), { messages: msgs });
+        assert.equal(await child.exit(), 0);
+      }));
+
+    test("a pending recv here wakes when the child sends", T, () =>
+      withChildren(async (spawn) => {
+        const key = uniqueKey();
+        using _ch = Channel.create({ key });
+        using rx = Channel.attach({ key }, "recv");
+        const pending = rx.recv();
+        const child = spawn(rt, ["send", key, "wake up", "and again"]);
+        assert.equal(text(await within(pending, 20_000, "recv")), "wake up");
+        assert.equal(text(await within(rx.recv(), 20_000, "recv")), "and again");
+        assert.deepEqual(await child.next(), { sent: 2 });
+        assert.equal(await child.exit(), 0);
+      }));
+
+    test("a send waiting for room here wakes when the child receives", T, () =>
+      withChildren(async (spawn) => {
+        const key = uniqueKey();
+        using ch = Channel.create({ key, ringEntries: 2 });
+        ch.trySend("1");
+        ch.trySend("2");
+        throwsCode(() => ch.trySend("3"), "ENOBUFS");
+        const pending = ch.send("3");
+        const child = spawn(rt, ["recv", key, 3]);
+        assert.equal(await within(pending, 20_000, "send"), 1);
+        assert.equal((await child.next()).ready, true);
+        assert.deepEqual(await child.next(), { messages: ["1", "2", "3"] });
+        assert.equal(await child.exit(), 0);
+      }));
+
+    test("broadcast reaches every child process", T, () =>
+      withChildren(async (spawn) => {
+        const key = uniqueKey();
+        using ch = Channel.create({ key, delivery: "broadcast", ringEntries: 4 });
+        const kids = [spawn(rt, ["recv", key, 10]), spawn(runtime, ["recv", key, 10])];
+        for (const k of kids) assert.equal((await k.next()).ready, true);
+        const msgs = Array.from({ length: 10 }, (_, i) => `b${i}`);
+        for (const m of msgs) await within(ch.send(m), 20_000, "send");
+        for (const k of kids) {
+          assert.deepEqual(await k.next(), { messages: msgs });
+          assert.equal(await k.exit(), 0);
+        }
+      }));
+
+    test("multicast gives each message to exactly one child process", T, () =>
+      withChildren(async (spawn) => {
+        const key = uniqueKey();
+        using ch = Channel.create({ key, delivery: "multicast", ringEntries: 16 });
+        const kids = [spawn(rt, ["recv-until-stop", key]), spawn(runtime, ["recv-until-stop", key])];
+        const ids: number[] = [];
+        for (const k of kids) {
+          const line = await k.next();
+          assert.equal(line.ready, true);
+          ids.push(line.id as number);
+        }
+        const msgs = Array.from({ length: 100 }, (_, i) => `w${i}`);
+        for (const m of msgs) await within(ch.send(m), 20_000, "send");
+        for (const id of ids) await within(ch.send("STOP", { target: id }), 20_000, "send STOP");
+        const got: string[] = [];
+        for (const k of kids) {
+          got.push(...((await k.next()).messages as string[]));
+          assert.equal(await k.exit(), 0);
+        }
+        assert.equal(got.length, msgs.length);
+        assert.deepEqual([...got].sort(), [...msgs].sort());
+      }));
+
+    test("request/reply: targeted replies reach only the requester", T, () =>
+      withChildren(async (spawn) => {
+        const key = uniqueKey();
+        using _ch = Channel.create({ key });
+        using me = Channel.attach({ key }, "both");
+        using bystander = Channel.attach({ key }, "recv");
+        const server = spawn(rt, ["echo", key]);
+        const { id: serverId } = await server.next<{ id: number }>();
+        for (const body of ["ping", "pong", "é✓"]) {
+          await me.send(JSON.stringify({ from: me.id, body }), { target: serverId });
+          const reply = JSON.parse(text(await within(me.recv(), 20_000, "reply"))!);
+          assert.deepEqual(reply, { echo: body, by: serverId });
+        }
+        await me.send(JSON.stringify({ from: me.id, body: "STOP" }), { target: serverId });
+        assert.deepEqual(await server.next(), { served: 3 });
+        assert.equal(await server.exit(), 0);
+        assert.equal(bystander.tryRecv(), null);
+      }));
+
+    test(
+      "a channel whose creator is killed leaves lookup; attached processes keep working",
+      T,
+      () =>
+        withChildren(async (spawn) => {
+          const key = uniqueKey();
+          const creator = spawn(rt, ["create", key]);
+          const { id } = await creator.next<{ id: number }>();
+          using sub = Channel.attach({ key }, "both");
+          assert.equal(sub.channelId, id);
+          creator.kill("SIGKILL");
+          assert.equal(await creator.exit(), "SIGKILL");
+          throwsCode(() => Channel.attach({ key }, "recv"), "ENOENT");
+          throwsCode(() => Channel.attach({ id }, "recv"), "ENOENT");
+          sub.trySend("still works");
+          assert.equal(text(sub.tryRecv()), "still works");
+          using again = Channel.create({ key });
+          assert.equal(again.key, key);
+        }),
+    );
+
+    test(
+      "a killed broadcast receiver stops holding back a sender waiting for room",
+      T,
+      () =>
+        withChildren(async (spawn) => {
+          const key = uniqueKey();
+          using ch = Channel.create({ key, delivery: "broadcast", ringEntries: 2 });
+          using live = Channel.attach({ key }, "recv");
+          const child = spawn(rt, ["stay", key, "recv"]);
+          assert.equal((await child.next()).ready, true);
+          ch.trySend("1");
+          ch.trySend("2");
+          assert.deepEqual(live.tryRecvMany().map(text), ["1", "2"]);
+          throwsCode(() => ch.trySend("3"), "ENOBUFS"); // the child has read nothing
+          const pending = ch.send("3");
+          child.kill("SIGKILL");
+          assert.equal(await child.exit(), "SIGKILL");
+          assert.equal(await within(pending, 20_000, "send after the receiver died"), 1);
+          assert.equal(text(live.tryRecv()), "3");
+        }),
+    );
+
+    test(
+      "a pending recv() alone keeps the child alive until its message comes",
+      T,
+      () =>
+        withChildren(async (spawn) => {
+          const key = uniqueKey();
+          using ch = Channel.create({ key });
+          const child = spawn(rt, ["recv-forever", key]);
+          assert.equal((await child.next()).ready, true);
+          await sleep(300); // long enough for a child that is not kept alive to exit
+          ch.trySend("worth the wait");
+          assert.deepEqual(await child.next(), { message: "worth the wait" });
+          assert.equal(await child.exit(), 0);
+        }),
+    );
+
+    test(
+      "a receive here that timed out does not take the wakeup meant for a waiting child",
+      T,
+      () =>
+        withChildren(async (spawn) => {
+          const key = uniqueKey();
+          using ch = Channel.create({ key });
+          using mine = Channel.attach({ key }, "recv");
+          const child = spawn(rt, ["recv-forever", key]);
+          assert.equal((await child.next()).ready, true);
+          await sleep(100); // let the child park
+          await rejectsCode(mine.recv({ timeout: 20 }), "ETIMEDOUT");
+          ch.trySend("for whoever waits");
+          assert.deepEqual(await child.next(), { message: "for whoever waits" });
+          assert.equal(mine.tryRecv(), null);
+          assert.equal(await child.exit(), 0);
+        }),
+    );
+
+    test(
+      "a recv pending at detach rejects ENOENT, and the child then exits by itself",
+      T,
+      () =>
+        withChildren(async (spawn) => {
+          const key = uniqueKey();
+          using _ch = Channel.create({ key });
+          const child = spawn(rt, ["detach-pending", key]);
+          assert.deepEqual(await child.next(), { code: "ENOENT" });
+          assert.equal(await child.exit(), 0);
+        }),
+    );
+
+    test("a receiver parked for 500 ms uses almost no CPU", T, () =>
+      withChildren(async (spawn) => {
+        const key = uniqueKey();
+        using _ch = Channel.create({ key });
+        const child = spawn(rt, ["idle-cpu", key, 500]);
+        const line = await child.next<{ code: string; cpuMs: number }>();
+        assert.equal(line.code, "ETIMEDOUT");
+        // A busy-polling waiter would burn close to 500 ms here.
+        assert.ok(line.cpuMs < 150, `parked receiver used ${line.cpuMs} ms of CPU in 500 ms`);
+        assert.equal(await child.exit(), 0);
+      }));
+  });
+}

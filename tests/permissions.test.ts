@@ -1,0 +1,119 @@
+/** SPEC §2: access rights, mode bits, private channels; the OS check (as root). */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { Channel } from "../mod.ts";
+import { isRoot, peer, rejectsCode, runtime, text, throwsCode, uniqueKey, unprivilegedBlocker } from "./helpers.ts";
+
+describe("access", () => {
+  test("a receive-only subscriber that sends gets EACCES", async () => {
+    const key = uniqueKey();
+    using _ch = Channel.create({ key });
+    using rx = Channel.attach({ key }, "recv");
+    throwsCode(() => rx.trySend("x"), "EACCES");
+    throwsCode(() => rx.trySendMany(["x"]), "EACCES");
+    await rejectsCode(rx.send("x"), "EACCES");
+  });
+
+  test("a send-only subscriber that receives gets EACCES", async () => {
+    const key = uniqueKey();
+    using ch = Channel.create({ key });
+    using tx = Channel.attach({ key }, "send");
+    ch.trySend("waiting");
+    throwsCode(() => tx.tryRecv(), "EACCES");
+    throwsCode(() => tx.tryRecvInto(new Uint8Array(4)), "EACCES");
+    throwsCode(() => tx.tryRecvMany(), "EACCES");
+    await rejectsCode(tx.recv(), "EACCES");
+    await rejectsCode(tx.recvInto(new Uint8Array(4)), "EACCES");
+  });
+});
+
+describe("mode bits (the caller is the owner: owner bits; root gets no bypass)", () => {
+  test("write-only (0o200): attach to send works, to receive is EACCES", () => {
+    const key = uniqueKey();
+    using _ch = Channel.create({ key, mode: 0o200 });
+    using tx = Channel.attach({ key }, "send");
+    assert.equal(tx.access, "send");
+    throwsCode(() => Channel.attach({ key }, "recv"), "EACCES");
+    throwsCode(() => Channel.attach({ key }, "both"), "EACCES");
+  });
+
+  test("read-only (0o400): attach to receive works; sending, the owner's too, is EACCES", () => {
+    const key = uniqueKey();
+    using ch = Channel.create({ key, mode: 0o400 });
+    using rx = Channel.attach({ key }, "recv");
+    assert.equal(rx.access, "recv");
+    throwsCode(() => Channel.attach({ key }, "send"), "EACCES");
+    throwsCode(() => Channel.attach({ key }, "both"), "EACCES");
+    throwsCode(() => ch.trySend("x"), "EACCES");
+  });
+
+  test("no bits (0o000): everything is EACCES", () => {
+    const key = uniqueKey();
+    using ch = Channel.create({ key, mode: 0 });
+    for (const access of ["send", "recv", "both"] as const) throwsCode(() => Channel.attach({ key }, access), "EACCES");
+    throwsCode(() => Channel.attach({ id: ch.id }, "recv"), "EACCES");
+    throwsCode(() => ch.trySend("x"), "EACCES");
+  });
+
+  test("group and other bits do not grant the owner anything (0o066)", () => {
+    const key = uniqueKey();
+    using _ch = Channel.create({ key, mode: 0o066 });
+    throwsCode(() => Channel.attach({ key }, "recv"), "EACCES");
+  });
+});
+
+const NOBODY = 65534;
+/** Starting a runtime as another uid compiles the sources afresh: allow time. */
+const SLOW = { timeout: 60_000 };
+const blocker = isRoot() ? unprivilegedBlocker(NOBODY) : "not running as root";
+const childEnv = {
+  // The unprivileged child cannot write root's caches.
+  DENO_DIR: `/tmp/shmchan-test-deno-${NOBODY}`,
+  BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0",
+  HOME: "/tmp",
+};
+
+describe(`another uid (setpriv --reuid=${NOBODY}), as root only`, { skip: blocker ?? undefined }, () => {
+  const rt = runtime;
+
+  test("mode 0o600: the other uid cannot attach (EACCES)", SLOW, async () => {
+    const key = uniqueKey();
+    using _ch = Channel.create({ key, mode: 0o600 });
+    for (const access of ["recv", "send"]) {
+      const child = peer(rt, ["attach", key, access], { asUser: NOBODY, env: childEnv });
+      const line = await child.next();
+      assert.deepEqual(line, { ok: false, code: "EACCES" }, child.stderr);
+      assert.equal(await child.exit(), 0);
+    }
+  });
+
+  test("mode 0o666: the other uid attaches and its message arrives", SLOW, async () => {
+    const key = uniqueKey();
+    using _ch = Channel.create({ key, mode: 0o666 });
+    using rx = Channel.attach({ key }, "recv");
+    const child = peer(rt, ["send", key, "from nobody"], { asUser: NOBODY, env: childEnv });
+    assert.deepEqual(await child.next(), { sent: 1 }, child.stderr);
+    assert.equal(await child.exit(), 0);
+    assert.equal(text(await rx.recv({ timeout: 10_000 })), "from nobody");
+  });
+
+  test("mode 0o644: the other uid may receive but not send", SLOW, async () => {
+    const key = uniqueKey();
+    using _ch = Channel.create({ key, mode: 0o644 });
+    const recvChild = peer(rt, ["attach", key, "recv"], { asUser: NOBODY, env: childEnv });
+    assert.equal((await recvChild.next()).ok, true, recvChild.stderr);
+    const sendChild = peer(rt, ["attach", key, "send"], { asUser: NOBODY, env: childEnv });
+    assert.deepEqual(await sendChild.next(), { ok: false, code: "EACCES" }, sendChild.stderr);
+    await Promise.all([recvChild.exit(), sendChild.exit()]);
+  });
+
+  test("private: only the creator's uid may attach, whatever mode says", SLOW, async () => {
+    const key = uniqueKey();
+    using _ch = Channel.create({ key, mode: 0o666, private: true });
+    using mine = Channel.attach({ key }, "both");
+    assert.ok(mine.id > 0);
+    const child = peer(rt, ["attach", key, "recv"], { asUser: NOBODY, env: childEnv });
+    assert.deepEqual(await child.next(), { ok: false, code: "EACCES" }, child.stderr);
+    assert.equal(await child.exit(), 0);
+  });
+});
