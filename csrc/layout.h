@@ -112,18 +112,23 @@ struct shmc_member {
 	uint64_t start_time;      /* with pid: an identity that survives pid reuse */
 	_Atomic uint32_t parked;  /* SHMC_WAIT_* bits: set by itself, cleared by a waker or itself */
 	_Atomic uint32_t wake;    /* futex word: bumped by wakers */
-	_Atomic uint64_t claim;   /* position this member last claimed as producer */
+	_Atomic uint64_t claim;   /* first position this member last claimed as producer */
 	char doorbell[40];        /* abstract socket address, NUL padded */
-	uint8_t pad0[48];
+	_Atomic uint32_t claim_n; /* how many positions from `claim` */
+	uint8_t pad0[44];
 	_Atomic uint64_t cursor;  /* broadcast: next position to read */
 	uint8_t pad1[56];
 };
 
-/* Per-slot descriptor in the control segment. */
+/* Per-slot descriptor in the control segment, one cache line each so that
+ * a producer publishing slot i+1 does not steal the line a consumer is
+ * reading slot i from. */
 struct shmc_slot {
 	_Atomic uint64_t seq;     /* SEQ(pos, state): producers and consumers */
 	_Atomic uint32_t target;  /* 0 or subscriber id; producer, before READY */
 	_Atomic uint32_t writer;  /* member index + 1 of the producer; producer */
+	_Atomic uint32_t len;     /* message length; producer, before READY */
+	uint8_t pad[44];
 };
 
 /* ---- the data segment: /dev/shm/shmchan.<id>.<nonce>.d ------------------
@@ -140,12 +145,9 @@ struct shmc_dat_header {
 	uint8_t pad[32];
 };
 
-/* Each slot of the data segment: a length, then up to max_msg_size bytes. */
-struct shmc_dat_slot {
-	_Atomic uint32_t len;     /* producer, before the READY publish */
-	uint32_t reserved;
-	uint8_t payload[];
-};
+/* Each slot of the data segment is max_msg_size bytes of payload, rounded
+ * up to a cache line (the length lives in the slot descriptor, so a 64-byte
+ * message is one line of data). */
 
 _Static_assert(sizeof(struct shmc_reg_header) == 64, "registry header");
 _Static_assert(sizeof(struct shmc_reg_entry) == 56, "registry entry");
@@ -155,9 +157,8 @@ _Static_assert(offsetof(struct shmc_ctl_header, head) == 3 * SHMC_CACHELINE, "he
 _Static_assert(offsetof(struct shmc_ctl_header, recv_parked) == 4 * SHMC_CACHELINE, "wait line");
 _Static_assert(sizeof(struct shmc_member) == 3 * SHMC_CACHELINE, "member");
 _Static_assert(offsetof(struct shmc_member, cursor) == 2 * SHMC_CACHELINE, "cursor line");
-_Static_assert(sizeof(struct shmc_slot) == 16, "slot descriptor");
+_Static_assert(sizeof(struct shmc_slot) == SHMC_CACHELINE, "slot descriptor");
 _Static_assert(sizeof(struct shmc_dat_header) == SHMC_CACHELINE, "data header");
-_Static_assert(sizeof(struct shmc_dat_slot) == 8, "data slot header");
 _Static_assert(sizeof(_Atomic uint64_t) == 8 && sizeof(_Atomic uint32_t) == 4, "atomics are plain-sized");
 
 #endif

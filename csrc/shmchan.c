@@ -36,6 +36,7 @@
 #define SPIN_ITERATIONS 2000       /* bounded spin before parking (~10-20 us) */
 #define LIVENESS_PROBE_NS 10000000 /* re-probe a stuck peer at most every 10 ms */
 #define DOORBELL_CACHE  16
+#define HEAD_LAG        16         /* consumed slots scanned before head moves */
 
 /* ---- process-local state ------------------------------------------------ */
 
@@ -97,6 +98,14 @@ static uint64_t now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A clock for rate limits: a few ns through the vDSO, ms resolution. */
+static uint64_t now_coarse_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
@@ -471,7 +480,7 @@ static void handle_geometry(struct handle *h, uint32_t delivery, uint32_t entrie
 	h->ring_entries = entries;
 	h->mask = entries - 1;
 	h->max_msg = max_msg;
-	h->stride = (uint32_t)((sizeof(struct shmc_dat_slot) + max_msg + SHMC_CACHELINE - 1) &
+	h->stride = (uint32_t)(((uint64_t)max_msg + SHMC_CACHELINE - 1) &
 			       ~(uint64_t)(SHMC_CACHELINE - 1));
 	h->max_members = SHMC_MAX_MEMBERS;
 	h->ctl_size = ctl_size_for(entries);
@@ -485,9 +494,9 @@ static void handle_pointers(struct handle *h)
 					SHMC_MAX_MEMBERS * sizeof(struct shmc_member));
 }
 
-static inline struct shmc_dat_slot *dat_slot(struct handle *h, uint64_t pos)
+static inline uint8_t *dat_slot(struct handle *h, uint64_t pos)
 {
-	return (struct shmc_dat_slot *)(h->dat + sizeof(struct shmc_dat_header) +
+	return (h->dat + sizeof(struct shmc_dat_header) +
 					(size_t)(pos & h->mask) * h->stride);
 }
 
@@ -596,6 +605,7 @@ static int member_join(struct handle *h, uint32_t access)
 		m->start_time = process_start_time(getpid());
 		store_relaxed(&m->parked, 0);
 		store_relaxed(&m->claim, 0);
+		store_relaxed(&m->claim_n, 0);
 		memset(m->doorbell, 0, sizeof m->doorbell);
 		uint64_t t = load_seq_cst(&h->ctl->tail);
 		store_relaxed(&m->cursor, t);
@@ -800,21 +810,21 @@ static void wake_senders(struct handle *h)
 			wake_member(h, &h->members[i], SHMC_WAIT_SEND, rung, &nrung, &delivered);
 }
 
+/* Callers have just made their change visible with a seq_cst store (the
+ * READY publish, a freed slot, a moved cursor, a member leaving). */
 static inline void after_publish(struct handle *h, uint32_t target, int target_idx)
 {
-	/* SYNC: full barrier between the READY publish and the read of
-	 * recv_parked, paired with park()'s seq_cst fetch_or/fetch_add before
-	 * its re-check of the ring (Dekker): one of the two sides sees the other. */
-	smp_mb();
-	if (load_relaxed(&h->ctl->recv_parked))
+	/* SYNC: seq_cst load after the caller's seq_cst store, paired with
+	 * do_park's seq_cst RMWs and full barrier before its re-check of the
+	 * ring (Dekker): either the parker sees the message or we see it parked. */
+	if (load_seq_cst(&h->ctl->recv_parked))
 		wake_receivers(h, target, target_idx);
 }
 
 static inline void after_consume(struct handle *h)
 {
 	/* SYNC: as after_publish, for room and send_parked. */
-	smp_mb();
-	if (load_relaxed(&h->ctl->send_parked))
+	if (load_seq_cst(&h->ctl->send_parked))
 		wake_senders(h);
 }
 
@@ -871,43 +881,62 @@ static bool drop_if_target_gone(struct handle *h, uint64_t pos, uint64_t q)
 	return true;
 }
 
-static int claim_position(struct handle *h, uint64_t *pos_out)
+/* Is slot @t free for a producer at position t? Broadcast also needs the
+ * gate (checked by the caller). */
+static inline bool slot_free_for(struct handle *h, uint64_t t, uint64_t q)
+{
+	const uint64_t n = h->ring_entries;
+	if (h->delivery == SHMC_BROADCAST)
+		return q == SEQ(t, SLOT_FREE) || q == SEQ(t - n, SLOT_READY) ||
+		       q == SEQ(t - n, SLOT_TAKEN);
+	return q == SEQ(t, SLOT_FREE);
+}
+
+/* Broadcast: how many positions from @t the gate allows (0 when full). */
+static uint64_t broadcast_room(struct handle *h, uint64_t t, uint64_t want)
+{
+	const uint64_t n = h->ring_entries;
+	uint64_t gate = load_relaxed(&h->gate);
+	if (t + want - 1 - gate < n)
+		return want;
+	gate = broadcast_gate(h, t, false);
+	if (t - gate >= n && probe_allowed(&h->gate_probe_ns))
+		gate = broadcast_gate(h, t, true);
+	store_relaxed(&h->gate, gate);
+	if (t - gate >= n)
+		return 0;
+	uint64_t room = n - (t - gate);
+	return room < want ? room : want;
+}
+
+/* Claim up to @want consecutive positions with one CAS of tail. On success
+ * *pos_out is the first and the count is returned (>= 1). */
+static int claim_positions(struct handle *h, uint32_t want, uint64_t *pos_out)
 {
 	struct shmc_ctl_header *c = h->ctl;
 	const uint64_t n = h->ring_entries;
+	if (want > n)
+		want = (uint32_t)n;
 	uint64_t t = load_relaxed(&c->tail);
 	for (uint32_t attempt = 0; attempt < (1u << 20); attempt++) {
 		struct shmc_slot *s = &h->slots[t & h->mask];
 		/* SYNC: acquire, paired with the consumer's release that freed the
 		 * slot (unicast) or the producer's READY publish (broadcast). */
 		uint64_t q = load_acquire(&s->seq);
-		bool free_now;
-		if (h->delivery == SHMC_BROADCAST) {
-			free_now = q == SEQ(t, SLOT_FREE) || q == SEQ(t - n, SLOT_READY) ||
-				   q == SEQ(t - n, SLOT_TAKEN);
-			if (free_now && t - load_relaxed(&h->gate) >= n) {
-				uint64_t gate = broadcast_gate(h, t, false);
-				if (t - gate >= n) {
-					uint64_t now = now_ns();
-					if (now - load_relaxed(&h->gate_probe_ns) < LIVENESS_PROBE_NS)
-						return -ENOBUFS;
-					store_relaxed(&h->gate_probe_ns, now);
-					gate = broadcast_gate(h, t, true);
-					if (t - gate >= n)
-						return -ENOBUFS;
-				}
-				store_relaxed(&h->gate, gate);
-			}
-		} else {
-			free_now = q == SEQ(t, SLOT_FREE);
-		}
-		if (free_now) {
+		if (slot_free_for(h, t, q)) {
+			uint64_t got = 1;
+			while (got < want &&
+			       slot_free_for(h, t + got, load_acquire(&h->slots[(t + got) & h->mask].seq)))
+				got++;
+			if (h->delivery == SHMC_BROADCAST && !(got = broadcast_room(h, t, got)))
+				return -ENOBUFS;
 			store_relaxed(&h->me->claim, t);
+			store_relaxed(&h->me->claim_n, (uint32_t)got);
 			/* SYNC: seq_cst, paired with member_join (gate) and with other
 			 * producers' CAS. */
-			if (cas_seq_cst(&c->tail, &t, t + 1)) {
+			if (cas_seq_cst(&c->tail, &t, t + got)) {
 				*pos_out = t;
-				return 0;
+				return (int)got;
 			}
 			continue; /* t reloaded by the failed CAS */
 		}
@@ -928,51 +957,101 @@ static int claim_position(struct handle *h, uint64_t *pos_out)
 	return -ENOBUFS;
 }
 
-static int do_try_send(struct handle *h, const void *buf, uint32_t len, uint32_t target)
+static int check_send(struct handle *h, uint32_t target, int *tidx)
 {
 	if (!(h->access & SHMC_SEND))
 		return -EACCES;
-	if (len > h->max_msg)
-		return -EMSGSIZE;
-	if (len && !buf)
-		return -EFAULT;
-	int tidx = -1;
+	*tidx = -1;
 	if (target) {
-		tidx = find_receiver(h, target);
-		if (tidx < 0)
+		*tidx = find_receiver(h, target);
+		if (*tidx < 0)
 			return -ENOENT;
 	}
-	uint64_t t;
-	int err = claim_position(h, &t);
-	if (err < 0)
-		return err;
+	return 0;
+}
+
+/* Fill a claimed slot and publish it. */
+static inline void publish(struct handle *h, uint64_t t, const void *buf, uint32_t len,
+			   uint32_t target)
+{
 	struct shmc_slot *s = &h->slots[t & h->mask];
 	store_relaxed(&s->target, target);
 	store_relaxed(&s->writer, h->member_idx + 1);
 	store_relaxed(&s->seq, SEQ(t, SLOT_WRITING));
-	struct shmc_dat_slot *d = dat_slot(h, t);
-	store_relaxed(&d->len, len);
+	store_relaxed(&s->len, len);
 	if (len)
-		memcpy(d->payload, buf, len);
-	/* SYNC: release, paired with the consumers' acquire load of seq: the
-	 * length, payload and target are visible before READY is. */
-	store_release(&s->seq, SEQ(t, SLOT_READY));
+		memcpy(dat_slot(h, t), buf, len);
+	/* SYNC: release (as part of seq_cst), paired with the consumers'
+	 * acquire load of seq: length, payload and target are visible before
+	 * READY is. seq_cst for after_publish's Dekker. */
+	store_seq_cst(&s->seq, SEQ(t, SLOT_READY));
+}
+
+static int do_try_send(struct handle *h, const void *buf, uint32_t len, uint32_t target)
+{
+	int tidx;
+	int err = check_send(h, target, &tidx);
+	if (err < 0)
+		return err;
+	if (len > h->max_msg)
+		return -EMSGSIZE;
+	if (len && !buf)
+		return -EFAULT;
+	uint64_t t;
+	err = claim_positions(h, 1, &t);
+	if (err < 0)
+		return err;
+	publish(h, t, buf, len, target);
 	after_publish(h, target, tidx);
 	return (int)len;
+}
+
+/* Send up to @count messages packed in @buf: one tail CAS and one wake check
+ * per run of consecutive free slots. */
+static int do_try_send_many(struct handle *h, const uint8_t *buf, const uint32_t *lens,
+			    uint32_t count, uint32_t target)
+{
+	int tidx;
+	int err = check_send(h, target, &tidx);
+	if (err < 0)
+		return err;
+	/* Validate every length first: nothing is sent past a bad one. */
+	uint32_t valid = 0;
+	for (; valid < count && valid < INT32_MAX; valid++)
+		if (lens[valid] > h->max_msg)
+			break;
+	if (valid == 0)
+		return count ? -EMSGSIZE : 0;
+	uint32_t sent = 0;
+	while (sent < valid) {
+		uint64_t t;
+		int got = claim_positions(h, valid - sent, &t);
+		if (got < 0) {
+			if (sent)
+				break;
+			return got;
+		}
+		for (int i = 0; i < got; i++) {
+			publish(h, t + (uint64_t)i, buf, lens[sent], target);
+			buf += lens[sent++];
+		}
+	}
+	after_publish(h, target, tidx);
+	return (int)sent;
 }
 
 /* ---- receiving ---------------------------------------------------------- */
 
 static uint32_t copy_out(struct handle *h, uint64_t pos, void *buf, uint32_t cap)
 {
-	struct shmc_dat_slot *d = dat_slot(h, pos);
+	struct shmc_slot *s = &h->slots[pos & h->mask];
 	/* Read the length once and bound it by our private max_msg. */
-	uint32_t len = load_relaxed(&d->len);
+	uint32_t len = load_relaxed(&s->len);
 	if (len > h->max_msg)
 		len = h->max_msg;
 	uint32_t n = len < cap ? len : cap;
 	if (n)
-		memcpy(buf, d->payload, n);
+		memcpy(buf, dat_slot(h, pos), n);
 	return n;
 }
 
@@ -981,7 +1060,7 @@ static uint32_t copy_out(struct handle *h, uint64_t pos, void *buf, uint32_t cap
  * Returns true if the slot was skipped. */
 static bool recover_stalled(struct handle *h, uint64_t pos, uint64_t q)
 {
-	uint64_t now = now_ns();
+	uint64_t now = now_coarse_ns();
 	if (load_relaxed(&h->stall_pos) != pos) {
 		store_relaxed(&h->stall_pos, pos);
 		store_relaxed(&h->stall_probe_ns, now);
@@ -1001,10 +1080,11 @@ static bool recover_stalled(struct handle *h, uint64_t pos, uint64_t q)
 			       member_alive(h, w - 1);
 	} else {
 		/* Claimed (tail moved past) but WRITING not yet stored: the claimer
-		 * recorded the position in its member first. */
+		 * recorded its claimed range in its member first. */
 		for (uint32_t i = 0; i < h->max_members && !writer_alive; i++)
 			writer_alive = load_acquire(&h->members[i].state) == MEMBER_ACTIVE &&
-				       load_relaxed(&h->members[i].claim) == pos &&
+				       pos - load_relaxed(&h->members[i].claim) <
+					       load_relaxed(&h->members[i].claim_n) &&
 				       member_alive(h, i);
 	}
 	if (writer_alive)
@@ -1017,34 +1097,53 @@ static bool recover_stalled(struct handle *h, uint64_t pos, uint64_t q)
 	return true;
 }
 
+/* Move head over the consumed prefix. head is only where scans start:
+ * every position below it is consumed (a consumed slot stays consumed), and
+ * a lagging head costs scanning, never correctness, as long as it lags by
+ * less than ring_entries (queue_take keeps it so). */
 static void advance_head(struct handle *h)
 {
-	uint64_t hd = load_seq_cst(&h->ctl->head);
-	for (uint32_t i = 0; i < h->ring_entries; i++) {
-		uint64_t q = load_seq_cst(&h->slots[hd & h->mask].seq);
-		if ((int64_t)(q - SEQ(hd + h->ring_entries, SLOT_FREE)) < 0)
-			return; /* slot at head not consumed yet */
-		/* SYNC: seq_cst with the free store in queue_take: whoever frees
-		 * the slot at head, or moves head onto a freed slot, advances it. */
-		if (!cas_seq_cst(&h->ctl->head, &hd, hd + 1))
-			continue; /* hd reloaded */
-		hd++;
-	}
+	const uint64_t n = h->ring_entries;
+	uint64_t hd = load_acquire(&h->ctl->head);
+	uint64_t e = hd;
+	/* SYNC: acquire, paired with the consumers' release of FREE. */
+	while (e - hd < n && (int64_t)(load_acquire(&h->slots[e & h->mask].seq) -
+				       SEQ(e + n, SLOT_FREE)) >= 0)
+		e++;
+	if (e != hd)
+		cas_seq_cst(&h->ctl->head, &hd, e); /* lost the race: another moved it */
 }
 
+static inline uint64_t head_lag(struct handle *h)
+{
+	return h->ring_entries < HEAD_LAG ? h->ring_entries : HEAD_LAG;
+}
+
+/* How a take runs: a real take, a peek (report whether a message is there;
+ * may drop messages whose target left), or a take whose head advance and
+ * wake check the caller does once for a batch. */
+enum take_mode { TAKE_NOW, TAKE_PEEK, TAKE_DEFER };
+
 /* Unicast and multicast: scan from head for the first published message this
- * member may take (untargeted or targeted at it); claim it with a CAS. With
- * @buf NULL only report whether one exists. */
-static int queue_take(struct handle *h, void *buf, uint32_t cap, bool peek)
+ * member may take (untargeted or targeted at it); claim it with a CAS. The
+ * scan does not read tail (the producers' hot line): each slot's seq says
+ * whether it is published, and the scan stops at the first that is not. */
+static int queue_take(struct handle *h, void *buf, uint32_t cap, enum take_mode mode,
+		      uint64_t *resume)
 {
 	struct shmc_ctl_header *c = h->ctl;
 	const uint64_t n = h->ring_entries;
-	uint64_t hd = load_acquire(&c->head);
-	uint64_t t = load_acquire(&c->tail);
-	uint64_t span = t - hd;
-	if (span > n)
-		span = n; /* a lagging hint or corrupt values: bounded scan */
-	for (uint64_t i = 0; i < span; i++) {
+	const bool peek = mode == TAKE_PEEK;
+	bool head_moved = false;
+again:;
+	const uint64_t head = load_acquire(&c->head);
+	uint64_t hd = head;
+	/* A batch (TAKE_DEFER) resumes after its previous take instead of
+	 * rescanning from head. */
+	if (resume && *resume - hd < n)
+		hd = *resume;
+	bool prefix_consumed = hd == head; /* every slot in [head, p) consumed */
+	for (uint64_t i = 0; i < n; i++) { /* bounded, whatever shared memory says */
 		uint64_t p = hd + i;
 		struct shmc_slot *s = &h->slots[p & h->mask];
 		/* SYNC: acquire, paired with the producer's release of READY. */
@@ -1053,32 +1152,59 @@ static int queue_take(struct handle *h, void *buf, uint32_t cap, bool peek)
 			uint32_t tg = load_relaxed(&s->target);
 			bool drop = false;
 			if (tg && tg != h->member_id) {
-				if (!target_gone(h, tg))
+				if (!target_gone(h, tg)) {
+					prefix_consumed = false;
 					continue; /* waits for its target */
+				}
 				drop = true;      /* its target left: nobody may have it */
 			}
 			if (peek && !drop)
 				return 1;
 			/* SYNC: acq_rel CAS: exactly one consumer takes the slot. */
-			if (!cas_acq_rel(&s->seq, &q, SEQ(p, SLOT_TAKEN)))
-				continue;
-			uint32_t got = drop ? 0 : copy_out(h, p, buf, cap);
-			/* SYNC: seq_cst (release suffices for the producer's acquire;
-			 * seq_cst also orders it before advance_head's head load). */
-			store_seq_cst(&s->seq, SEQ(p + n, SLOT_FREE));
-			advance_head(h);
-			after_consume(h);
-			if (drop) {
-				fetch_add_relaxed(&c->dropped, 1);
+			if (!cas_acq_rel(&s->seq, &q, SEQ(p, SLOT_TAKEN))) {
+				prefix_consumed = false;
 				continue;
 			}
+			uint32_t got = drop ? 0 : copy_out(h, p, buf, cap);
+			/* SYNC: release (as part of seq_cst), paired with the producers'
+			 * acquire of seq: the copy is done before the slot is reused.
+			 * seq_cst for after_consume's Dekker. */
+			store_seq_cst(&s->seq, SEQ(p + n, SLOT_FREE));
+			/* head is a hint: move it only once it lags by HEAD_LAG (or
+			 * the whole ring, if smaller), so a take usually costs no
+			 * write to the shared head line. */
+			if (prefix_consumed && p + 1 - head >= head_lag(h))
+				advance_head(h);
+			if (drop) {
+				fetch_add_relaxed(&c->dropped, 1);
+				after_consume(h);
+				continue;
+			}
+			if (mode != TAKE_DEFER)
+				after_consume(h);
+			if (resume)
+				*resume = p + 1;
 			return (int)got;
 		}
-		if (q == SEQ(p, SLOT_TAKEN) || (int64_t)(q - SEQ(p + n, SLOT_FREE)) >= 0)
-			continue; /* consumed */
+		if (q == SEQ(p, SLOT_TAKEN)) {
+			prefix_consumed = false; /* being copied out: not free yet */
+			continue;
+		}
+		if ((int64_t)(q - SEQ(p + n, SLOT_FREE)) >= 0) {
+			/* Consumed. A head lagging this far is moved now, and the
+			 * scan restarts from it: messages may lie past our bound. */
+			if (prefix_consumed && p + 1 - head >= head_lag(h) && !head_moved) {
+				advance_head(h);
+				head_moved = true;
+				goto again;
+			}
+			continue;
+		}
 		/* Not yet published (FREE or WRITING for p): order stops here,
-		 * unless its writer died. */
-		if (recover_stalled(h, p, q))
+		 * unless its writer died. A FREE slot is usually just the end of
+		 * the queue: only the slow paths (peek, used before sleeping) look
+		 * whether a producer claimed it and died before marking it. */
+		if ((q == SEQ(p, SLOT_WRITING) || peek) && recover_stalled(h, p, q))
 			continue;
 		break;
 	}
@@ -1087,8 +1213,9 @@ static int queue_take(struct handle *h, void *buf, uint32_t cap, bool peek)
 
 /* Broadcast: read at this member's own cursor; slots are never changed by
  * receivers, the cursor is what the producers' gate reads. */
-static int broadcast_take(struct handle *h, void *buf, uint32_t cap, bool peek)
+static int broadcast_take(struct handle *h, void *buf, uint32_t cap, enum take_mode mode)
 {
+	const bool peek = mode == TAKE_PEEK;
 	struct shmc_member *m = h->me;
 	const uint64_t n = h->ring_entries;
 	uint64_t cur = load_relaxed(&m->cursor);
@@ -1102,10 +1229,12 @@ static int broadcast_take(struct handle *h, void *buf, uint32_t cap, bool peek)
 			if (peek && mine)
 				return 1;
 			uint32_t got = mine ? copy_out(h, cur, buf, cap) : 0;
-			/* SYNC: release, paired with broadcast_gate's acquire: the copy
-			 * is finished before the producer may reuse the slot. */
-			store_release(&m->cursor, cur + 1);
-			after_consume(h);
+			/* SYNC: release (as part of seq_cst), paired with
+			 * broadcast_gate's acquire: the copy is finished before the
+			 * producer may reuse the slot. seq_cst for after_consume. */
+			store_seq_cst(&m->cursor, cur + 1);
+			if (mode != TAKE_DEFER || !mine)
+				after_consume(h);
 			if (mine)
 				return (int)got;
 			cur++;
@@ -1114,11 +1243,11 @@ static int broadcast_take(struct handle *h, void *buf, uint32_t cap, bool peek)
 		if (q == SEQ(cur, SLOT_TAKEN) || (int64_t)(q - SEQ(cur + 1, SLOT_FREE)) >= 0) {
 			/* Skipped slot, or overwritten (only a corrupt peer or a
 			 * receiver wrongly released can see this): move on. */
-			store_release(&m->cursor, cur + 1);
+			store_seq_cst(&m->cursor, cur + 1);
 			cur++;
 			continue;
 		}
-		if (recover_stalled(h, cur, q))
+		if ((q == SEQ(cur, SLOT_WRITING) || peek) && recover_stalled(h, cur, q))
 			continue;
 		break;
 	}
@@ -1127,13 +1256,13 @@ static int broadcast_take(struct handle *h, void *buf, uint32_t cap, bool peek)
 
 /* Broadcast reads and moves this member's own cursor (a peek too, over
  * messages for others): threads sharing the handle take turns. */
-static int broadcast_take_locked(struct handle *h, void *buf, uint32_t cap, bool peek)
+static int broadcast_take_locked(struct handle *h, void *buf, uint32_t cap, enum take_mode mode)
 {
 	/* SYNC: acquire/release on the flag orders one thread's cursor store
 	 * before the next thread's cursor load. */
 	while (atomic_flag_test_and_set_explicit(&h->recv_busy, memory_order_acquire))
 		sched_yield();
-	int r = broadcast_take(h, buf, cap, peek);
+	int r = broadcast_take(h, buf, cap, mode);
 	atomic_flag_clear_explicit(&h->recv_busy, memory_order_release);
 	return r;
 }
@@ -1144,14 +1273,14 @@ static int do_try_recv(struct handle *h, void *buf, uint32_t cap)
 		return -EACCES;
 	if (cap && !buf)
 		return -EFAULT;
-	return h->delivery == SHMC_BROADCAST ? broadcast_take_locked(h, buf, cap, false)
-					     : queue_take(h, buf, cap, false);
+	return h->delivery == SHMC_BROADCAST ? broadcast_take_locked(h, buf, cap, TAKE_NOW)
+					     : queue_take(h, buf, cap, TAKE_NOW, NULL);
 }
 
 static int has_message(struct handle *h)
 {
-	return h->delivery == SHMC_BROADCAST ? broadcast_take_locked(h, NULL, 0, true)
-					     : queue_take(h, NULL, 0, true);
+	return h->delivery == SHMC_BROADCAST ? broadcast_take_locked(h, NULL, 0, TAKE_PEEK)
+					     : queue_take(h, NULL, 0, TAKE_PEEK, NULL);
 }
 
 static int has_room(struct handle *h)
@@ -1184,6 +1313,9 @@ static int do_park(struct handle *h, uint32_t what)
 	if (!(old & what))
 		fetch_add_seq_cst(what == SHMC_WAIT_RECV ? &h->ctl->recv_parked
 							 : &h->ctl->send_parked, 1);
+	/* SYNC: full barrier: the re-check's loads come after the count is
+	 * visible (the loads below are acquire, not seq_cst). */
+	smp_mb();
 	int ready = what == SHMC_WAIT_RECV ? has_message(h) : has_room(h);
 	if (!ready)
 		return 0;
@@ -1546,8 +1678,9 @@ static void leave(struct handle *h)
 {
 	uninstall(h);
 	member_release_parks(h, h->me);
-	/* SYNC: release: our last cursor/claim writes precede the FREE state. */
-	store_release(&h->me->state, MEMBER_FREE);
+	/* SYNC: release (as part of seq_cst): our last cursor/claim writes
+	 * precede the FREE state; seq_cst for after_consume. */
+	store_seq_cst(&h->me->state, MEMBER_FREE);
 	/* Leaving may free room (broadcast gate) for parked senders. */
 	after_consume(h);
 	handle_unmap(h); /* closing ctl_fd drops our liveness lock */
@@ -1663,15 +1796,7 @@ SHMC_API int shmc_try_send_many(int handle, const void *buf, const uint32_t *len
 		return -ENOENT;
 	if (count && (!lens || !buf))
 		return -EFAULT;
-	const uint8_t *p = buf;
-	uint32_t i;
-	for (i = 0; i < count && i < INT32_MAX; i++) {
-		int r = do_try_send(h, p, lens[i], target);
-		if (r < 0)
-			return i ? (int)i : r;
-		p += lens[i];
-	}
-	return (int)i;
+	return do_try_send_many(h, buf, lens, count, target);
 }
 
 SHMC_API int shmc_try_recv_many(int handle, void *buf, uint32_t cap, uint32_t *lens,
@@ -1686,17 +1811,32 @@ SHMC_API int shmc_try_recv_many(int handle, void *buf, uint32_t cap, uint32_t *l
 		return -EINVAL;
 	if (!buf || (max_count && !lens))
 		return -EFAULT;
+	bool broadcast = h->delivery == SHMC_BROADCAST;
+	if (broadcast)
+		while (atomic_flag_test_and_set_explicit(&h->recv_busy, memory_order_acquire))
+			sched_yield();
 	uint8_t *p = buf;
 	uint32_t i, left = cap;
+	int r = 0;
+	uint64_t resume = load_acquire(&h->ctl->head);
 	for (i = 0; i < max_count && i < INT32_MAX && left >= h->max_msg; i++) {
-		int r = do_try_recv(h, p, h->max_msg);
+		r = broadcast ? broadcast_take(h, p, h->max_msg, TAKE_DEFER)
+			      : queue_take(h, p, h->max_msg, TAKE_DEFER, &resume);
 		if (r < 0)
-			return i ? (int)i : r;
+			break;
 		lens[i] = (uint32_t)r;
 		p += r;
 		left -= (uint32_t)r;
 	}
-	return (int)i;
+	if (broadcast)
+		atomic_flag_clear_explicit(&h->recv_busy, memory_order_release);
+	if (i) {
+		/* The deferred work of the takes above, once for the batch. */
+		if (!broadcast)
+			advance_head(h);
+		after_consume(h);
+	}
+	return i ? (int)i : r;
 }
 
 SHMC_API int shmc_send(int handle, const void *buf, uint32_t len, uint32_t target,

@@ -28,6 +28,10 @@ export const SYMBOLS = {
   shmc_try_send: { args: ["i32", "buffer", "u32", "u32"], result: "i32" },
   /** int shmc_try_recv(int handle, void *buf, uint32_t cap); */
   shmc_try_recv: { args: ["i32", "buffer", "u32"], result: "i32" },
+  /** int shmc_try_send_many(int handle, const void *buf, const uint32_t *lens, uint32_t count, uint32_t target); */
+  shmc_try_send_many: { args: ["i32", "buffer", "buffer", "u32", "u32"], result: "i32" },
+  /** int shmc_try_recv_many(int handle, void *buf, uint32_t cap, uint32_t *lens, uint32_t max_count); */
+  shmc_try_recv_many: { args: ["i32", "buffer", "u32", "buffer", "u32"], result: "i32" },
   /** int shmc_set_doorbell(const char *addr, uint32_t len); */
   shmc_set_doorbell: { args: ["buffer", "u32"], result: "i32" },
   /** int shmc_park(int handle, uint32_t what); */

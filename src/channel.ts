@@ -70,6 +70,9 @@ const EAGAIN = -errnoOf("EAGAIN");
 const ENOBUFS = -errnoOf("ENOBUFS");
 
 const encoder = new TextEncoder();
+/** Messages per batch call, and the most bytes a batch scratch takes. */
+const BATCH = 64;
+const BATCH_BYTES = 1 << 20;
 /** Guards the constructors: handles come from create() and attach() only. */
 const INTERNAL = Symbol("shmchan.internal");
 
@@ -171,6 +174,8 @@ class Handle {
   readonly maxMessageSize: number;
   #sendScratch?: Uint8Array;
   #recvScratch?: Uint8Array;
+  #packScratch?: Uint8Array;
+  #lensScratch?: Uint32Array;
 
   constructor(h: number, maxMessageSize: number) {
     this.h = h;
@@ -212,18 +217,57 @@ class Handle {
     return rc >= 0 ? rc : check(rc, "trySend");
   }
 
+  /** Scratch for batches: packed messages and their lengths. */
+  #batch(): [Uint8Array, Uint32Array] {
+    this.#packScratch ??= new Uint8Array(Math.max(this.maxMessageSize, Math.min(BATCH * this.maxMessageSize, BATCH_BYTES)));
+    this.#lensScratch ??= new Uint32Array(BATCH);
+    return [this.#packScratch, this.#lensScratch];
+  }
+
   trySendMany(messages: Iterable<MessageData>, opts: SendOptions | undefined): number {
     const target = toTarget(opts);
     const h = this.live("trySendMany");
-    const native = lib();
-    let sent = 0;
-    for (const data of messages) {
-      const bytes = this.encode(data, false);
-      const rc = native.shmc_try_send(h, bytes, bytes.byteLength, target);
-      if (rc === ENOBUFS) break;
-      check(rc, "trySendMany");
-      sent++;
+    if (messages === null || typeof messages !== "object" || !(Symbol.iterator in messages)) {
+      throw new TypeError("messages must be an iterable");
     }
+    const native = lib();
+    const [pack, lens] = this.#batch();
+    const max = this.maxMessageSize;
+    let sent = 0, n = 0, off = 0;
+    // Sends what is packed; false once the ring is full.
+    const flush = (): boolean => {
+      if (n === 0) return true;
+      const rc = native.shmc_try_send_many(h, pack, lens, n, target);
+      if (rc === ENOBUFS) return false;
+      sent += check(rc, "trySendMany");
+      const all = rc === n;
+      n = 0;
+      off = 0;
+      return all;
+    };
+    for (const data of messages) {
+      let len: number;
+      if (typeof data === "string") {
+        const { read, written } = encoder.encodeInto(data, pack.subarray(off, off + max));
+        if (read < data.length) {
+          flush();
+          throw ChannelError.of("EMSGSIZE", "message longer than maxMessageSize");
+        }
+        len = written;
+      } else {
+        const bytes = bytesOf(data);
+        if (bytes.byteLength > max) {
+          flush();
+          throw ChannelError.of("EMSGSIZE", "message longer than maxMessageSize");
+        }
+        pack.set(bytes, off);
+        len = bytes.byteLength;
+      }
+      lens[n++] = len;
+      off += len;
+      if ((n === BATCH || off + max > pack.byteLength) && !flush()) return sent;
+    }
+    flush();
     return sent;
   }
 
@@ -274,15 +318,36 @@ class Handle {
   tryRecvMany(max: unknown): Uint8Array[] {
     const limit = toInt(max, "max", 0, MAX_I32, MAX_I32);
     const h = this.live("tryRecvMany");
-    const scratch = this.#scratch();
     const native = lib();
+    const [pack, lens] = this.#batch();
+    const fit = Math.min(BATCH, Math.floor(pack.byteLength / this.maxMessageSize));
     const out: Uint8Array[] = [];
     while (out.length < limit) {
-      const rc = native.shmc_try_recv(h, scratch, scratch.byteLength);
+      const want = Math.min(fit, limit - out.length);
+      const rc = native.shmc_try_recv_many(h, pack, pack.byteLength, lens, want);
       if (rc === EAGAIN) break;
-      out.push(scratch.slice(0, check(rc, "tryRecvMany")));
+      check(rc, "tryRecvMany");
+      let total = 0;
+      for (let i = 0; i < rc; i++) total += lens[i];
+      // One copy for the batch; each message is a view of it.
+      const copy = pack.slice(0, total);
+      for (let i = 0, o = 0; i < rc; o += lens[i], i++) out.push(copy.subarray(o, o + lens[i]));
+      if (rc < want) break;
     }
     return out;
+  }
+
+  tryRecvManyInto(buf: unknown, lens: unknown): number {
+    const into = intoBuffer(buf);
+    if (!(lens instanceof Uint32Array)) throw new TypeError("lens must be a Uint32Array");
+    const h = this.live("tryRecvManyInto");
+    if (into.byteLength < this.maxMessageSize) {
+      throw einval("buf must hold at least maxMessageSize bytes");
+    }
+    const cap = Math.min(into.byteLength, MAX_U32);
+    const rc = lib().shmc_try_recv_many(h, into, cap, lens, Math.min(lens.length, MAX_I32));
+    if (rc === EAGAIN) return 0;
+    return check(rc, "tryRecvManyInto");
   }
 
   recv(opts: WaitOptions | undefined, keepAlive: object): Promise<Uint8Array> {
@@ -438,7 +503,11 @@ export class Channel implements Disposable {
     return this.#handle.trySend(data, options);
   }
 
-  /** Sends as many messages as fit now; returns how many were sent. */
+  /**
+   * Sends as many messages as fit now, packed into batches of up to 64 per
+   * native call; returns how many were sent. Messages are taken from the
+   * iterable a batch ahead: those past the returned count were not sent.
+   */
   trySendMany(messages: Iterable<MessageData>, options?: SendOptions): number {
     return this.#handle.trySendMany(messages, options);
   }
@@ -500,7 +569,11 @@ export class Subscriber implements Disposable, AsyncIterable<Uint8Array> {
     return this.#handle.trySend(data, options);
   }
 
-  /** Sends as many messages as fit now; returns how many were sent. */
+  /**
+   * Sends as many messages as fit now, packed into batches of up to 64 per
+   * native call; returns how many were sent. Messages are taken from the
+   * iterable a batch ahead: those past the returned count were not sent.
+   */
   trySendMany(messages: Iterable<MessageData>, options?: SendOptions): number {
     return this.#handle.trySendMany(messages, options);
   }
@@ -523,9 +596,22 @@ export class Subscriber implements Disposable, AsyncIterable<Uint8Array> {
     return this.#handle.tryRecvInto(buf);
   }
 
-  /** Receives up to `max` messages available now (default: all of them). */
+  /**
+   * Receives up to `max` messages available now (default: all of them), in
+   * batches of up to 64 per native call.
+   */
   tryRecvMany(max?: number): Uint8Array[] {
     return this.#handle.tryRecvMany(max);
+  }
+
+  /**
+   * Receives up to `lens.length` messages available now into `buf`, back to
+   * back, with no allocation; `lens[i]` gets each length. Returns how many (0
+   * when there was none). Receives only while `maxMessageSize` bytes of `buf`
+   * remain, so nothing is truncated; a `buf` smaller than that is EINVAL.
+   */
+  tryRecvManyInto(buf: Uint8Array, lens: Uint32Array): number {
+    return this.#handle.tryRecvManyInto(buf, lens);
   }
 
   /** Receives one message, waiting for it. */

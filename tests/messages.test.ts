@@ -160,6 +160,36 @@ describe("a full ring", () => {
     assert.equal(p.sub.trySendMany([]), 0);
   });
 
+  test("batches longer than one native call keep every message, in order", () => {
+    using p = pair({ ringEntries: 512, maxMessageSize: 32 });
+    const sent = Array.from({ length: 300 }, (_, i) => (i % 7 === 0 ? "" : `b${i}`));
+    assert.equal(p.sub.trySendMany(sent), 300);
+    const got = p.sub.tryRecvMany(250).map(text);
+    assert.equal(got.length, 250);
+    assert.deepEqual([...got, ...p.sub.tryRecvMany().map(text)], sent);
+  });
+
+  test("trySendMany sends the messages before an oversized one, then throws EMSGSIZE", () => {
+    using p = pair({ maxMessageSize: 4 });
+    throwsCode(() => p.sub.trySendMany(["ok", bytes(1, 2, 3, 4, 5), "never"]), "EMSGSIZE");
+    assert.deepEqual(p.sub.tryRecvMany().map(text), ["ok"]);
+  });
+
+  test("tryRecvManyInto packs messages back to back without allocating", () => {
+    using p = pair({ maxMessageSize: 8 });
+    p.sub.trySendMany(["one", "", "three", "4"]);
+    const buf = new Uint8Array(32);
+    const lens = new Uint32Array(3);
+    assert.equal(p.sub.tryRecvManyInto(buf, lens), 3);
+    assert.deepEqual([...lens], [3, 0, 5]);
+    assert.equal(new TextDecoder().decode(buf.subarray(0, 8)), "onethree");
+    assert.equal(p.sub.tryRecvManyInto(buf, lens), 1);
+    assert.equal(lens[0], 1);
+    assert.equal(p.sub.tryRecvManyInto(buf, lens), 0);
+    throwsCode(() => p.sub.tryRecvManyInto(new Uint8Array(7), lens), "EINVAL");
+    assert.throws(() => p.sub.tryRecvManyInto(buf, [1] as unknown as Uint32Array), TypeError);
+  });
+
   test("the ring wraps around many times without losing or reordering", () => {
     using p = pair({ ringEntries: 2, maxMessageSize: 16 });
     for (let i = 0; i < 1000; i++) {
