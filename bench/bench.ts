@@ -1,0 +1,951 @@
+/**
+ * shmchan's JavaScript benchmarks: one file that runs unchanged under Deno and
+ * Bun. `bench.ts CASE [--quick]` runs the measuring side of one case, spawns
+ * its peer processes (this same file, with a role name, under the same
+ * runtime), prints one JSON result line and exits. bench/run.mjs drives it.
+ *
+ *   deno run -A bench/bench.ts rt-shmc-await      bun bench/bench.ts rt-shmc-await
+ *
+ * Cases (64 B messages unless said; every peer is a separate process):
+ *   rt-shmc-await     round trip, default `await recvInto()` on both sides
+ *   rt-shmc-park      round trip, `await recvInto(buf, { spin: 0 })`: always park
+ *   rt-shmc-spin      round trip, both sides loop on tryRecvInto()
+ *   rt-net            round trip, node:net Unix socket echo
+ *   rt-native         round trip, Deno.listen/connect or Bun.listen/connect (unix)
+ *   rt-ipc            round trip, Bun.spawn ipc (Bun only)
+ *   pair              one process: 64 B trySend + tryRecvInto, ns per pair
+ *   tput-shmc-SIZE    one producer -> one spinning consumer, trySend / tryRecvInto
+ *   tput-shmc-many-SIZE  the same with trySendMany (64 at a time) / tryRecvMany
+ *   tput-net-SIZE     the same over a node:net Unix stream, fixed-size messages
+ *   tput-native-SIZE  the same over Deno.connect / Bun.connect
+ *   bcast-shmc        one producer -> 4 receivers (broadcast), `await recvInto()`
+ *   bcast-net         one producer writing every message to 4 Unix sockets
+ *   mcast-shmc        one producer -> 2 competing workers (multicast)
+ *   mcast-net         one producer alternating over 2 Unix sockets
+ *   idle-shmc         %CPU of a process parked in `await recv()` for a few seconds
+ *   idle-net          %CPU of a process waiting on an idle node:net socket
+ *
+ * Every process arms a watchdog; busy loops check a deadline; the measuring
+ * side waits for its children to exit (killing them after 5 s) so that each
+ * is reaped. Channels use random keys and are destroyed (the owner is always
+ * the measuring process). Unix socket files live in /tmp and are removed.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import * as net from "node:net";
+import process from "node:process";
+import { Channel, ChannelError, type Subscriber } from "../mod.ts";
+
+// ---- runtime ----------------------------------------------------------------
+
+// deno-lint-ignore no-explicit-any
+const G = globalThis as any;
+const RUNTIME: "deno" | "bun" = G.Bun !== undefined ? "bun" : "deno";
+const SCRIPT = decodeURIComponent(new URL(import.meta.url).pathname);
+const ARGS: string[] = RUNTIME === "deno" ? G.Deno.args : process.argv.slice(2);
+const QUICK = ARGS.includes("--quick");
+const POS = ARGS.filter((a) => !a.startsWith("--"));
+const WATCHDOG_MS = 50_000;
+
+/** Absolute time in ms (comparable across processes on one machine). */
+const wallMs = () => performance.timeOrigin + performance.now();
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function randomKey(): bigint {
+  const b = new Uint32Array(2);
+  crypto.getRandomValues(b);
+  return ((BigInt(b[0] & 0x3fffffff) << 32n) | BigInt(b[1])) + 1n;
+}
+
+function tmpSocketPath(tag: string): string {
+  const b = new Uint32Array(1);
+  crypto.getRandomValues(b);
+  return `/tmp/shmchan-bench-${process.pid}-${tag}-${b[0].toString(16)}.sock`;
+}
+
+function out(obj: Record<string, unknown>): void {
+  console.log(JSON.stringify({ runtime: RUNTIME, ...obj }));
+}
+
+function fail(msg: string): never {
+  console.error(`bench(${RUNTIME}): ${msg}`);
+  killChildren();
+  process.exit(1);
+}
+
+/** A watchdog that never keeps the process alive by itself. */
+function armWatchdog(ms: number): void {
+  const t = setTimeout(() => fail(`watchdog: still running after ${ms} ms`), ms);
+  if (RUNTIME === "deno") G.Deno.unrefTimer(t);
+  else (t as unknown as { unref(): void }).unref();
+}
+
+/** Throws from a busy loop when past its deadline (checked every 1024 rounds). */
+class Deadline {
+  #at: number;
+  #n = 0;
+  constructor(ms: number) {
+    this.#at = performance.now() + ms;
+  }
+  check(what: string): void {
+    if ((++this.#n & 1023) === 0 && performance.now() > this.#at) fail(`deadline passed: ${what}`);
+  }
+}
+
+// ---- children ---------------------------------------------------------------
+
+const children = new Set<Child>();
+
+function killChildren(): void {
+  for (const c of children) c.kill();
+}
+
+/**
+ * Waits for every child to exit (killing those still running after `ms`), so
+ * that each is reaped and its CPU time counts as this process's children's.
+ */
+async function reapChildren(ms = 5_000): Promise<void> {
+  const all = [...children];
+  const timer = setTimeout(() => killChildren(), ms);
+  await Promise.all(all.map((c) => c.exited));
+  clearTimeout(timer);
+}
+
+/** A peer process: this script with a role, under the same runtime. */
+class Child {
+  readonly proc: ChildProcess;
+  readonly exited: Promise<number>;
+  #lines: string[] = [];
+  #wake: (() => void) | undefined;
+  #buf = "";
+  #done = false;
+
+  constructor(role: string, args: (string | number | bigint)[]) {
+    const argv = RUNTIME === "deno"
+      ? ["run", "-A", "--quiet", SCRIPT, role, ...args.map(String)]
+      : [SCRIPT, role, ...args.map(String)];
+    this.proc = spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "inherit"] });
+    children.add(this);
+    this.proc.stdout!.setEncoding("utf8");
+    this.proc.stdout!.on("data", (d: string) => {
+      this.#buf += d;
+      let i;
+      while ((i = this.#buf.indexOf("\n")) >= 0) {
+        this.#lines.push(this.#buf.slice(0, i));
+        this.#buf = this.#buf.slice(i + 1);
+      }
+      this.#wake?.();
+    });
+    this.exited = new Promise((resolve) => {
+      this.proc.on("exit", (code, sig) => {
+        this.#done = true;
+        children.delete(this);
+        this.#wake?.();
+        resolve(code ?? (sig ? 128 : 0));
+      });
+    });
+  }
+
+  get pid(): number {
+    return this.proc.pid!;
+  }
+
+  /** The next line printed by the child (waits up to `ms`). */
+  async line(ms = 20_000): Promise<string> {
+    const until = performance.now() + ms;
+    while (this.#lines.length === 0) {
+      if (this.#done) fail(`child ${this.pid} exited before printing`);
+      if (performance.now() > until) fail(`child ${this.pid} printed nothing for ${ms} ms`);
+      await new Promise<void>((r) => {
+        this.#wake = r;
+        setTimeout(r, 50);
+      });
+      this.#wake = undefined;
+    }
+    return this.#lines.shift()!;
+  }
+
+  async expect(word: string): Promise<void> {
+    const l = await this.line();
+    if (l !== word) fail(`expected ${word} from child, got ${l}`);
+  }
+
+  async json(): Promise<Record<string, number>> {
+    return JSON.parse(await this.line(40_000));
+  }
+
+  kill(): void {
+    if (!this.#done) {
+      try {
+        this.proc.kill("SIGKILL");
+      } catch { /* gone */ }
+    }
+  }
+}
+
+// ---- statistics -------------------------------------------------------------
+
+function rtStats(samplesUs: Float64Array): Record<string, number> {
+  const s = Float64Array.from(samplesUs).sort();
+  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(s.length * p))];
+  let sum = 0;
+  for (const v of s) sum += v;
+  return { n: s.length, p50_us: q(0.5), p99_us: q(0.99), mean_us: sum / s.length, min_us: s[0] };
+}
+
+const RT_ITERS = { spin: QUICK ? 20_000 : 100_000, wait: QUICK ? 3_000 : 10_000 };
+const WARMUP = QUICK ? 1_000 : 5_000;
+const TPUT_MS = QUICK ? 250 : 800;
+const IDLE_MS = QUICK ? 1_000 : 3_000;
+const MSG = 64;
+
+function ringFor(size: number): number {
+  // The same geometry as bench/c/cbench.c.
+  return size <= 256 ? 1024 : size <= 8192 ? 256 : 32;
+}
+
+/** trySend's fast path; on a full ring fall back to the awaiting send(). */
+function sendFast(ch: Channel | Subscriber, msg: Uint8Array): Promise<number> | undefined {
+  try {
+    ch.trySend(msg);
+    return undefined;
+  } catch (e) {
+    if (e instanceof ChannelError && e.code === "ENOBUFS") return ch.send(msg);
+    throw e;
+  }
+}
+
+// ---- one process: the cost of the calls --------------------------------------
+
+/** trySend + tryRecvInto of 64 B in one process: the FFI and library cost per pair. */
+function pair(): void {
+  const key = randomKey();
+  using ch = Channel.create({ key, ringEntries: 1024, maxMessageSize: MSG });
+  using sub = Channel.attach({ key }, "recv");
+  const msg = new Uint8Array(MSG).fill(5), buf = new Uint8Array(MSG);
+  const iters = QUICK ? 300_000 : 3_000_000;
+  for (let i = 0; i < 100_000; i++) {
+    ch.trySend(msg);
+    sub.tryRecvInto(buf);
+  }
+  const t = performance.now();
+  for (let i = 0; i < iters; i++) {
+    ch.trySend(msg);
+    if (sub.tryRecvInto(buf) !== MSG) fail("pair: lost a message");
+  }
+  const ns = ((performance.now() - t) * 1e6) / iters;
+  out({ case: "pair", kind: "pair", n: iters, ns_per_pair: ns });
+}
+
+// ---- round trip: shmchan ----------------------------------------------------
+
+async function rtShmc(mode: "await" | "park" | "spin"): Promise<void> {
+  const k1 = randomKey(), k2 = randomKey();
+  using ping = Channel.create({ key: k1, ringEntries: 64, maxMessageSize: MSG });
+  using pongCh = Channel.create({ key: k2, ringEntries: 64, maxMessageSize: MSG });
+  using pong = Channel.attach({ key: k2 }, "recv");
+  void pongCh;
+  const iters = mode === "spin" ? RT_ITERS.spin : RT_ITERS.wait;
+  const child = new Child("rt-shmc-echo", [mode, k1, k2, WARMUP + iters]);
+  await child.expect("READY");
+  const msg = new Uint8Array(MSG).fill(1), buf = new Uint8Array(MSG);
+  const us = new Float64Array(iters);
+  const opts = mode === "park" ? { spin: 0 } : undefined;
+  const dl = new Deadline(40_000);
+  for (let i = 0; i < WARMUP + iters; i++) {
+    const t = performance.now();
+    ping.trySend(msg);
+    if (mode === "spin") {
+      while (pong.tryRecvInto(buf) === null) dl.check("rt-shmc-spin");
+    } else {
+      await pong.recvInto(buf, opts);
+    }
+    if (i >= WARMUP) us[i - WARMUP] = (performance.now() - t) * 1000;
+  }
+  if ((await child.exited) !== 0) fail("echo child failed");
+  out({ case: `rt-shmc-${mode}`, kind: "rt", ...rtStats(us) });
+}
+
+async function rtShmcEcho(mode: string, k1: string, k2: string, total: string): Promise<void> {
+  using inp = Channel.attach({ key: BigInt(k1) }, "recv");
+  using outp = Channel.attach({ key: BigInt(k2) }, "send");
+  const buf = new Uint8Array(MSG);
+  const opts = mode === "park" ? { spin: 0 } : undefined;
+  const dl = new Deadline(40_000);
+  console.log("READY");
+  for (let i = 0, n = Number(total); i < n; i++) {
+    let len: number | null;
+    if (mode === "spin") {
+      while ((len = inp.tryRecvInto(buf)) === null) dl.check("echo spin");
+    } else {
+      len = await inp.recvInto(buf, opts);
+    }
+    outp.trySend(buf.subarray(0, len));
+  }
+}
+
+// ---- round trip: sockets ----------------------------------------------------
+
+/** A client that sends 64 B and resolves when 64 B came back. */
+interface Pinger {
+  ping(msg: Uint8Array): Promise<void>;
+  close(): void;
+}
+
+function netPinger(path: string): Promise<Pinger> {
+  return new Promise((resolve, reject) => {
+    const sock = net.createConnection(path);
+    let got = 0;
+    let done: (() => void) | undefined;
+    sock.on("data", (d: Uint8Array) => {
+      got += d.length;
+      if (got >= MSG && done) {
+        got -= MSG;
+        const f = done;
+        done = undefined;
+        f();
+      }
+    });
+    sock.on("error", reject);
+    sock.on("connect", () =>
+      resolve({
+        ping(msg) {
+          return new Promise<void>((r) => {
+            done = r;
+            sock.write(msg);
+          });
+        },
+        close: () => sock.destroy(),
+      }));
+  });
+}
+
+async function denoPinger(path: string): Promise<Pinger> {
+  const conn = await G.Deno.connect({ transport: "unix", path });
+  const buf = new Uint8Array(MSG);
+  return {
+    async ping(msg) {
+      await conn.write(msg);
+      let got = 0;
+      while (got < MSG) {
+        const n = await conn.read(buf.subarray(got));
+        if (n === null) fail("echo closed");
+        got += n;
+      }
+    },
+    close: () => conn.close(),
+  };
+}
+
+async function bunPinger(path: string): Promise<Pinger> {
+  let got = 0;
+  let done: (() => void) | undefined;
+  const sock = await G.Bun.connect({
+    unix: path,
+    socket: {
+      data(_s: unknown, d: Uint8Array) {
+        got += d.length;
+        if (got >= MSG && done) {
+          got -= MSG;
+          const f = done;
+          done = undefined;
+          f();
+        }
+      },
+    },
+  });
+  return {
+    ping(msg) {
+      return new Promise<void>((r) => {
+        done = r;
+        sock.write(msg);
+      });
+    },
+    close: () => sock.end(),
+  };
+}
+
+async function rtSocket(kind: "net" | "native"): Promise<void> {
+  const path = tmpSocketPath("rt");
+  const child = new Child("echo-server", [kind, path]);
+  try {
+    await child.expect("READY");
+    const p = kind === "net" ? await netPinger(path) : RUNTIME === "deno" ? await denoPinger(path) : await bunPinger(path);
+    const iters = RT_ITERS.wait;
+    const us = new Float64Array(iters);
+    const msg = new Uint8Array(MSG).fill(1);
+    for (let i = 0; i < WARMUP + iters; i++) {
+      const t = performance.now();
+      await p.ping(msg);
+      if (i >= WARMUP) us[i - WARMUP] = (performance.now() - t) * 1000;
+    }
+    p.close();
+    await child.exited;
+    out({ case: `rt-${kind}`, kind: "rt", ...rtStats(us) });
+  } finally {
+    rmSync(path, { force: true });
+  }
+}
+
+/** Echo server for one connection; exits when the client closes. */
+async function echoServer(kind: string, path: string): Promise<void> {
+  if (kind === "net") {
+    const server = net.createServer((c) => {
+      c.on("data", (d: Uint8Array) => c.write(d));
+      c.on("close", () => server.close());
+      c.on("error", () => {});
+    });
+    server.listen(path, () => console.log("READY"));
+    return;
+  }
+  if (RUNTIME === "deno") {
+    const l = G.Deno.listen({ transport: "unix", path });
+    console.log("READY");
+    const conn = await l.accept();
+    const buf = new Uint8Array(65536);
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      await conn.write(buf.subarray(0, n));
+    }
+    conn.close();
+    l.close();
+    return;
+  }
+  const server = G.Bun.listen({
+    unix: path,
+    socket: {
+      data(s: { write(d: Uint8Array): number }, d: Uint8Array) {
+        s.write(d);
+      },
+      close() {
+        server.stop(true);
+      },
+    },
+  });
+  console.log("READY");
+}
+
+async function rtIpc(): Promise<void> {
+  if (RUNTIME !== "bun") fail("rt-ipc is Bun only");
+  let done: (() => void) | undefined;
+  const proc = G.Bun.spawn([process.execPath, SCRIPT, "ipc-echo"], {
+    stdio: ["ignore", "inherit", "inherit"],
+    ipc() {
+      const f = done;
+      done = undefined;
+      f?.();
+    },
+  });
+  try {
+    const msg = "x".repeat(MSG);
+    // The first round trip also waits for the child to start.
+    await new Promise<void>((r) => {
+      done = r;
+      proc.send(msg);
+    });
+    const iters = RT_ITERS.wait;
+    const us = new Float64Array(iters);
+    for (let i = 0; i < WARMUP + iters; i++) {
+      const t = performance.now();
+      await new Promise<void>((r) => {
+        done = r;
+        proc.send(msg);
+      });
+      if (i >= WARMUP) us[i - WARMUP] = (performance.now() - t) * 1000;
+    }
+    out({ case: "rt-ipc", kind: "rt", ...rtStats(us) });
+  } finally {
+    proc.kill(9);
+    await proc.exited;
+  }
+}
+
+function ipcEcho(): void {
+  process.on("message", (m: unknown) => process.send!(m));
+}
+
+// ---- throughput: one producer, one consumer ----------------------------------
+
+/**
+ * `many`: the batch calls of the TS API, trySendMany() on arrays of 64 and
+ * tryRecvManyInto() on the consumer (one native call per batch each).
+ */
+async function tputShmc(size: number, many = false): Promise<void> {
+  const key = randomKey();
+  using ch = Channel.create({ key, ringEntries: ringFor(size), maxMessageSize: size });
+  const child = new Child("tput-shmc-consumer", [key, size, many ? "many" : "one"]);
+  await child.expect("READY");
+  const msg = new Uint8Array(size).fill(0xab);
+  const batch = Array.from({ length: 64 }, () => msg);
+  const end = performance.now() + TPUT_MS;
+  let sent = 0;
+  for (;;) {
+    if (many) {
+      for (let i = 0; i < 4; i++) {
+        let k = ch.trySendMany(batch);
+        sent += k;
+        while (k < batch.length) {
+          await ch.send(msg); // full: wait for room, then go on with the rest
+          sent++;
+          const m = ch.trySendMany(batch.slice(k + 1));
+          sent += m;
+          k += 1 + m;
+        }
+      }
+    } else {
+      for (let i = 0; i < 256; i++) {
+        const p = sendFast(ch, msg);
+        if (p) await p;
+      }
+      sent += 256;
+    }
+    if (performance.now() > end) break;
+  }
+  await ch.send(new Uint8Array(1)); // end marker: a message of another size
+  const r = await child.json();
+  if ((await child.exited) !== 0) fail("consumer failed");
+  if (r.count !== sent) fail(`sent ${sent}, received ${r.count}`);
+  tputOut(many ? `tput-shmc-many-${size}` : `tput-shmc-${size}`, size, r);
+}
+
+function tputOut(name: string, size: number, r: Record<string, number>): void {
+  const secs = (r.last - r.first) / 1000;
+  const msgs = r.count - 1;
+  out({ case: name, kind: "tput", size, msgs: r.count, secs, msgs_per_s: msgs / secs, gb_per_s: (msgs * size) / secs / 1e9 });
+}
+
+function tputShmcConsumer(key: string, sizeArg: string, how: string): void {
+  const size = Number(sizeArg);
+  using sub = Channel.attach({ key: BigInt(key) }, "recv");
+  const buf = new Uint8Array(size);
+  const dl = new Deadline(40_000);
+  console.log("READY");
+  let count = 0, first = 0;
+  if (how === "many") {
+    const pack = new Uint8Array(size * 64);
+    const lens = new Uint32Array(64);
+    for (let done = false; !done;) {
+      const got = sub.tryRecvManyInto(pack, lens);
+      if (got === 0) {
+        dl.check("tput consumer");
+        continue;
+      }
+      if (count === 0) first = wallMs();
+      for (let i = 0; i < got; i++) {
+        if (lens[i] !== size) {
+          done = true;
+          break;
+        }
+        count++;
+      }
+    }
+  } else {
+    for (;;) {
+      const n = sub.tryRecvInto(buf);
+      if (n === null) {
+        dl.check("tput consumer");
+        continue;
+      }
+      if (n !== size) break;
+      if (count++ === 0) first = wallMs();
+    }
+  }
+  const last = wallMs();
+  console.log(JSON.stringify({ count, first, last }));
+}
+
+/** Writes fixed-size messages to a stream for `ms`, then ends it. Returns the count. */
+async function netProduce(socks: net.Socket[], msg: Uint8Array, ms: number, alternate = false): Promise<number> {
+  const end = performance.now() + ms;
+  let sent = 0;
+  let turn = 0;
+  for (;;) {
+    for (let i = 0; i < 64; i++) {
+      if (alternate) {
+        // multicast baseline: each message to one socket, in turn
+        const s = socks[turn];
+        turn = (turn + 1) % socks.length;
+        if (!s.write(msg)) await new Promise((r) => s.once("drain", r));
+      } else {
+        // one socket, or broadcast: every socket gets every message
+        for (const s of socks) if (!s.write(msg)) await new Promise((r) => s.once("drain", r));
+      }
+    }
+    sent += 64;
+    if (performance.now() > end) break;
+  }
+  await Promise.all(socks.map((s) => new Promise<void>((r) => s.end(r))));
+  return sent;
+}
+
+/** Listens on `path`, accepts `n` connections. */
+function acceptN(path: string, n: number): Promise<[net.Server, net.Socket[]]> {
+  return new Promise((resolve) => {
+    const conns: net.Socket[] = [];
+    const server = net.createServer((c) => {
+      conns.push(c);
+      if (conns.length === n) resolve([server, conns]);
+    });
+    server.listen(path);
+  });
+}
+
+async function tputSocket(kind: "net" | "native", size: number): Promise<void> {
+  const path = tmpSocketPath("tput");
+  try {
+    const msg = new Uint8Array(size).fill(0xab);
+    if (kind === "net") {
+      const acc = acceptN(path, 1);
+      await sleep(10);
+      const child = new Child("stream-consumer", [path, size]);
+      const [server, socks] = await acc;
+      await child.expect("READY");
+      const sent = await netProduce(socks, msg, TPUT_MS);
+      const r = await child.json();
+      server.close();
+      if (r.count !== sent) fail(`sent ${sent}, received ${r.count}`);
+      tputOut(`tput-net-${size}`, size, r);
+      return;
+    }
+    if (RUNTIME === "deno") {
+      const l = G.Deno.listen({ transport: "unix", path });
+      const child = new Child("stream-consumer", [path, size, "native"]);
+      const conn = await l.accept();
+      await child.expect("READY");
+      const end = performance.now() + TPUT_MS;
+      let sent = 0;
+      for (;;) {
+        for (let i = 0; i < 64; i++) {
+          let off = 0;
+          while (off < size) off += await conn.write(off ? msg.subarray(off) : msg);
+        }
+        sent += 64;
+        if (performance.now() > end) break;
+      }
+      conn.close();
+      l.close();
+      const r = await child.json();
+      if (r.count !== sent) fail(`sent ${sent}, received ${r.count}`);
+      tputOut(`tput-native-${size}`, size, r);
+      return;
+    }
+    // Bun: write() may take part of a message; wait for drain for the rest.
+    let conn: { write(d: Uint8Array): number; end(): void } | undefined;
+    let onConn: (() => void) | undefined;
+    let onDrain: (() => void) | undefined;
+    const server = G.Bun.listen({
+      unix: path,
+      socket: {
+        open(s: typeof conn) {
+          conn = s;
+          onConn?.();
+        },
+        drain() {
+          const f = onDrain;
+          onDrain = undefined;
+          f?.();
+        },
+        data() {},
+      },
+    });
+    const child = new Child("stream-consumer", [path, size, "native"]);
+    if (!conn) await new Promise<void>((r) => (onConn = r));
+    await child.expect("READY");
+    const end = performance.now() + TPUT_MS;
+    let sent = 0;
+    for (;;) {
+      for (let i = 0; i < 64; i++) {
+        let off = 0;
+        while (off < size) {
+          const w = conn!.write(off ? msg.subarray(off) : msg);
+          if (w > 0) off += w;
+          if (off < size) await new Promise<void>((r) => (onDrain = r));
+        }
+      }
+      sent += 64;
+      if (performance.now() > end) break;
+    }
+    conn!.end();
+    const r = await child.json();
+    server.stop(true);
+    if (r.count !== sent) fail(`sent ${sent}, received ${r.count}`);
+    tputOut(`tput-native-${size}`, size, r);
+  } finally {
+    rmSync(path, { force: true });
+  }
+}
+
+/** Counts fixed-size messages on a node:net stream until it ends. */
+function streamConsumer(path: string, sizeArg: string, kind = "net"): void {
+  const size = Number(sizeArg);
+  let bytes = 0, first = 0, last = 0;
+  const report = () => console.log(JSON.stringify({ count: Math.floor(bytes / size), first, last }));
+  if (kind === "native" && RUNTIME === "deno") {
+    (async () => {
+      const conn = await G.Deno.connect({ transport: "unix", path });
+      const buf = new Uint8Array(1 << 20);
+      console.log("READY");
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        if (bytes === 0) first = wallMs();
+        bytes += n;
+        last = wallMs();
+      }
+      report();
+    })();
+    return;
+  }
+  if (kind === "native") {
+    // Bun.connect
+    G.Bun.connect({
+      unix: path,
+      socket: {
+        open() {
+          console.log("READY");
+        },
+        data(_s: unknown, d: Uint8Array) {
+          if (bytes === 0) first = wallMs();
+          bytes += d.length;
+          last = wallMs();
+        },
+        end: report,
+        close() {},
+      },
+    });
+    return;
+  }
+  const sock = net.createConnection(path, () => console.log("READY"));
+  sock.on("data", (d: Uint8Array) => {
+    if (bytes === 0) first = wallMs();
+    bytes += d.length;
+    last = wallMs();
+  });
+  sock.on("end", report);
+  sock.on("error", (e) => fail(String(e)));
+}
+
+// ---- fan-out: broadcast and multicast ------------------------------------------
+
+async function fanShmc(delivery: "broadcast" | "multicast", receivers: number): Promise<void> {
+  const key = randomKey();
+  using ch = Channel.create({ key, delivery, ringEntries: 1024, maxMessageSize: MSG });
+  const kids = Array.from({ length: receivers }, () => new Child("fan-shmc-receiver", [key]));
+  for (const k of kids) await k.expect("READY");
+  const msg = new Uint8Array(MSG).fill(3);
+  const end = performance.now() + TPUT_MS;
+  let sent = 0;
+  for (;;) {
+    for (let i = 0; i < 256; i++) {
+      const p = sendFast(ch, msg);
+      if (p) await p;
+    }
+    sent += 256;
+    if (performance.now() > end) break;
+  }
+  // End markers: one per receiver (broadcast: each one sees every marker).
+  for (let i = 0; i < (delivery === "broadcast" ? 1 : receivers); i++) await ch.send(new Uint8Array(1));
+  const rs = [];
+  for (const k of kids) rs.push(await k.json());
+  fanOut(delivery === "broadcast" ? "bcast-shmc" : "mcast-shmc", delivery, receivers, sent, rs);
+}
+
+function fanOut(
+  name: string,
+  delivery: string,
+  receivers: number,
+  sent: number,
+  rs: Record<string, number>[],
+): void {
+  const first = Math.min(...rs.map((r) => r.first));
+  const last = Math.max(...rs.map((r) => r.last));
+  const got = rs.reduce((a, r) => a + r.count, 0);
+  const expected = delivery === "broadcast" ? sent * receivers : sent;
+  if (got !== expected) fail(`${name}: expected ${expected} deliveries, got ${got}`);
+  const secs = (last - first) / 1000;
+  out({
+    case: name,
+    kind: "fan",
+    receivers,
+    msgs: sent,
+    secs,
+    msgs_per_s: sent / secs,
+    deliveries_per_s: got / secs,
+    spread: rs.map((r) => r.count),
+  });
+}
+
+async function fanShmcReceiver(key: string): Promise<void> {
+  using sub = Channel.attach({ key: BigInt(key) }, "recv");
+  const buf = new Uint8Array(MSG);
+  console.log("READY");
+  let count = 0, first = 0, last = 0;
+  for (;;) {
+    const n = await sub.recvInto(buf);
+    if (n !== MSG) break;
+    if (count++ === 0) first = wallMs();
+    last = wallMs();
+  }
+  console.log(JSON.stringify({ count, first, last }));
+}
+
+async function fanNet(delivery: "broadcast" | "multicast", receivers: number): Promise<void> {
+  const path = tmpSocketPath("fan");
+  try {
+    const acc = acceptN(path, receivers);
+    await sleep(10);
+    const kids = Array.from({ length: receivers }, () => new Child("stream-consumer", [path, MSG]));
+    const [server, socks] = await acc;
+    for (const k of kids) await k.expect("READY");
+    const msg = new Uint8Array(MSG).fill(3);
+    const sent = await netProduce(socks, msg, TPUT_MS, delivery === "multicast");
+    const rs = [];
+    for (const k of kids) rs.push(await k.json());
+    server.close();
+    fanOut(delivery === "broadcast" ? "bcast-net" : "mcast-net", delivery, receivers, sent, rs);
+  } finally {
+    rmSync(path, { force: true });
+  }
+}
+
+// ---- idle CPU ---------------------------------------------------------------------
+
+/** [utime + stime in clock ticks, on-CPU ns of all threads (schedstat)]. */
+function cpuTime(pid: number): [number, number] {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+  let ns = 0;
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, "utf8").split(" ")[0]);
+    } catch { /* thread ended */ }
+  }
+  return [ticks, ns];
+}
+
+async function idle(kind: "shmc" | "net"): Promise<void> {
+  const HZ = 100; // USER_HZ on Linux
+  if (kind === "shmc") {
+    const key = randomKey();
+    using ch = Channel.create({ key, maxMessageSize: MSG });
+    const child = new Child("idle-shmc-receiver", [key]);
+    await child.expect("READY");
+    const r = await sampleIdle(child.pid, HZ);
+    ch.trySend("quit");
+    if ((await child.exited) !== 0) fail("idle receiver failed");
+    out({ case: "idle-shmc", kind: "idle", ...r });
+  } else {
+    const path = tmpSocketPath("idle");
+    try {
+      const acc = acceptN(path, 1);
+      await sleep(10);
+      const child = new Child("stream-consumer", [path, 1]);
+      const [server, socks] = await acc;
+      await child.expect("READY");
+      const r = await sampleIdle(child.pid, HZ);
+      socks[0].end();
+      await child.exited;
+      server.close();
+      out({ case: "idle-net", kind: "idle", ...r });
+    } finally {
+      rmSync(path, { force: true });
+    }
+  }
+}
+
+/** %CPU of `pid` over IDLE_MS: from utime+stime ticks, and from schedstat ns. */
+async function sampleIdle(pid: number, hz: number): Promise<Record<string, number>> {
+  await sleep(500); // past the receiver's spin and its start-up work
+  const [ta, na] = cpuTime(pid), t0 = performance.now();
+  await sleep(IDLE_MS);
+  const [tb, nb] = cpuTime(pid), secs = (performance.now() - t0) / 1000;
+  return {
+    cpu_pct: ((nb - na) / 1e9 / secs) * 100,
+    cpu_pct_ticks: ((tb - ta) / hz / secs) * 100,
+    cpu_ms: (nb - na) / 1e6,
+    secs,
+  };
+}
+
+async function idleShmcReceiver(key: string): Promise<void> {
+  using sub = Channel.attach({ key: BigInt(key) }, "recv");
+  const p = sub.recv();
+  console.log("READY");
+  await p;
+}
+
+// ---- dispatch -----------------------------------------------------------------------
+
+function main(): Promise<void> | void {
+  armWatchdog(WATCHDOG_MS);
+  const [c, ...rest] = POS;
+  let m: RegExpMatchArray | null;
+  switch (c) {
+    case "rt-shmc-await":
+      return rtShmc("await");
+    case "rt-shmc-park":
+      return rtShmc("park");
+    case "rt-shmc-spin":
+      return rtShmc("spin");
+    case "rt-net":
+      return rtSocket("net");
+    case "rt-native":
+      return rtSocket("native");
+    case "rt-ipc":
+      return rtIpc();
+    case "bcast-shmc":
+      return fanShmc("broadcast", 4);
+    case "mcast-shmc":
+      return fanShmc("multicast", 2);
+    case "bcast-net":
+      return fanNet("broadcast", 4);
+    case "mcast-net":
+      return fanNet("multicast", 2);
+    case "idle-shmc":
+      return idle("shmc");
+    case "idle-net":
+      return idle("net");
+    // roles of peer processes
+    case "rt-shmc-echo":
+      return rtShmcEcho(rest[0], rest[1], rest[2], rest[3]);
+    case "echo-server":
+      return echoServer(rest[0], rest[1]);
+    case "ipc-echo":
+      return ipcEcho();
+    case "tput-shmc-consumer":
+      return tputShmcConsumer(rest[0], rest[1], rest[2]);
+    case "pair":
+      return pair();
+    case "stream-consumer":
+      return streamConsumer(rest[0], rest[1], rest[2]);
+    case "fan-shmc-receiver":
+      return fanShmcReceiver(rest[0]);
+    case "idle-shmc-receiver":
+      return idleShmcReceiver(rest[0]);
+  }
+  if (c && (m = c.match(/^tput-(shmc|shmc-many|net|native)-(\d+)$/))) {
+    const size = Number(m[2]);
+    if (m[1] === "shmc" || m[1] === "shmc-many") return tputShmc(size, m[1] === "shmc-many");
+    return tputSocket(m[1] as "net" | "native", size);
+  }
+  console.error(`usage: bench.ts CASE [--quick]   (cases: see the comment at the top of bench/bench.ts)`);
+  process.exit(2);
+}
+
+/** Peer roles; they may keep serving after main() returns. Cases exit then. */
+const ROLES = new Set([
+  "rt-shmc-echo", "echo-server", "ipc-echo", "tput-shmc-consumer",
+  "stream-consumer", "fan-shmc-receiver", "idle-shmc-receiver",
+]);
+
+try {
+  await main();
+  if (!ROLES.has(POS[0])) {
+    await reapChildren();
+    process.exit(0);
+  }
+} catch (e) {
+  fail(e instanceof Error ? e.stack ?? e.message : String(e));
+}

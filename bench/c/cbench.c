@@ -1,0 +1,622 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cbench - the C floor for shmchan's benchmarks.
+ *
+ *   cbench pair        ITERS          one process: shmc_try_send + shmc_try_recv, ns per pair
+ *   cbench ring-tput   SIZE MSGS      plain SPSC ring in shared memory, two processes
+ *   cbench ring-rt     ITERS          plain SPSC ring, 64 B ping-pong, both sides spinning
+ *   cbench shmc-tput   SIZE MSGS      shmchan C API, try_send / try_recv spinning
+ *   cbench shmc-tput-batch SIZE MSGS  same with try_send_many / try_recv_many, 32 a call
+ *   cbench shmc-rt     ITERS          shmchan C API, 64 B ping-pong, try_* spinning
+ *   cbench shmc-rt-wait ITERS         shmchan C API, 64 B ping-pong, blocking shmc_send/shmc_recv
+ *   cbench sock-rt     ITERS          Unix socketpair, 64 B ping-pong, blocking read/write
+ *   cbench sock-tput   SIZE MSGS      Unix socketpair, one write() per message
+ *
+ * Each prints one JSON object per line on stdout. Two-process cases fork; the
+ * child dies with its parent (PR_SET_PDEATHSIG) and both arm alarm(), so a
+ * hung run always ends. Channels are created with a random key and destroyed.
+ *
+ * The plain ring is the rigtorp/Lamport SPSC queue: free-running write and
+ * read indices on their own cache lines, each side caching the other's index
+ * and reloading it only when the ring looks full (producer) or empty
+ * (consumer); one release store publishes each message.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "shmchan.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WATCHDOG_S 60
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *what, int err)
+{
+	fprintf(stderr, "cbench: %s: %s (%d)\n", what, err < 0 ? shmc_strerror(err) : strerror(err), err);
+	exit(1);
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/* Pin to one CPU when there are at least two: spinning peers on separate cores. */
+static void pin(int cpu)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 2)
+		return;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu % n, &set);
+	sched_setaffinity(0, sizeof set, &set);
+}
+
+/* Process-shared scratch: start barrier and timestamps. */
+struct shared {
+	alignas(64) _Atomic uint32_t ready;
+	alignas(64) _Atomic uint64_t t0;
+	_Atomic uint64_t t1;
+	_Atomic int64_t result;
+};
+
+static struct shared *shared_new(size_t extra, void **extra_out)
+{
+	size_t sz = 4096 + extra;
+	void *p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		die("mmap", errno);
+	if (extra_out)
+		*extra_out = (char *)p + 4096;
+	return p;
+}
+
+static pid_t fork_child(void)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork", errno);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		alarm(WATCHDOG_S);
+	}
+	return pid;
+}
+
+static int reap(pid_t pid)
+{
+	int st = 0;
+	if (waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void wait_flag(_Atomic uint32_t *f, uint32_t v)
+{
+	uint64_t start = now_ns();
+	while (atomic_load_explicit(f, memory_order_acquire) < v) {
+		cpu_relax();
+		if (now_ns() - start > 20ull * 1000000000u) {
+			fprintf(stderr, "cbench: peer did not start\n");
+			exit(1);
+		}
+	}
+}
+
+static uint64_t random_key(void)
+{
+	uint64_t k = 0;
+	if (getrandom(&k, sizeof k, 0) != sizeof k)
+		k = now_ns() ^ ((uint64_t)getpid() << 40);
+	return (k | 1) & ~(1ull << 63);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void print_rt(const char *name, uint32_t *ns, size_t n)
+{
+	qsort(ns, n, sizeof *ns, cmp_u32);
+	double sum = 0;
+	for (size_t i = 0; i < n; i++)
+		sum += ns[i];
+	printf("{\"case\":\"%s\",\"kind\":\"rt\",\"n\":%zu,\"p50_ns\":%u,\"p99_ns\":%u,\"mean_ns\":%.1f,\"min_ns\":%u}\n",
+	       name, n, ns[n / 2], ns[(size_t)((double)n * 0.99)], sum / (double)n, ns[0]);
+	fflush(stdout);
+}
+
+static void print_tput(const char *name, uint32_t size, uint64_t msgs, uint64_t ns)
+{
+	double secs = (double)ns / 1e9;
+	printf("{\"case\":\"%s\",\"kind\":\"tput\",\"size\":%u,\"msgs\":%llu,\"ns\":%llu,"
+	       "\"msgs_per_s\":%.0f,\"gb_per_s\":%.4f}\n",
+	       name, size, (unsigned long long)msgs, (unsigned long long)ns, (double)msgs / secs,
+	       (double)msgs * size / secs / 1e9);
+	fflush(stdout);
+}
+
+/* ---- the plain SPSC ring -------------------------------------------------- */
+
+struct ring {
+	alignas(64) _Atomic uint64_t write;  /* producer: next index to write */
+	alignas(64) _Atomic uint64_t read;   /* consumer: next index to read */
+	alignas(64) uint8_t slots[];         /* capacity * size bytes */
+};
+
+struct ring_end {
+	struct ring *r;
+	uint64_t mask, size;
+	uint64_t pos;      /* own index (private copy) */
+	uint64_t cached;   /* the other side's index, reloaded only when needed */
+};
+
+static struct ring *ring_new(uint64_t cap, uint64_t size)
+{
+	size_t sz = sizeof(struct ring) + cap * size;
+	void *p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		die("mmap ring", errno);
+	return p;
+}
+
+static inline int ring_try_push(struct ring_end *e, const void *buf)
+{
+	uint64_t cap = e->mask + 1;
+	if (e->pos - e->cached == cap) {
+		/* Looks full: reload the consumer's index. Acquire pairs with its
+		 * release store after copying the slot out. */
+		e->cached = atomic_load_explicit(&e->r->read, memory_order_acquire);
+		if (e->pos - e->cached == cap)
+			return 0;
+	}
+	memcpy(&e->r->slots[(e->pos & e->mask) * e->size], buf, e->size);
+	/* Release pairs with the consumer's acquire load of write. */
+	atomic_store_explicit(&e->r->write, ++e->pos, memory_order_release);
+	return 1;
+}
+
+static inline int ring_try_pop(struct ring_end *e, void *buf)
+{
+	if (e->pos == e->cached) {
+		e->cached = atomic_load_explicit(&e->r->write, memory_order_acquire);
+		if (e->pos == e->cached)
+			return 0;
+	}
+	memcpy(buf, &e->r->slots[(e->pos & e->mask) * e->size], e->size);
+	atomic_store_explicit(&e->r->read, ++e->pos, memory_order_release);
+	return 1;
+}
+
+static uint64_t entries_for(uint32_t size)
+{
+	/* The same ring geometry for the plain ring and shmchan. */
+	if (size <= 256)
+		return 1024;
+	if (size <= 8192)
+		return 256;
+	return 32;
+}
+
+static void ring_tput(uint32_t size, uint64_t msgs)
+{
+	uint64_t cap = entries_for(size);
+	struct ring *r = ring_new(cap, size);
+	struct shared *sh = shared_new(0, NULL);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		pin(1);
+		struct ring_end e = { r, cap - 1, size, 0, 0 };
+		uint8_t *buf = aligned_alloc(64, size);
+		atomic_store(&sh->ready, 1);
+		for (uint64_t i = 0; i < msgs;)
+			if (ring_try_pop(&e, buf))
+				i++;
+			else
+				cpu_relax();
+		atomic_store(&sh->t1, now_ns());
+		_exit(0);
+	}
+	pin(0);
+	struct ring_end e = { r, cap - 1, size, 0, 0 };
+	uint8_t *buf = aligned_alloc(64, size);
+	memset(buf, 0xab, size);
+	wait_flag(&sh->ready, 1);
+	uint64_t t0 = now_ns();
+	for (uint64_t i = 0; i < msgs;)
+		if (ring_try_push(&e, buf))
+			i++;
+		else
+			cpu_relax();
+	if (reap(pid) != 0)
+		die("ring consumer", EIO);
+	print_tput("c.ring.tput", size, msgs, atomic_load(&sh->t1) - t0);
+}
+
+static void ring_rt(uint64_t iters)
+{
+	const uint64_t size = 64, cap = 1024;
+	struct ring *ping = ring_new(cap, size), *pong = ring_new(cap, size);
+	struct shared *sh = shared_new(0, NULL);
+	uint64_t warm = iters / 10 + 1000;
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		pin(1);
+		struct ring_end in = { ping, cap - 1, size, 0, 0 }, out = { pong, cap - 1, size, 0, 0 };
+		uint8_t buf[64];
+		atomic_store(&sh->ready, 1);
+		for (uint64_t i = 0; i < warm + iters; i++) {
+			while (!ring_try_pop(&in, buf))
+				cpu_relax();
+			while (!ring_try_push(&out, buf))
+				cpu_relax();
+		}
+		_exit(0);
+	}
+	pin(0);
+	struct ring_end out = { ping, cap - 1, size, 0, 0 }, in = { pong, cap - 1, size, 0, 0 };
+	uint8_t buf[64] = { 1 };
+	uint32_t *ns = malloc(iters * sizeof *ns);
+	wait_flag(&sh->ready, 1);
+	for (uint64_t i = 0; i < warm + iters; i++) {
+		uint64_t t = now_ns();
+		while (!ring_try_push(&out, buf))
+			cpu_relax();
+		while (!ring_try_pop(&in, buf))
+			cpu_relax();
+		if (i >= warm)
+			ns[i - warm] = (uint32_t)(now_ns() - t);
+	}
+	if (reap(pid) != 0)
+		die("ring echo", EIO);
+	print_rt("c.ring.rt", ns, iters);
+}
+
+/* ---- shmchan --------------------------------------------------------------- */
+
+static int attach_retry(uint64_t key, uint32_t access)
+{
+	uint64_t start = now_ns();
+	for (;;) {
+		int h = shmc_attach_key(key, access);
+		if (h != -ENOENT)
+			return h;
+		if (now_ns() - start > 10ull * 1000000000u)
+			return h;
+		usleep(200);
+	}
+}
+
+static void shmc_pair(uint64_t iters)
+{
+	uint64_t key = random_key();
+	int ch = shmc_create(key, SHMC_UNICAST, 1024, 64, 0600, 0);
+	if (ch < 0)
+		die("shmc_create", ch);
+	int sub = shmc_attach_key(key, SHMC_RECV);
+	if (sub < 0)
+		die("shmc_attach_key", sub);
+	uint8_t msg[64] = { 7 }, buf[64];
+	uint64_t warm = iters / 10 + 1000;
+	for (uint64_t i = 0; i < warm; i++) {
+		shmc_try_send(ch, msg, 64, 0);
+		shmc_try_recv(sub, buf, 64);
+	}
+	uint64_t t0 = now_ns();
+	for (uint64_t i = 0; i < iters; i++) {
+		int r = shmc_try_send(ch, msg, 64, 0);
+		if (r != 64)
+			die("shmc_try_send", r);
+		r = shmc_try_recv(sub, buf, 64);
+		if (r != 64)
+			die("shmc_try_recv", r);
+	}
+	uint64_t ns = now_ns() - t0;
+	printf("{\"case\":\"c.shmc.pair\",\"kind\":\"pair\",\"n\":%llu,\"ns_per_pair\":%.1f}\n",
+	       (unsigned long long)iters, (double)ns / (double)iters);
+	fflush(stdout);
+	shmc_detach(sub);
+	shmc_destroy(ch);
+}
+
+#define BATCH 32
+
+/* @batch: 1 sends and receives one message per call; more uses
+ * shmc_try_send_many / shmc_try_recv_many with up to @batch per call. */
+static void shmc_tput(uint32_t size, uint64_t msgs, uint32_t batch)
+{
+	uint64_t key = random_key();
+	struct shared *sh = shared_new(0, NULL);
+	int ch = shmc_create(key, SHMC_UNICAST, (uint32_t)entries_for(size), size, 0600, 0);
+	if (ch < 0)
+		die("shmc_create", ch);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		pin(1);
+		int sub = attach_retry(key, SHMC_RECV);
+		if (sub < 0)
+			die("attach", sub);
+		uint8_t *buf = aligned_alloc(64, (size_t)size * BATCH);
+		uint32_t lens[BATCH];
+		atomic_store(&sh->ready, 1);
+		for (uint64_t i = 0; i < msgs;) {
+			int r = batch > 1 ? shmc_try_recv_many(sub, buf, size * batch, lens, batch)
+					  : shmc_try_recv(sub, buf, size);
+			if (r >= 0)
+				i += batch > 1 ? (uint64_t)r : 1;
+			else if (r == -EAGAIN)
+				cpu_relax();
+			else
+				die("shmc_try_recv", r);
+		}
+		atomic_store(&sh->t1, now_ns());
+		shmc_detach(sub);
+		_exit(0);
+	}
+	pin(0);
+	uint8_t *buf = aligned_alloc(64, (size_t)size * BATCH);
+	memset(buf, 0xab, (size_t)size * BATCH);
+	uint32_t lens[BATCH];
+	for (int i = 0; i < BATCH; i++)
+		lens[i] = size;
+	wait_flag(&sh->ready, 1);
+	uint64_t t0 = now_ns();
+	for (uint64_t i = 0; i < msgs;) {
+		uint32_t want = msgs - i < batch ? (uint32_t)(msgs - i) : batch;
+		int r = batch > 1 ? shmc_try_send_many(ch, buf, lens, want, 0)
+				  : shmc_try_send(ch, buf, size, 0);
+		if (r >= 0)
+			i += batch > 1 ? (uint64_t)r : 1;
+		else if (r == -ENOBUFS)
+			cpu_relax();
+		else
+			die("shmc_try_send", r);
+	}
+	int st = reap(pid);
+	shmc_destroy(ch);
+	if (st != 0)
+		die("shmc consumer", EIO);
+	print_tput(batch > 1 ? "c.shmc.tput_batch" : "c.shmc.tput", size, msgs,
+		   atomic_load(&sh->t1) - t0);
+}
+
+/* Ping on channel A (parent -> child), pong on channel B (child -> parent). */
+static void shmc_rt(uint64_t iters, int blocking)
+{
+	uint64_t ka = random_key(), kb = random_key();
+	struct shared *sh = shared_new(0, NULL);
+	int a = shmc_create(ka, SHMC_UNICAST, 1024, 64, 0600, 0);
+	int b = shmc_create(kb, SHMC_UNICAST, 1024, 64, 0600, 0);
+	if (a < 0 || b < 0)
+		die("shmc_create", a < 0 ? a : b);
+	uint64_t warm = iters / 10 + 1000;
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		pin(1);
+		int in = attach_retry(ka, SHMC_RECV), out = attach_retry(kb, SHMC_SEND);
+		if (in < 0 || out < 0)
+			die("attach", in < 0 ? in : out);
+		uint8_t buf[64];
+		atomic_store(&sh->ready, 1);
+		for (uint64_t i = 0; i < warm + iters; i++) {
+			int r;
+			if (blocking) {
+				r = shmc_recv(in, buf, 64, 5000000000ll);
+				if (r < 0)
+					die("shmc_recv", r);
+				r = shmc_send(out, buf, 64, 0, 5000000000ll);
+				if (r < 0)
+					die("shmc_send", r);
+			} else {
+				while ((r = shmc_try_recv(in, buf, 64)) == -EAGAIN)
+					cpu_relax();
+				if (r < 0)
+					die("shmc_try_recv", r);
+				while ((r = shmc_try_send(out, buf, 64, 0)) == -ENOBUFS)
+					cpu_relax();
+				if (r < 0)
+					die("shmc_try_send", r);
+			}
+		}
+		shmc_detach(in);
+		shmc_detach(out);
+		_exit(0);
+	}
+	pin(0);
+	int in = shmc_attach_key(kb, SHMC_RECV);
+	if (in < 0)
+		die("attach", in);
+	uint8_t buf[64] = { 1 };
+	uint32_t *ns = malloc(iters * sizeof *ns);
+	wait_flag(&sh->ready, 1);
+	for (uint64_t i = 0; i < warm + iters; i++) {
+		uint64_t t = now_ns();
+		int r;
+		if (blocking) {
+			r = shmc_send(a, buf, 64, 0, 5000000000ll);
+			if (r < 0)
+				die("shmc_send", r);
+			r = shmc_recv(in, buf, 64, 5000000000ll);
+			if (r < 0)
+				die("shmc_recv", r);
+		} else {
+			while ((r = shmc_try_send(a, buf, 64, 0)) == -ENOBUFS)
+				cpu_relax();
+			if (r < 0)
+				die("shmc_try_send", r);
+			while ((r = shmc_try_recv(in, buf, 64)) == -EAGAIN)
+				cpu_relax();
+			if (r < 0)
+				die("shmc_try_recv", r);
+		}
+		if (i >= warm)
+			ns[i - warm] = (uint32_t)(now_ns() - t);
+	}
+	int st = reap(pid);
+	shmc_detach(in);
+	shmc_destroy(a);
+	shmc_destroy(b);
+	if (st != 0)
+		die("shmc echo", EIO);
+	print_rt(blocking ? "c.shmc.rt_wait" : "c.shmc.rt_spin", ns, iters);
+}
+
+/* ---- Unix socketpair ------------------------------------------------------- */
+
+static void full_write(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			die("write", errno);
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+static int full_read(int fd, uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t r = read(fd, p, n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			die("read", errno);
+		}
+		if (r == 0)
+			return 0;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 1;
+}
+
+static void sock_rt(uint64_t iters)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		die("socketpair", errno);
+	uint64_t warm = iters / 10 + 100;
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		close(sv[0]);
+		uint8_t buf[64];
+		while (full_read(sv[1], buf, 64))
+			full_write(sv[1], buf, 64);
+		_exit(0);
+	}
+	close(sv[1]);
+	uint8_t buf[64] = { 1 };
+	uint32_t *ns = malloc(iters * sizeof *ns);
+	for (uint64_t i = 0; i < warm + iters; i++) {
+		uint64_t t = now_ns();
+		full_write(sv[0], buf, 64);
+		if (!full_read(sv[0], buf, 64))
+			die("echo closed", EIO);
+		if (i >= warm)
+			ns[i - warm] = (uint32_t)(now_ns() - t);
+	}
+	close(sv[0]);
+	reap(pid);
+	print_rt("c.sock.rt", ns, iters);
+}
+
+static void sock_tput(uint32_t size, uint64_t msgs)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		die("socketpair", errno);
+	struct shared *sh = shared_new(0, NULL);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		close(sv[0]);
+		uint8_t *buf = malloc(size);
+		atomic_store(&sh->ready, 1);
+		for (uint64_t i = 0; i < msgs; i++)
+			if (!full_read(sv[1], buf, size))
+				die("short stream", EIO);
+		atomic_store(&sh->t1, now_ns());
+		_exit(0);
+	}
+	close(sv[1]);
+	uint8_t *buf = malloc(size);
+	memset(buf, 0xab, size);
+	wait_flag(&sh->ready, 1);
+	uint64_t t0 = now_ns();
+	for (uint64_t i = 0; i < msgs; i++)
+		full_write(sv[0], buf, size);
+	if (reap(pid) != 0)
+		die("sock consumer", EIO);
+	close(sv[0]);
+	print_tput("c.sock.tput", size, msgs, atomic_load(&sh->t1) - t0);
+}
+
+int main(int argc, char **argv)
+{
+	alarm(WATCHDOG_S);
+	if (argc < 3) {
+		fprintf(stderr, "usage: cbench CASE ARGS (see the comment at the top of cbench.c)\n");
+		return 2;
+	}
+	const char *c = argv[1];
+	uint64_t a1 = strtoull(argv[2], NULL, 0);
+	uint64_t a2 = argc > 3 ? strtoull(argv[3], NULL, 0) : 0;
+	if (!strcmp(c, "pair"))
+		shmc_pair(a1);
+	else if (!strcmp(c, "ring-tput"))
+		ring_tput((uint32_t)a1, a2);
+	else if (!strcmp(c, "ring-rt"))
+		ring_rt(a1);
+	else if (!strcmp(c, "shmc-tput"))
+		shmc_tput((uint32_t)a1, a2, 1);
+	else if (!strcmp(c, "shmc-tput-batch"))
+		shmc_tput((uint32_t)a1, a2, BATCH);
+	else if (!strcmp(c, "shmc-rt"))
+		shmc_rt(a1, 0);
+	else if (!strcmp(c, "shmc-rt-wait"))
+		shmc_rt(a1, 1);
+	else if (!strcmp(c, "sock-rt"))
+		sock_rt(a1);
+	else if (!strcmp(c, "sock-tput"))
+		sock_tput((uint32_t)a1, a2);
+	else {
+		fprintf(stderr, "cbench: unknown case %s\n", c);
+		return 2;
+	}
+	return 0;
+}

@@ -1,0 +1,520 @@
+#!/usr/bin/env node
+/**
+ * The benchmark driver: builds the C floor benchmark, runs every case of
+ * bench/c/cbench.c and bench/bench.ts (under Deno and Bun), each side by side
+ * with its baseline in the same run, and prints a markdown table with the
+ * machine it ran on.
+ *
+ *   node bench/run.mjs                 full run (about 3-4 minutes)
+ *   node bench/run.mjs --quick         smoke run, well under a minute
+ *   options: --runtime=deno|bun (repeatable)  --repeat=N  --no-c  --no-js  --no-build
+ *            --only=REGEX (case names)  --json=FILE  --md=FILE
+ *   env: DENO, BUN: runtime binaries (default node_modules/.bin/{deno,bun})
+ *
+ * Every case runs in its own process group under a timeout; the group is
+ * killed when the case ends or times out, so no child outlives the run.
+ * Figures are the median of --repeat runs (3 in a full run, 1 with --quick).
+ * The machine has few cores, so other work skews the figures: before each run
+ * the driver waits a little for the machine to be idle, measures the CPU that
+ * other processes took during the run (/proc/stat less its own children), takes
+ * the median over the clean runs, and flags cases that had none.
+ * Exit status: 0 when every case ran (whether goals hold or not), 1 otherwise.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const OUT_DIR = path.join(ROOT, "build", "bench");
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(`--${name}`);
+const opt = (name) => argv.filter((a) => a.startsWith(`--${name}=`)).map((a) => a.slice(name.length + 3));
+
+const QUICK = flag("quick");
+const REPEAT = Number(opt("repeat")[0] ?? (QUICK ? 1 : 3));
+const ONLY = opt("only")[0] ? new RegExp(opt("only")[0]) : null;
+const RUNTIMES = flag("no-js")
+  ? []
+  : opt("runtime").length
+  ? opt("runtime").flatMap((r) => r.split(","))
+  : ["deno", "bun"];
+for (const rt of RUNTIMES) {
+  if (rt !== "deno" && rt !== "bun") {
+    console.error(`unknown runtime ${rt}: use --runtime=deno or --runtime=bun`);
+    process.exit(2);
+  }
+}
+if (flag("help")) {
+  console.log(readFileSync(fileURLToPath(import.meta.url), "utf8").split("*/")[0].replace(/^#!.*\n\/\*\*\n/, "").replace(/^ \* ?/gm, ""));
+  process.exit(0);
+}
+const BIN = {
+  deno: process.env.DENO || path.join(ROOT, "node_modules", ".bin", "deno"),
+  bun: process.env.BUN || path.join(ROOT, "node_modules", ".bin", "bun"),
+};
+const CASE_TIMEOUT_MS = 60_000;
+const failures = [];
+
+const log = (...a) => console.error(...a);
+
+// ---- processes ------------------------------------------------------------------
+
+/** Process groups of the cases running now: killed if the driver is interrupted. */
+const groups = new Set();
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(sig, () => {
+    for (const g of groups) {
+      try {
+        process.kill(-g, "SIGKILL");
+      } catch { /* gone */ }
+    }
+    process.exit(130);
+  });
+}
+
+/** Runs a command in its own process group; resolves with its stdout. Kills the group at the end. */
+function run(cmd, args, timeoutMs = CASE_TIMEOUT_MS) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    groups.add(child.pid);
+    let stdout = "", stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const killGroup = () => {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch { /* already gone */ }
+    };
+    const timer = setTimeout(() => {
+      stderr += `\n[run.mjs] timed out after ${timeoutMs} ms; killed`;
+      killGroup();
+    }, timeoutMs);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      killGroup(); // peers left behind by a failed case
+      groups.delete(child.pid);
+      resolve({ code: code ?? 128, signal, stdout, stderr });
+    });
+  });
+}
+
+function parseLines(stdout) {
+  return stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+}
+
+// ---- the machine ------------------------------------------------------------------
+
+function cpuTimes() {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  const idle = f[3] + (f[4] || 0);
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { idle, total };
+}
+
+/** Share of CPU time the machine spends busy over `ms` (while we run nothing). */
+async function busyShare(ms) {
+  const a = cpuTimes();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = cpuTimes();
+  const total = b.total - a.total;
+  return total > 0 ? 1 - (b.idle - a.idle) / total : 0;
+}
+
+/** Milliseconds a run may spend in all waiting for the machine to calm down. */
+let quietBudgetMs = Number(opt("wait-quiet")[0] ?? (QUICK ? 0 : 30)) * 1000;
+
+const WAIT_STEP_MS = 10_000 + Math.max(0, quietBudgetMs - 30_000) / 4;
+
+/**
+ * Samples how busy the machine is before a case; in a full run waits (up to
+ * 10 s at a time, 30 s in all, or what --wait-quiet=SECONDS allows) while
+ * other work keeps it over 20% busy.
+ */
+async function quiet() {
+  let share = await busyShare(QUICK ? 100 : 200);
+  const start = Date.now();
+  const until = start + Math.min(WAIT_STEP_MS, quietBudgetMs);
+  while (share > 0.2 && Date.now() < until) share = await busyShare(500);
+  quietBudgetMs -= Date.now() - start;
+  return share;
+}
+
+function version(bin, args) {
+  try {
+    return execFileSync(bin, args, { encoding: "utf8" }).split("\n")[0].trim();
+  } catch {
+    return "not found";
+  }
+}
+
+function machine() {
+  const cpuinfo = readFileSync("/proc/cpuinfo", "utf8");
+  const model = (cpuinfo.match(/^model name\s*:\s*(.*)$/m) || [])[1] || os.cpus()[0]?.model || "unknown";
+  return {
+    nproc: execFileSync("nproc", { encoding: "utf8" }).trim(),
+    cpu: model,
+    kernel: `${os.type()} ${os.release()}`,
+    memory_gib: Math.round(os.totalmem() / 2 ** 30),
+    deno: RUNTIMES.includes("deno") ? version(BIN.deno, ["--version"]) : "-",
+    bun: RUNTIMES.includes("bun") ? version(BIN.bun, ["--version"]) : "-",
+    node: process.version,
+    loadavg_start: os.loadavg().map((x) => x.toFixed(2)).join(" "),
+  };
+}
+
+// ---- cases ----------------------------------------------------------------------
+
+const CBENCH = path.join(OUT_DIR, "cbench");
+const q = (full, quick) => String(QUICK ? quick : full);
+const C_CASES = [
+  ["pair", q(10_000_000, 1_000_000)],
+  ["ring-rt", q(200_000, 20_000)],
+  ["shmc-rt", q(200_000, 20_000)],
+  ["shmc-rt-wait", q(50_000, 5_000)],
+  ["sock-rt", q(30_000, 3_000)],
+  ["ring-tput", "64", q(20_000_000, 2_000_000)],
+  ["shmc-tput", "64", q(3_000_000, 300_000)],
+  ["shmc-tput-batch", "64", q(10_000_000, 1_000_000)],
+  ["sock-tput", "64", q(1_000_000, 100_000)],
+  ["ring-tput", "4096", q(2_000_000, 200_000)],
+  ["shmc-tput", "4096", q(1_000_000, 100_000)],
+  ["sock-tput", "4096", q(200_000, 20_000)],
+  ["ring-tput", "65536", q(150_000, 15_000)],
+  ["shmc-tput", "65536", q(150_000, 15_000)],
+  ["sock-tput", "65536", q(30_000, 3_000)],
+];
+
+const JS_CASES = [
+  "pair",
+  "rt-shmc-await", "rt-shmc-park", "rt-shmc-spin", "rt-net", "rt-native", "rt-ipc",
+  "tput-shmc-64", "tput-shmc-many-64", "tput-net-64", "tput-native-64",
+  "tput-shmc-4096", "tput-net-4096", "tput-native-4096",
+  "tput-shmc-65536", "tput-net-65536", "tput-native-65536",
+  "bcast-shmc", "bcast-net", "mcast-shmc", "mcast-net",
+  "idle-shmc", "idle-net",
+];
+
+/** The repeat whose headline figure is the median. */
+function median(results) {
+  const key = (r) => r.p50_ns ?? r.p50_us ?? r.msgs_per_s ?? r.ns_per_pair ?? r.cpu_pct ?? 0;
+  const sorted = [...results].sort((a, b) => key(a) - key(b));
+  return { ...sorted[Math.floor((sorted.length - 1) / 2)], repeats: results.map(key) };
+}
+
+/** CPU ticks (USER_HZ) the whole machine spent busy, and this driver with its reaped children. */
+function ticks() {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  const busy = f.slice(0, 8).reduce((a, b) => a + b, 0) - f[3] - (f[4] || 0);
+  const st = readFileSync("/proc/self/stat", "utf8");
+  const g = st.slice(st.lastIndexOf(")") + 2).split(" ").map(Number);
+  return { busy, ours: g[11] + g[12] + g[13] + g[14] }; // utime stime cutime cstime
+}
+
+const NCPU = os.cpus().length || 1;
+
+/**
+ * Runs a case `repeat` times. Each run also measures the CPU that other work
+ * on the machine took meanwhile (machine busy ticks minus ours and our
+ * reaped children's, as a share of all CPUs); the median is taken over the
+ * runs with little such load when there are any.
+ */
+async function runCase(label, cmd, args, repeat) {
+  const got = [];
+  const t0 = Date.now();
+  for (let i = 0; i < repeat; i++) {
+    const before = await quiet();
+    const a = ticks(), ta = Date.now();
+    const r = await run(cmd, args);
+    const b = ticks(), secs = (Date.now() - ta) / 1000;
+    const lines = parseLines(r.stdout);
+    if (r.code !== 0 || lines.length === 0) {
+      failures.push(`${label}: exit ${r.code}${r.signal ? ` (${r.signal})` : ""}: ${r.stderr.trim().slice(-400)}`);
+      log(`  ${label}: FAILED (exit ${r.code}) ${r.stderr.trim().split("\n").slice(-2).join(" | ")}`);
+      return undefined;
+    }
+    const res = lines[lines.length - 1];
+    res.busy_before = before;
+    res.other_load = Math.max(0, (b.busy - a.busy - (b.ours - a.ours)) / 100 / (secs * NCPU));
+    got.push(res);
+  }
+  const clean = got.filter((r) => r.other_load < 0.1);
+  const m = median(clean.length ? clean : got);
+  m.repeats_all = got.length;
+  m.repeats_clean = clean.length;
+  m.other_load_max = Math.max(...got.map((r) => r.other_load));
+  m.seconds = (Date.now() - t0) / 1000;
+  const noisy = clean.length < got.length
+    ? `  (other load: ${got.map((r) => (r.other_load * 100).toFixed(0) + "%").join(" ")}; ${clean.length}/${got.length} clean)`
+    : "";
+  log(`  ${label}: ${headline(m)}${noisy}  [${m.seconds.toFixed(1)} s]`);
+  return m;
+}
+
+// ---- formatting -------------------------------------------------------------------
+
+const fmtUs = (us) => (us < 10 ? us.toFixed(2) : us < 100 ? us.toFixed(1) : us.toFixed(0)) + " µs";
+const fmtRate = (r) =>
+  r >= 1e6 ? `${(r / 1e6).toFixed(2)} M msg/s` : r >= 1e3 ? `${(r / 1e3).toFixed(1)} k msg/s` : `${r.toFixed(0)} msg/s`;
+const fmtGB = (g) => `${g >= 1 ? g.toFixed(2) : g.toFixed(3)} GB/s`;
+const us = (r) => (r.p50_us !== undefined ? r : { ...r, p50_us: r.p50_ns / 1000, p99_us: r.p99_ns / 1000 });
+
+function headline(r) {
+  if (r.kind === "rt") {
+    const x = us(r);
+    return `p50 ${fmtUs(x.p50_us)}, p99 ${fmtUs(x.p99_us)}`;
+  }
+  if (r.kind === "tput") return `${fmtRate(r.msgs_per_s)}, ${fmtGB(r.gb_per_s)}`;
+  if (r.kind === "fan") return `${fmtRate(r.msgs_per_s)} (${fmtRate(r.deliveries_per_s)} delivered)`;
+  if (r.kind === "pair") return `${r.ns_per_pair.toFixed(1)} ns per pair`;
+  if (r.kind === "idle") return `${r.cpu_pct.toFixed(2)} % CPU`;
+  return JSON.stringify(r);
+}
+
+const SIZE = { 64: "64 B", 4096: "4 KiB", 65536: "64 KiB" };
+const NAMES = {
+  "rt-net": "node:net",
+  "rt-native": { deno: "Deno.listen/connect", bun: "Bun.listen/connect" },
+  "rt-ipc": "Bun ipc",
+  "tput-net": "node:net",
+  "tput-native": { deno: "Deno.listen/connect", bun: "Bun.listen/connect" },
+};
+const nameOf = (k, rt) => (typeof NAMES[k] === "object" ? NAMES[k][rt] : NAMES[k]);
+
+function table(res, mach) {
+  const noisyCases = [];
+  for (const [group, cases] of Object.entries(res)) {
+    for (const [k, r] of Object.entries(cases)) if (r.repeats_clean === 0) noisyCases.push(`${group} ${k}`);
+  }
+  const rows = [];
+  const goals = [];
+  const row = (runtime, what, a, b, ratio, note = "") => rows.push({ runtime, what, a, b, ratio, note });
+  const goal = (what, holds, shows) => goals.push({ what, holds, shows });
+  const c = (k) => res.c[k];
+
+  // C floor
+  if (res.c) {
+    const pair = c("c.shmc.pair");
+    if (pair) {
+      row("C", "one process: 64 B try_send + try_recv pair", `${pair.ns_per_pair.toFixed(1)} ns`, "—", "—", "goal < 100 ns");
+      goal("C: single-process 64 B try_send+try_recv pair < 100 ns", pair.ns_per_pair < 100, `${pair.ns_per_pair.toFixed(1)} ns`);
+    }
+    const sp = c("c.shmc.rt_spin"), ring = c("c.ring.rt");
+    if (sp && ring) {
+      row("C", "64 B round trip, both spinning (shmchan try_* vs plain SPSC ring)",
+        `${fmtUs(sp.p50_ns / 1000)} (p99 ${fmtUs(sp.p99_ns / 1000)})`,
+        `${fmtUs(ring.p50_ns / 1000)} (p99 ${fmtUs(ring.p99_ns / 1000)})`,
+        `${(ring.p50_ns / sp.p50_ns).toFixed(2)}×`);
+    }
+    const w = c("c.shmc.rt_wait"), s = c("c.sock.rt");
+    if (w && s) {
+      row("C", "64 B round trip, blocking (shmc_send/shmc_recv vs socketpair read/write)",
+        `${fmtUs(w.p50_ns / 1000)} (p99 ${fmtUs(w.p99_ns / 1000)})`,
+        `${fmtUs(s.p50_ns / 1000)} (p99 ${fmtUs(s.p99_ns / 1000)})`,
+        `${(s.p50_ns / w.p50_ns).toFixed(2)}×`);
+    }
+    for (const size of [64, 4096, 65536]) {
+      const a = res.c[`c.shmc.tput.${size}`], b = res.c[`c.ring.tput.${size}`], so = res.c[`c.sock.tput.${size}`];
+      if (!a || !b) continue;
+      row("C", `throughput ${SIZE[size]} (shmchan try_* vs plain SPSC ring)`,
+        `${fmtRate(a.msgs_per_s)}, ${fmtGB(a.gb_per_s)}`, `${fmtRate(b.msgs_per_s)}, ${fmtGB(b.gb_per_s)}`,
+        `${(a.msgs_per_s / b.msgs_per_s).toFixed(2)}×`,
+        so ? `socketpair: ${fmtRate(so.msgs_per_s)}, ${fmtGB(so.gb_per_s)}` : "");
+      goal(`C: shmchan ≥ 50% of the plain SPSC ring, ${SIZE[size]} throughput`, a.msgs_per_s >= 0.5 * b.msgs_per_s,
+        `${((a.msgs_per_s / b.msgs_per_s) * 100).toFixed(0)}% (${fmtRate(a.msgs_per_s)} vs ${fmtRate(b.msgs_per_s)})`);
+    }
+    {
+      const a = res.c["c.shmc.tput_batch.64"], b = res.c["c.ring.tput.64"];
+      if (a && b) {
+        row("C", "throughput 64 B, batched (shmc_try_send_many/recv_many, 32 a call, vs plain SPSC ring)",
+          `${fmtRate(a.msgs_per_s)}, ${fmtGB(a.gb_per_s)}`, `${fmtRate(b.msgs_per_s)}, ${fmtGB(b.gb_per_s)}`,
+          `${(a.msgs_per_s / b.msgs_per_s).toFixed(2)}×`);
+        goal("C: shmchan batched ≥ 50% of the plain SPSC ring, 64 B throughput", a.msgs_per_s >= 0.5 * b.msgs_per_s,
+          `${((a.msgs_per_s / b.msgs_per_s) * 100).toFixed(0)}% (${fmtRate(a.msgs_per_s)} vs ${fmtRate(b.msgs_per_s)})`);
+      }
+    }
+    if (sp && ring) {
+      goal("C: shmchan ≥ 50% of the plain SPSC ring, 64 B round trip", ring.p50_ns / sp.p50_ns >= 0.5,
+        `${((ring.p50_ns / sp.p50_ns) * 100).toFixed(0)}% (p50 ${fmtUs(sp.p50_ns / 1000)} vs ${fmtUs(ring.p50_ns / 1000)})`);
+    }
+  }
+
+  for (const rt of RUNTIMES) {
+    const j = res[rt];
+    if (!j) continue;
+    const R = rt === "deno" ? "Deno" : "Bun";
+    const pr = j["pair"], cpair = res.c?.["c.shmc.pair"];
+    if (pr) {
+      row(R, "one process: 64 B `trySend` + `tryRecvInto` pair, vs the same pair from C",
+        `${pr.ns_per_pair.toFixed(1)} ns`, cpair ? `${cpair.ns_per_pair.toFixed(1)} ns (C)` : "—",
+        cpair ? `${(cpair.ns_per_pair / pr.ns_per_pair).toFixed(2)}×` : "—");
+    }
+    // round trip
+    const socks = ["rt-net", "rt-native", "rt-ipc"].filter((k) => j[k]).map((k) => ({ k, r: j[k] }));
+    const best = socks.sort((a, b) => a.r.p50_us - b.r.p50_us)[0];
+    const bestCell = best ? `${fmtUs(best.r.p50_us)} (p99 ${fmtUs(best.r.p99_us)}) ${nameOf(best.k, rt)}` : "—";
+    const variants = [
+      ["rt-shmc-await", "64 B round trip, `await recvInto()` (default: spin 30 µs, then park)"],
+      ["rt-shmc-park", "64 B round trip, `await recvInto(buf, { spin: 0 })` (always parks)"],
+      ["rt-shmc-spin", "64 B round trip, spinning `tryRecvInto()` loop"],
+    ];
+    for (const [k, what] of variants) {
+      const r = j[k];
+      if (!r) continue;
+      row(R, `${what} vs fastest socket`, `${fmtUs(r.p50_us)} (p99 ${fmtUs(r.p99_us)})`, bestCell,
+        best ? `${(best.r.p50_us / r.p50_us).toFixed(2)}×` : "—");
+    }
+    for (const { k, r } of socks) {
+      if (best && k === best.k) continue;
+      row(R, `64 B round trip, other baseline: ${nameOf(k, rt)}`, "—", `${fmtUs(r.p50_us)} (p99 ${fmtUs(r.p99_us)})`, "—");
+    }
+    if (j["rt-shmc-await"] && best) {
+      const ratio = j["rt-shmc-await"].p50_us / best.r.p50_us;
+      goal(`${R}: default \`await recv()\` RT p50 ≤ 0.5× the fastest Unix socket RT`, ratio <= 0.5,
+        `${fmtUs(j["rt-shmc-await"].p50_us)} vs ${fmtUs(best.r.p50_us)} (${nameOf(best.k, rt)}): ${ratio.toFixed(2)}×`);
+    }
+    if (j["rt-shmc-park"] && best) {
+      const ratio = j["rt-shmc-park"].p50_us / best.r.p50_us;
+      goal(`${R}: parked \`await recv({ spin: 0 })\` RT p50 vs the fastest socket (a receiver that was already asleep)`, null,
+        `${fmtUs(j["rt-shmc-park"].p50_us)} vs ${fmtUs(best.r.p50_us)}: ${ratio.toFixed(2)}×`);
+    }
+    if (j["rt-shmc-spin"]) {
+      goal(`${R}: spinning RT p50 ≤ 2 µs`, j["rt-shmc-spin"].p50_us <= 2, `${fmtUs(j["rt-shmc-spin"].p50_us)}`);
+    }
+    // throughput
+    for (const size of [64, 4096, 65536]) {
+      const a = j[`tput-shmc-${size}`];
+      const bs = [`tput-net-${size}`, `tput-native-${size}`].filter((k) => j[k]).map((k) => ({ k, r: j[k] }));
+      const b = bs.sort((x, y) => y.r.msgs_per_s - x.r.msgs_per_s)[0];
+      if (!a) continue;
+      row(R, `throughput ${SIZE[size]}, trySend → spinning tryRecvInto, vs fastest Unix socket`,
+        `${fmtRate(a.msgs_per_s)}, ${fmtGB(a.gb_per_s)}`,
+        b ? `${fmtRate(b.r.msgs_per_s)}, ${fmtGB(b.r.gb_per_s)} ${nameOf(b.k.replace(/-\d+$/, ""), rt)}` : "—",
+        b ? `${(a.msgs_per_s / b.r.msgs_per_s).toFixed(2)}×` : "—");
+      const many = size === 64 ? j["tput-shmc-many-64"] : undefined;
+      if (many) {
+        row(R, "throughput 64 B, batch calls `trySendMany` (64) → `tryRecvManyInto`, vs fastest Unix socket",
+          `${fmtRate(many.msgs_per_s)}, ${fmtGB(many.gb_per_s)}`,
+          b ? `${fmtRate(b.r.msgs_per_s)}, ${fmtGB(b.r.gb_per_s)} ${nameOf(b.k.replace(/-\d+$/, ""), rt)}` : "—",
+          b ? `${(many.msgs_per_s / b.r.msgs_per_s).toFixed(2)}×` : "—",
+          "one native call per batch");
+      }
+      if (size === 64 && b) {
+        const floor = rt === "bun" ? 10e6 : 5e6;
+        const top = many && many.msgs_per_s > a.msgs_per_s ? many : a;
+        goal(`${R}: 64 B throughput ≥ 10× the socket and ≥ ${floor / 1e6} M msg/s`,
+          top.msgs_per_s >= 10 * b.r.msgs_per_s && top.msgs_per_s >= floor,
+          `${fmtRate(top.msgs_per_s)}${top === many ? " (batch calls)" : ""}: ${(top.msgs_per_s / b.r.msgs_per_s).toFixed(2)}× ${fmtRate(b.r.msgs_per_s)} (${nameOf(b.k.replace(/-\d+$/, ""), rt)})`);
+      }
+      if (size === 65536) {
+        goal(`${R}: 64 KiB throughput ≥ 5 GB/s`, a.gb_per_s >= 5, fmtGB(a.gb_per_s));
+      }
+    }
+    for (const [k, b, what] of [
+      ["bcast-shmc", "bcast-net", "broadcast 64 B to 4 receiver processes (`await recvInto()`), vs writing to 4 sockets"],
+      ["mcast-shmc", "mcast-net", "multicast 64 B to 2 competing workers (`await recvInto()`), vs alternating over 2 sockets"],
+    ]) {
+      const x = j[k], y = j[b];
+      if (!x) continue;
+      row(R, what, `${fmtRate(x.msgs_per_s)} (${fmtRate(x.deliveries_per_s)} delivered)`,
+        y ? `${fmtRate(y.msgs_per_s)} (${fmtRate(y.deliveries_per_s)} delivered)` : "—",
+        y ? `${(x.msgs_per_s / y.msgs_per_s).toFixed(2)}×` : "—");
+    }
+    const idle = j["idle-shmc"], idleNet = j["idle-net"];
+    if (idle) {
+      row(R, `idle receiver parked in \`await recv()\` for ${idle.secs.toFixed(0)} s, vs one waiting on a node:net socket`,
+        `${idle.cpu_pct.toFixed(2)} % CPU`, idleNet ? `${idleNet.cpu_pct.toFixed(2)} % CPU` : "—", "—");
+      goal(`${R}: idle parked receiver < 1% CPU`, idle.cpu_pct < 1,
+        `${idle.cpu_pct.toFixed(2)} % (${idle.cpu_ms.toFixed(1)} ms CPU in ${idle.secs.toFixed(1)} s; utime+stime ${idle.cpu_pct_ticks.toFixed(2)} %)`);
+    }
+  }
+
+  const lines = [];
+  lines.push(`Machine: ${mach.nproc} CPUs, ${mach.cpu}, ${mach.memory_gib} GiB, ${mach.kernel}; ` +
+    `Deno ${mach.deno.replace(/^deno /, "")}, Bun ${mach.bun}, Node ${mach.node}. ` +
+    `Load average at start: ${mach.loadavg_start}. Median of ${REPEAT} run${REPEAT > 1 ? "s" : ""}${QUICK ? " (--quick)" : ""}.`);
+  lines.push("");
+  lines.push("| runtime | case | shmchan | baseline | shmchan advantage | note |");
+  lines.push("|---|---|---|---|---|---|");
+  for (const r of rows) lines.push(`| ${r.runtime} | ${r.what} | ${r.a} | ${r.b} | ${r.ratio} | ${r.note} |`);
+  lines.push("");
+  lines.push("\"shmchan advantage\" is baseline ÷ shmchan for times and shmchan ÷ baseline for rates: above 1× shmchan is faster.");
+  if (noisyCases.length) {
+    lines.push("");
+    lines.push(`† other work took over 10% of the machine during every run of: ${noisyCases.join(", ")}. Re-run those when it is quiet.`);
+  }
+  lines.push("");
+  lines.push("| goal | holds | measured |");
+  lines.push("|---|---|---|");
+  for (const g of goals) {
+    lines.push(`| ${g.what} | ${g.holds === null ? "(info)" : g.holds ? "yes" : "**no**"} | ${g.shows} |`);
+  }
+  return lines.join("\n");
+}
+
+// ---- main ---------------------------------------------------------------------------
+
+async function main() {
+  const started = Date.now();
+  mkdirSync(OUT_DIR, { recursive: true });
+  if (!flag("no-build")) {
+    log("building the library and bench/c ...");
+    if (!existsSync(path.join(ROOT, "build", "CMakeCache.txt"))) {
+      execFileSync("cmake", ["-S", ROOT, "-B", path.join(ROOT, "build")], { stdio: "inherit" });
+    }
+    execFileSync("cmake", ["--build", path.join(ROOT, "build"), "--target", "shmchan"], { stdio: ["ignore", "ignore", "inherit"] });
+    execFileSync("make", ["-s", "-C", path.join(ROOT, "bench", "c")], { stdio: "inherit" });
+  }
+  const mach = machine();
+  log(`machine: ${mach.nproc} CPUs, ${mach.cpu}, ${mach.kernel}; ${mach.deno.split("\n")[0]}; bun ${mach.bun}; load ${mach.loadavg_start}`);
+  const share = await busyShare(1000);
+  if (share > 0.2) log(`warning: the machine is ${(share * 100).toFixed(0)}% busy with other work; figures will be noisy`);
+
+  const res = {};
+  if (!flag("no-c")) {
+    log("C floor (bench/c/cbench.c):");
+    res.c = {};
+    for (const [name, ...args] of C_CASES) {
+      const label = `c ${name} ${args.join(" ")}`;
+      if (ONLY && !ONLY.test(`c-${name}`)) continue;
+      const r = await runCase(label, CBENCH, [name, ...args], REPEAT);
+      if (r) res.c[r.kind === "tput" ? `${r.case}.${r.size}` : r.case] = r;
+    }
+  }
+  for (const rt of RUNTIMES) {
+    log(`${rt} (bench/bench.ts):`);
+    res[rt] = {};
+    for (const k of JS_CASES) {
+      if (k === "rt-ipc" && rt !== "bun") continue;
+      if (ONLY && !ONLY.test(k)) continue;
+      const args = rt === "deno" ? ["run", "-A", "--quiet", "bench/bench.ts", k] : ["bench/bench.ts", k];
+      if (QUICK) args.push("--quick");
+      const repeat = k.startsWith("idle-") ? 1 : REPEAT;
+      const r = await runCase(`${rt} ${k}`, BIN[rt], args, repeat);
+      if (r) res[rt][k] = r;
+    }
+  }
+  mach.loadavg_end = os.loadavg().map((x) => x.toFixed(2)).join(" ");
+  mach.seconds = (Date.now() - started) / 1000;
+
+  const md = table(res, mach);
+  console.log(md);
+  console.log(`\nLoad average at end: ${mach.loadavg_end}; the run took ${mach.seconds.toFixed(0)} s.`);
+  if (failures.length) {
+    console.log(`\n${failures.length} case(s) failed:`);
+    for (const f of failures) console.log(`- ${f}`);
+  }
+  const json = opt("json")[0] ?? path.join(OUT_DIR, QUICK ? "results-quick.json" : "results.json");
+  writeFileSync(json, JSON.stringify({ machine: mach, results: res, failures }, null, 2));
+  const mdFile = opt("md")[0] ?? path.join(OUT_DIR, QUICK ? "results-quick.md" : "results.md");
+  writeFileSync(mdFile, md + "\n");
+  log(`wrote ${json} and ${mdFile}`);
+  process.exitCode = failures.length ? 1 : 0;
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
