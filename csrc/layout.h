@@ -115,7 +115,9 @@ struct shmc_member {
 	_Atomic uint64_t claim;   /* first position this member last claimed as producer */
 	char doorbell[40];        /* abstract socket address, NUL padded */
 	_Atomic uint32_t claim_n; /* how many positions from `claim` */
-	uint8_t pad0[44];
+	uint32_t pad_t;
+	_Atomic uint64_t taking;  /* consumer: position + 1 it is taking (0: none) */
+	uint8_t pad0[32];
 	_Atomic uint64_t cursor;  /* broadcast: next position to read */
 	uint8_t pad1[56];
 };

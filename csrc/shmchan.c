@@ -73,9 +73,14 @@ struct handle {
 	_Atomic uint64_t stall_probe_ns;
 	_Atomic uint64_t gate_probe_ns;
 	_Atomic uint64_t target_probe_ns;
-	/* Broadcast: the cursor is this member's alone; threads sharing the
-	 * handle take turns (copy, then advance) under this flag. */
+	/* A member's receive state is one record (broadcast: its cursor;
+	 * unicast/multicast: `taking`, which tells producers whether a TAKEN
+	 * slot's taker lives): threads sharing the handle take turns. */
 	atomic_flag recv_busy;
+	/* One claim in flight per member: recover_stalled identifies a live
+	 * claimer by its member's one claim record, so threads sharing the
+	 * handle take turns from claim to publish. */
+	atomic_flag send_busy;
 };
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -295,6 +300,26 @@ struct registry {
 
 static void reset_after_fork(void)
 {
+	/* Inherited handles share the parent's open file descriptions, and an
+	 * OFD lock lives as long as any fd or mapping references its
+	 * description: re-open each control segment and map the same pages
+	 * through the new description, so the parent's members die with it. */
+	for (uint32_t i = 1; i < MAX_HANDLES; i++) {
+		struct handle *h = atomic_load_explicit(&g_handles[i], memory_order_relaxed);
+		if (!h || h->ctl_fd < 0)
+			continue;
+		atomic_flag_clear(&h->send_busy);
+		atomic_flag_clear(&h->recv_busy);
+		char path[64];
+		snprintf(path, sizeof path, "/proc/self/fd/%d", h->ctl_fd);
+		int fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (mmap(h->ctl, h->ctl_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
+			 0) != MAP_FAILED)
+			dup3(fd, h->ctl_fd, O_CLOEXEC);
+		close(fd);
+	}
 	/* The child shares the parent's open file description, and flock()
 	 * would not exclude the two: the child opens its own. */
 	g_reg_fd = -1;
@@ -606,6 +631,7 @@ static int member_join(struct handle *h, uint32_t access)
 		store_relaxed(&m->parked, 0);
 		store_relaxed(&m->claim, 0);
 		store_relaxed(&m->claim_n, 0);
+		store_relaxed(&m->taking, 0);
 		memset(m->doorbell, 0, sizeof m->doorbell);
 		uint64_t t = load_seq_cst(&h->ctl->tail);
 		store_relaxed(&m->cursor, t);
@@ -911,6 +937,26 @@ static uint64_t broadcast_room(struct handle *h, uint64_t t, uint64_t want)
 
 /* Claim up to @want consecutive positions with one CAS of tail. On success
  * *pos_out is the first and the count is returned (>= 1). */
+static bool recover_stalled(struct handle *h, uint64_t pos, uint64_t q);
+
+/* Unicast/multicast, ring full: the oldest slot was taken (READY -> TAKEN)
+ * by a consumer that died before freeing it. Its message is lost (it had
+ * been taken); the slot comes back. Rate-limited probe. */
+static bool free_if_taker_gone(struct handle *h, uint64_t pos, uint64_t q)
+{
+	if (!probe_allowed(&h->target_probe_ns))
+		return false;
+	for (uint32_t i = 0; i < h->max_members; i++)
+		if (load_acquire(&h->members[i].state) == MEMBER_ACTIVE &&
+		    load_relaxed(&h->members[i].taking) == pos + 1 && member_alive(h, i))
+			return false;
+	if (!cas_acq_rel(&h->slots[pos & h->mask].seq, &q, SEQ(pos + h->ring_entries, SLOT_FREE)))
+		return true;
+	fetch_add_relaxed(&h->ctl->dropped, 1);
+	advance_head(h);
+	return true;
+}
+
 static int claim_positions(struct handle *h, uint32_t want, uint64_t *pos_out)
 {
 	struct shmc_ctl_header *c = h->ctl;
@@ -930,6 +976,8 @@ static int claim_positions(struct handle *h, uint32_t want, uint64_t *pos_out)
 				got++;
 			if (h->delivery == SHMC_BROADCAST && !(got = broadcast_room(h, t, got)))
 				return -ENOBUFS;
+			uint64_t prev = load_relaxed(&h->me->claim);
+			uint32_t prev_n = load_relaxed(&h->me->claim_n);
 			store_relaxed(&h->me->claim, t);
 			store_relaxed(&h->me->claim_n, (uint32_t)got);
 			/* SYNC: seq_cst, paired with member_join (gate) and with other
@@ -938,6 +986,9 @@ static int claim_positions(struct handle *h, uint32_t want, uint64_t *pos_out)
 				*pos_out = t;
 				return (int)got;
 			}
+			/* Lost: do not go on naming positions another producer owns. */
+			store_relaxed(&h->me->claim_n, prev_n);
+			store_relaxed(&h->me->claim, prev);
 			continue; /* t reloaded by the failed CAS */
 		}
 		if ((int64_t)(q - SEQ(t, SLOT_FREE)) < 0) {
@@ -946,6 +997,13 @@ static int claim_positions(struct handle *h, uint32_t want, uint64_t *pos_out)
 			uint64_t t2 = load_relaxed(&c->tail);
 			if (t2 == t && h->delivery != SHMC_BROADCAST && q == SEQ(t - n, SLOT_READY) &&
 			    drop_if_target_gone(h, t - n, q))
+				continue;
+			if (t2 == t && h->delivery != SHMC_BROADCAST && q == SEQ(t - n, SLOT_TAKEN) &&
+			    free_if_taker_gone(h, t - n, q))
+				continue;
+			if (t2 == t && h->delivery == SHMC_BROADCAST &&
+			    (q == SEQ(t - n, SLOT_WRITING) || q == SEQ(t - n, SLOT_FREE)) &&
+			    recover_stalled(h, t - n, q))
 				continue;
 			if (t2 == t)
 				return -ENOBUFS;
@@ -968,6 +1026,19 @@ static int check_send(struct handle *h, uint32_t target, int *tidx)
 			return -ENOENT;
 	}
 	return 0;
+}
+
+/* SYNC: acquire/release on the flag: one thread's claim record and publish
+ * come before the next thread's claim. */
+static inline void send_lock(struct handle *h)
+{
+	while (atomic_flag_test_and_set_explicit(&h->send_busy, memory_order_acquire))
+		sched_yield();
+}
+
+static inline void send_unlock(struct handle *h)
+{
+	atomic_flag_clear_explicit(&h->send_busy, memory_order_release);
 }
 
 /* Fill a claimed slot and publish it. */
@@ -998,10 +1069,14 @@ static int do_try_send(struct handle *h, const void *buf, uint32_t len, uint32_t
 	if (len && !buf)
 		return -EFAULT;
 	uint64_t t;
+	send_lock(h);
 	err = claim_positions(h, 1, &t);
-	if (err < 0)
+	if (err < 0) {
+		send_unlock(h);
 		return err;
+	}
 	publish(h, t, buf, len, target);
+	send_unlock(h);
 	after_publish(h, target, tidx);
 	return (int)len;
 }
@@ -1023,12 +1098,14 @@ static int do_try_send_many(struct handle *h, const uint8_t *buf, const uint32_t
 	if (valid == 0)
 		return count ? -EMSGSIZE : 0;
 	uint32_t sent = 0;
+	send_lock(h);
 	while (sent < valid) {
 		uint64_t t;
 		int got = claim_positions(h, valid - sent, &t);
 		if (got < 0) {
 			if (sent)
 				break;
+			send_unlock(h);
 			return got;
 		}
 		for (int i = 0; i < got; i++) {
@@ -1036,6 +1113,7 @@ static int do_try_send_many(struct handle *h, const uint8_t *buf, const uint32_t
 			buf += lens[sent++];
 		}
 	}
+	send_unlock(h);
 	after_publish(h, target, tidx);
 	return (int)sent;
 }
@@ -1075,8 +1153,12 @@ static bool recover_stalled(struct handle *h, uint64_t pos, uint64_t q)
 	bool writer_alive = false;
 	if (q == SEQ(pos, SLOT_WRITING)) {
 		uint32_t w = load_relaxed(&h->slots[pos & h->mask].writer);
+		/* The index alone is not an identity (the slot of a dead writer
+		 * is reused by the next attacher): its claim must cover pos. */
 		writer_alive = w >= 1 && w <= h->max_members &&
 			       load_acquire(&h->members[w - 1].state) == MEMBER_ACTIVE &&
+			       pos - load_relaxed(&h->members[w - 1].claim) <
+				       load_relaxed(&h->members[w - 1].claim_n) &&
 			       member_alive(h, w - 1);
 	} else {
 		/* Claimed (tail moved past) but WRITING not yet stored: the claimer
@@ -1160,6 +1242,11 @@ again:;
 			}
 			if (peek && !drop)
 				return 1;
+			/* Record what we take first (pos + 1; 0: nothing): a producer
+			 * finding the slot TAKEN by nobody alive frees it.
+			 * SYNC: relaxed; the CAS below releases it with TAKEN, which
+			 * free_if_taker_gone acquires before reading it. */
+			store_relaxed(&h->me->taking, p + 1);
 			/* SYNC: acq_rel CAS: exactly one consumer takes the slot. */
 			if (!cas_acq_rel(&s->seq, &q, SEQ(p, SLOT_TAKEN))) {
 				prefix_consumed = false;
@@ -1170,6 +1257,7 @@ again:;
 			 * acquire of seq: the copy is done before the slot is reused.
 			 * seq_cst for after_consume's Dekker. */
 			store_seq_cst(&s->seq, SEQ(p + n, SLOT_FREE));
+			store_relaxed(&h->me->taking, 0);
 			/* head is a hint: move it only once it lags by HEAD_LAG (or
 			 * the whole ring, if smaller), so a take usually costs no
 			 * write to the shared head line. */
@@ -1254,16 +1342,26 @@ static int broadcast_take(struct handle *h, void *buf, uint32_t cap, enum take_m
 	return peek ? 0 : -EAGAIN;
 }
 
-/* Broadcast reads and moves this member's own cursor (a peek too, over
- * messages for others): threads sharing the handle take turns. */
-static int broadcast_take_locked(struct handle *h, void *buf, uint32_t cap, enum take_mode mode)
+/* SYNC: acquire/release on the flag orders one thread's cursor or `taking`
+ * store before the next thread's load. */
+static inline void recv_lock(struct handle *h)
 {
-	/* SYNC: acquire/release on the flag orders one thread's cursor store
-	 * before the next thread's cursor load. */
 	while (atomic_flag_test_and_set_explicit(&h->recv_busy, memory_order_acquire))
 		sched_yield();
-	int r = broadcast_take(h, buf, cap, mode);
+}
+
+static inline void recv_unlock(struct handle *h)
+{
 	atomic_flag_clear_explicit(&h->recv_busy, memory_order_release);
+}
+
+/* One take (or peek) under this handle's receive turn. */
+static int take(struct handle *h, void *buf, uint32_t cap, enum take_mode mode)
+{
+	recv_lock(h);
+	int r = h->delivery == SHMC_BROADCAST ? broadcast_take(h, buf, cap, mode)
+					      : queue_take(h, buf, cap, mode, NULL);
+	recv_unlock(h);
 	return r;
 }
 
@@ -1273,23 +1371,23 @@ static int do_try_recv(struct handle *h, void *buf, uint32_t cap)
 		return -EACCES;
 	if (cap && !buf)
 		return -EFAULT;
-	return h->delivery == SHMC_BROADCAST ? broadcast_take_locked(h, buf, cap, TAKE_NOW)
-					     : queue_take(h, buf, cap, TAKE_NOW, NULL);
+	return take(h, buf, cap, TAKE_NOW);
 }
 
 static int has_message(struct handle *h)
 {
-	return h->delivery == SHMC_BROADCAST ? broadcast_take_locked(h, NULL, 0, TAKE_PEEK)
-					     : queue_take(h, NULL, 0, TAKE_PEEK, NULL);
+	return take(h, NULL, 0, TAKE_PEEK);
 }
 
 static int has_room(struct handle *h)
 {
 	uint64_t t = load_acquire(&h->ctl->tail);
 	uint64_t q = load_acquire(&h->slots[t & h->mask].seq);
-	if (h->delivery != SHMC_BROADCAST)
-		return (int64_t)(q - SEQ(t, SLOT_FREE)) >= 0;
 	uint64_t n = h->ring_entries;
+	if (!slot_free_for(h, t, q))
+		return 0; /* the same test as claim_positions */
+	if (h->delivery != SHMC_BROADCAST)
+		return 1;
 	return t - broadcast_gate(h, t, false) < n;
 }
 
@@ -1356,6 +1454,8 @@ static void do_unpark(struct handle *h, uint32_t what)
  * then sleep on this member's futex word. Returns 0 to retry, or -ETIMEDOUT. */
 static int wait_for(struct handle *h, uint32_t what, uint64_t deadline)
 {
+	if (deadline != UINT64_MAX && now_ns() >= deadline)
+		return -ETIMEDOUT; /* even if the spin below would say "ready" */
 	for (int i = 0; i < SPIN_ITERATIONS; i++) {
 		if ((what == SHMC_WAIT_RECV ? has_message(h) : has_room(h)))
 			return 0;
@@ -1610,7 +1710,7 @@ static int attach(uint64_t key, int32_t id, uint32_t access)
 	    hdr.delivery > SHMC_MULTICAST || !is_power_of_two(hdr.ring_entries) ||
 	    hdr.ring_entries > SHMC_MAX_RING_ENTRIES || hdr.max_msg_size == 0 ||
 	    hdr.max_msg_size > SHMC_MAX_MESSAGE_SIZE || hdr.nonce != ent.nonce ||
-	    hdr.channel_id != ent.id || hdr.key != ent.key ||
+	    hdr.channel_id != ent.id || hdr.key != ent.key || hdr.delivery != ent.delivery ||
 	    hdr.max_members != SHMC_MAX_MEMBERS) {
 		err = -EBADMSG;
 		goto out;
@@ -1812,9 +1912,7 @@ SHMC_API int shmc_try_recv_many(int handle, void *buf, uint32_t cap, uint32_t *l
 	if (!buf || (max_count && !lens))
 		return -EFAULT;
 	bool broadcast = h->delivery == SHMC_BROADCAST;
-	if (broadcast)
-		while (atomic_flag_test_and_set_explicit(&h->recv_busy, memory_order_acquire))
-			sched_yield();
+	recv_lock(h);
 	uint8_t *p = buf;
 	uint32_t i, left = cap;
 	int r = 0;
@@ -1828,8 +1926,7 @@ SHMC_API int shmc_try_recv_many(int handle, void *buf, uint32_t cap, uint32_t *l
 		p += r;
 		left -= (uint32_t)r;
 	}
-	if (broadcast)
-		atomic_flag_clear_explicit(&h->recv_busy, memory_order_release);
+	recv_unlock(h);
 	if (i) {
 		/* The deferred work of the takes above, once for the batch. */
 		if (!broadcast)
