@@ -1,0 +1,717 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_fuzz_segment - a hostile or buggy peer rewrites the shared segments.
+ *
+ * SPEC section 6: "Everything read from shared memory is validated before
+ * use: a corrupt or hostile segment yields an error, never a crash or an
+ * out-of-bounds access." A worker process creates a channel, attaches a
+ * sender, a receiver and a both-ways subscriber, maps the control and data
+ * segments read-write through its own mapping, and then, iteration after
+ * iteration, between API calls:
+ *   - rewrites arbitrary bytes at random offsets of either segment, and
+ *     targeted fields: tail, head, slot seq words (random, or plausible:
+ *     SEQ(p, state) near tail/head), slot target and writer, message lengths
+ *     (0, max, max+1, 2^31, 2^32-1, ...), member state,
+ *     id, access, parked bits, futex word, claim, cursor and doorbell, the
+ *     parked counters, rr_next, next_member_id, the header's "immutable"
+ *     geometry, the data header; or forges a whole READY message; now and
+ *     then it heals the ring (empty and consistent at tail) so that the
+ *     normal paths run again between corruptions;
+ *   - calls try_send, send (timeout 0..20 ms), try_recv (into a heap buffer
+ *     of exactly the capacity, so ASan sees any overflow), recv (timeout
+ *     0..20 ms), pending, park/unpark, info, detach and re-attach, and sends
+ *     from the owner handle.
+ * The worker must never crash (run it under the ASan+UBSan build too: any
+ * sanitizer report ends the worker and fails the test), a call must never
+ * return impossible values (more bytes than the buffer or the channel's
+ * maximum), and no call may block past its timeout (+0.5 s slack, not
+ * counting time spent waiting for a CPU under load, from schedstat; the parent
+ * declares a hang at timeout + 1.5 s of the worker's own time, prints the
+ * seed, iteration, operation, the last mutations and a gdb backtrace, and
+ * kills the worker). Errors are fine.
+ *
+ * Seeded: SHMCHAN_FUZZ_SEED=<n> replays, SHMCHAN_FUZZ_ITERS=<n> sets the
+ * total iterations (CI: 8 campaigns x 600 = 4800). Each campaign is one
+ * worker process with seed = mix(seed, campaign), and a fresh channel every
+ * 200 iterations.
+ *
+ * SHMCHAN_FUZZ_CAMPAIGN=<c> runs only campaign c (to replay a failure).
+ * SHMCHAN_FUZZ_NO_SEND_WAIT=1 (a diagnostic knob, not for CI) makes the
+ * blocking send use timeout 0, to explore past a known hang of shmc_send.
+ *
+ * Not tested, a known limit: a peer that shrinks a segment with ftruncate
+ * makes every other participant's access past the new end raise SIGBUS
+ * (documented in the README's limits); the library checks the size only at
+ * attach.
+ */
+#include "crash_util.h"
+
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#define CAMPAIGNS 8u
+#define PER_CHANNEL 200u
+#define SLACK_NS 500000000ull     /* a call may overrun its timeout by this */
+#define HANG_NS 1500000000ull     /* the parent declares a hang past this */
+#define LOGN 16
+
+enum op {
+	OP_TRY_SEND, OP_SEND, OP_TRY_RECV, OP_RECV, OP_PENDING, OP_PARK, OP_UNPARK, OP_INFO,
+	OP_REATTACH, OP_OWNER_SEND, OP_COUNT
+};
+static const char *opname[] = { "try_send", "send", "try_recv", "recv", "pending", "park",
+				"unpark", "info", "detach+attach", "owner try_send" };
+
+struct progress {
+	uint64_t seed;
+	atomic_uint iter;
+	atomic_int op;                 /* -1 when not inside a call */
+	atomic_ullong op_start, op_timeout;
+	atomic_ullong op_wait0;        /* worker's run-queue wait at op start */
+	atomic_ullong mutations, calls, errors, overruns;
+	atomic_ullong max_overrun_ns;
+	atomic_ullong ops[OP_COUNT];
+	atomic_ullong ok[OP_COUNT];
+	uint64_t key;
+	atomic_int chan_id;
+	atomic_uint delivery, ring, max;
+	char log[LOGN][120];           /* the last mutations, a ring */
+	atomic_uint logpos;
+	char last_call[160];
+};
+
+static struct progress *pg;
+
+static void logm(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logm(const char *fmt, ...)
+{
+	unsigned i = atomic_fetch_add(&pg->logpos, 1) % LOGN;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(pg->log[i], sizeof pg->log[i], fmt, ap);
+	va_end(ap);
+}
+
+/* ---- the worker -------------------------------------------------------------- */
+
+struct fz {
+	uint64_t rng;
+	uint64_t key;
+	int owner, h[3];               /* send, recv, both */
+	uint32_t access[3];
+	struct cu_map m;
+	uint8_t pristine[2 * SHMC_CACHELINE];
+	uint8_t dat_pristine[SHMC_CACHELINE];
+	uint32_t max, n, delivery;
+	int lfd;
+	char bell[SHMC_DOORBELL_MAX + 1];
+};
+
+static uint64_t pick64(struct fz *f, uint64_t cur)
+{
+	uint64_t n = f->n;
+	switch (cu_below(&f->rng, 12)) {
+	case 0: return cur + 1;
+	case 1: return cur - 1;
+	case 2: return cur + n;
+	case 3: return cur - n;
+	case 4: return cur + cu_below(&f->rng, 4 * n + 1);
+	case 5: return cur - cu_below(&f->rng, 4 * n + 1);
+	case 6: return 0;
+	case 7: return UINT64_MAX - cu_below(&f->rng, 4);
+	case 8: return 1ull << 63;
+	case 9: return cur + (1ull << 62);
+	case 10: return cur;
+	default: return cu_rand(&f->rng);
+	}
+}
+
+static uint32_t pick32(struct fz *f, uint32_t max)
+{
+	switch (cu_below(&f->rng, 10)) {
+	case 0: return 0;
+	case 1: return max;
+	case 2: return max + 1;
+	case 3: return UINT32_MAX;
+	case 4: return 0x80000000u;
+	case 5: return max * 2 + 7;
+	case 6: return (uint32_t)cu_below(&f->rng, max + 1);
+	case 7: return 1;
+	case 8: return 65;
+	default: return (uint32_t)cu_rand(&f->rng);
+	}
+}
+
+static void close_channel(struct fz *f)
+{
+	for (int i = 0; i < 3; i++)
+		if (f->h[i] > 0)
+			shmc_detach(f->h[i]);
+	if (f->owner > 0)
+		shmc_destroy(f->owner);
+	cu_unmap(&f->m);
+	f->owner = f->h[0] = f->h[1] = f->h[2] = -1;
+}
+
+static void open_channel(struct fz *f)
+{
+	static const uint32_t dels[] = { SHMC_UNICAST, SHMC_BROADCAST, SHMC_MULTICAST };
+	f->delivery = dels[cu_below(&f->rng, 3)];
+	f->n = 1u << cu_below(&f->rng, 7);
+	f->max = 1 + (uint32_t)cu_below(&f->rng, 600);
+	f->key = cu_key();
+	f->owner = shmc_create(f->key, f->delivery, f->n, f->max, 0600, 0);
+	CU_REQUIRE(f->owner > 0, "create: %s", cu_err(f->owner));
+	f->access[0] = SHMC_SEND;
+	f->access[1] = SHMC_RECV;
+	f->access[2] = SHMC_BOTH;
+	for (int i = 0; i < 3; i++) {
+		f->h[i] = shmc_attach_key(f->key, f->access[i]);
+		CU_REQUIRE(f->h[i] > 0, "attach: %s", cu_err(f->h[i]));
+	}
+	int32_t id = (int32_t)cu_info(f->owner, SHMC_INFO_CHANNEL_ID);
+	CU_REQUIRE(cu_map_channel(id, f->key, &f->m) == 0, "map");
+	memcpy(f->pristine, f->m.ctl, sizeof f->pristine);
+	memcpy(f->dat_pristine, f->m.dat, sizeof f->dat_pristine);
+	pg->key = f->key;
+	atomic_store(&pg->chan_id, id);
+	atomic_store(&pg->delivery, f->delivery);
+	atomic_store(&pg->ring, f->n);
+	atomic_store(&pg->max, f->max);
+	logm("new channel %d: delivery %u ring %u max %u", (int)id, f->delivery, f->n, f->max);
+}
+
+static void mutate(struct fz *f)
+{
+	struct cu_map *m = &f->m;
+	struct shmc_ctl_header *c = m->ctl;
+	uint64_t tail = atomic_load(&c->tail), head = atomic_load(&c->head);
+	uint32_t k = (uint32_t)cu_below(&f->rng, 16);
+	atomic_fetch_add(&pg->mutations, 1);
+	switch (k) {
+	case 0: { /* random bytes, control segment */
+		size_t off = (size_t)cu_below(&f->rng, m->csize);
+		size_t len = 1 + (size_t)cu_below(&f->rng, 8);
+		for (size_t i = 0; i < len && off + i < m->csize; i++)
+			((volatile uint8_t *)c)[off + i] = (uint8_t)cu_rand(&f->rng);
+		logm("ctl bytes [%zu, +%zu) random", off, len);
+		break;
+	}
+	case 1: { /* random bytes, data segment */
+		size_t off = (size_t)cu_below(&f->rng, m->dsize);
+		size_t len = 1 + (size_t)cu_below(&f->rng, 8);
+		for (size_t i = 0; i < len && off + i < m->dsize; i++)
+			((volatile uint8_t *)m->dat)[off + i] = (uint8_t)cu_rand(&f->rng);
+		logm("dat bytes [%zu, +%zu) random", off, len);
+		break;
+	}
+	case 2: {
+		uint64_t v = pick64(f, tail);
+		atomic_store(&c->tail, v);
+		logm("tail %" PRIu64 " -> %" PRIu64, tail, v);
+		break;
+	}
+	case 3: {
+		uint64_t v = pick64(f, cu_below(&f->rng, 2) ? head : tail);
+		atomic_store(&c->head, v);
+		logm("head %" PRIu64 " -> %" PRIu64, head, v);
+		break;
+	}
+	case 4: { /* a slot's seq */
+		uint64_t p = pick64(f, cu_below(&f->rng, 2) ? tail : head);
+		uint32_t st = (uint32_t)cu_below(&f->rng, 4);
+		uint64_t slot = cu_below(&f->rng, 3) ? p & m->mask : cu_below(&f->rng, m->n);
+		uint64_t v = cu_below(&f->rng, 5) ? SEQ(p, st) : cu_rand(&f->rng);
+		atomic_store(&m->slots[slot].seq, v);
+		logm("slot %" PRIu64 " seq -> 0x%" PRIx64 " (pos %" PRIu64 " state %" PRIu64 ")", slot,
+		     v, v / 4, v & 3);
+		break;
+	}
+	case 5: {
+		uint64_t slot = cu_below(&f->rng, m->n);
+		uint32_t t = pick32(f, 70), w = pick32(f, SHMC_MAX_MEMBERS);
+		atomic_store(&m->slots[slot].target, t);
+		atomic_store(&m->slots[slot].writer, w);
+		logm("slot %" PRIu64 " target %u writer %u", slot, t, w);
+		break;
+	}
+	case 6: { /* a message length */
+		uint64_t slot = cu_below(&f->rng, m->n);
+		uint32_t v = pick32(f, m->max_msg);
+		cu_set_len(m, slot, v);
+		logm("slot %" PRIu64 " len -> %u (max %u)", slot, v, m->max_msg);
+		break;
+	}
+	case 7:
+	case 8: { /* a member field */
+		uint32_t i = cu_below(&f->rng, 2) ? (uint32_t)cu_below(&f->rng, 6)
+						  : (uint32_t)cu_below(&f->rng, SHMC_MAX_MEMBERS);
+		struct shmc_member *mm = &m->members[i];
+		uint32_t fld = (uint32_t)cu_below(&f->rng, 10);
+		switch (fld) {
+		case 0: atomic_store(&mm->state, pick32(f, 2)); break;
+		case 1: atomic_store(&mm->id, pick32(f, 70)); break;
+		case 2: atomic_store(&mm->access, pick32(f, 0x103)); break;
+		case 3: atomic_store(&mm->parked, pick32(f, 3)); break;
+		case 4: atomic_store(&mm->wake, (uint32_t)cu_rand(&f->rng)); break;
+		case 5:
+			atomic_store(&mm->claim, pick64(f, tail));
+			atomic_store(&mm->claim_n, pick32(f, m->n));
+			break;
+		case 6: atomic_store(&mm->cursor, pick64(f, tail)); break;
+		case 7: { /* doorbell: random bytes, ours, or a dead name; no NUL */
+			uint32_t how = (uint32_t)cu_below(&f->rng, 3);
+			if (how == 0)
+				for (size_t b = 0; b < sizeof mm->doorbell; b++)
+					mm->doorbell[b] = (char)cu_rand(&f->rng);
+			else if (how == 1)
+				memcpy(mm->doorbell, f->bell, sizeof mm->doorbell);
+			else {
+				memset(mm->doorbell, 'x', sizeof mm->doorbell);
+				memcpy(mm->doorbell, "shmchan.", 8);
+			}
+			break;
+		}
+		case 8: mm->pid = (uint32_t)cu_rand(&f->rng); break;
+		default: mm->start_time = cu_rand(&f->rng); break;
+		}
+		logm("member %u field %u rewritten", i, fld);
+		break;
+	}
+	case 9: { /* counters */
+		uint32_t which = (uint32_t)cu_below(&f->rng, 6);
+		uint32_t v = pick32(f, 64);
+		switch (which) {
+		case 0: atomic_store(&c->recv_parked, v); break;
+		case 1: atomic_store(&c->send_parked, v); break;
+		case 2: atomic_store(&c->rr_next, v); break;
+		case 3: atomic_store(&c->next_member_id, v); break;
+		case 4: atomic_store(&c->dropped, pick64(f, 0)); break;
+		default: atomic_store(&c->skipped, pick64(f, 0)); break;
+		}
+		logm("counter %u -> %u", which, v);
+		break;
+	}
+	case 10: { /* the header's geometry (private copies must win) */
+		uint32_t which = (uint32_t)cu_below(&f->rng, 8), v = pick32(f, m->n);
+		switch (which) {
+		case 0: c->ring_entries = v; break;
+		case 1: c->max_msg_size = v; break;
+		case 2: c->slot_stride = v; break;
+		case 3: c->delivery = v; break;
+		case 4: c->max_members = v; break;
+		case 5: c->ctl_size = pick64(f, m->csize); break;
+		case 6: atomic_store(&c->version, v); break;
+		default: c->magic = v; break;
+		}
+		logm("header field %u -> %u", which, v);
+		break;
+	}
+	case 11: { /* the data header */
+		struct shmc_dat_header *dh = (struct shmc_dat_header *)m->dat;
+		dh->ring_entries = pick32(f, m->n);
+		dh->slot_stride = pick32(f, m->stride);
+		logm("data header geometry rewritten");
+		break;
+	}
+	case 12: { /* forge a READY message at a plausible position */
+		uint64_t p = head + cu_below(&f->rng, (uint64_t)m->n + 2);
+		uint32_t len = pick32(f, m->max_msg);
+		cu_set_len(m, p, len);
+		atomic_store(&m->slots[p & m->mask].target, cu_below(&f->rng, 3) ? 0 : pick32(f, 8));
+		atomic_store(&m->slots[p & m->mask].seq, SEQ(p, SLOT_READY));
+		if (cu_below(&f->rng, 2))
+			atomic_store(&c->tail, p + 1 + cu_below(&f->rng, 3));
+		logm("forged READY at %" PRIu64 " len %u", p, len);
+		break;
+	}
+	case 13:
+	case 14: { /* heal: a consistent empty ring at tail, so that the normal
+		    * protocol paths run again between corruptions */
+		uint64_t t = tail;
+		atomic_store(&c->head, t);
+		for (uint32_t i = 0; i < m->n; i++)
+			atomic_store(&m->slots[(t + i) & m->mask].seq, SEQ(t + i, SLOT_FREE));
+		for (uint32_t i = 0; i < SHMC_MAX_MEMBERS; i++) {
+			atomic_store(&m->members[i].cursor, t);
+			atomic_store(&m->members[i].parked, 0);
+		}
+		atomic_store(&c->recv_parked, 0);
+		atomic_store(&c->send_parked, 0);
+		logm("healed: empty ring at %" PRIu64, t);
+		break;
+	}
+	default: /* repair the immutable header, so attach can work again */
+		memcpy(m->ctl, f->pristine, sizeof f->pristine);
+		memcpy(m->dat, f->dat_pristine, sizeof f->dat_pristine);
+		logm("headers restored");
+		break;
+	}
+}
+
+/* Time this thread spent runnable but waiting for a CPU (ns), from
+ * /proc/thread-self/schedstat: "run_ns wait_ns timeslices". */
+static uint64_t runqueue_wait_ns(void)
+{
+	FILE *fp = fopen("/proc/thread-self/schedstat", "r");
+	unsigned long long run = 0, wait = 0;
+	if (fp) {
+		if (fscanf(fp, "%llu %llu", &run, &wait) != 2)
+			wait = 0;
+		fclose(fp);
+	}
+	return wait;
+}
+
+/* A handle with @need access if one of a few random picks has it. Always
+ * draws the same number of random values, so that a replay with the same
+ * seed makes the same choices whatever the calls returned. */
+static int pick_handle(struct fz *f, uint32_t need)
+{
+	int pick[5];
+	for (int k = 0; k < 5; k++)
+		pick[k] = (int)cu_below(&f->rng, 3);
+	for (int k = 0; k < 4; k++) {
+		int i = pick[k];
+		if (f->h[i] > 0 && (!need || (f->access[i] & need)))
+			return f->h[i];
+	}
+	return f->h[pick[4]] > 0 ? f->h[pick[4]] : f->owner;
+}
+
+static void drain_bell(struct fz *f)
+{
+	for (;;) {
+		int c = accept4(f->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (c < 0)
+			break;
+		close(c); /* one connection per ring is fine: bytes are hints */
+	}
+}
+
+static void call(struct fz *f, unsigned iter)
+{
+	int o = (int)cu_below(&f->rng, OP_COUNT);
+	uint64_t timeout = 0;
+	if (o == OP_SEND || o == OP_RECV) {
+		static const uint64_t t[] = { 0, 1000000, 2000000, 5000000, 20000000 };
+		timeout = t[cu_below(&f->rng, 5)];
+		if (o == OP_SEND && getenv("SHMCHAN_FUZZ_NO_SEND_WAIT"))
+			timeout = 0;
+	}
+	uint32_t cap = (uint32_t)cu_below(&f->rng, (uint64_t)f->max + 17);
+	uint8_t *buf = malloc(cap ? cap : 1);
+	uint32_t len = (uint32_t)cu_below(&f->rng, (uint64_t)f->max + 3);
+	uint8_t *src = malloc(len ? len : 1);
+	CU_REQUIRE(buf && src, "malloc");
+	memset(src, 0x5a, len ? len : 1);
+	uint32_t target = 0;
+	uint64_t tkind = cu_below(&f->rng, 8);
+	uint32_t trand = pick32(f, 70);
+	if (tkind == 0)
+		target = (uint32_t)cu_info(f->h[1] > 0 ? f->h[1] : f->owner, SHMC_INFO_MEMBER_ID);
+	else if (tkind == 1)
+		target = trand;
+	int h = 0, r = 0;
+	snprintf(pg->last_call, sizeof pg->last_call, "%s len %u cap %u target %u timeout %.0f ms",
+		 opname[o], len, cap, target, cu_ms(timeout));
+	struct rusage ru0, ru1;
+	struct timespec c0, c1;
+	getrusage(RUSAGE_THREAD, &ru0);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+	uint64_t q0 = runqueue_wait_ns();
+	uint64_t t0 = cu_now_ns();
+	atomic_store(&pg->op_wait0, q0);
+	atomic_store(&pg->op_timeout, timeout);
+	atomic_store(&pg->op_start, t0);
+	atomic_store(&pg->op, o);
+	switch (o) {
+	case OP_TRY_SEND:
+		h = pick_handle(f, SHMC_SEND);
+		r = shmc_try_send(h, src, len, target);
+		CU_CHECK(r < 0 || r == (int)len, "try_send returned %d for %u bytes", r, len);
+		break;
+	case OP_SEND:
+		h = pick_handle(f, SHMC_SEND);
+		r = shmc_send(h, src, len, target, (int64_t)timeout);
+		CU_CHECK(r < 0 || r == (int)len, "send returned %d for %u bytes", r, len);
+		break;
+	case OP_TRY_RECV:
+		h = pick_handle(f, SHMC_RECV);
+		r = shmc_try_recv(h, cap ? buf : NULL, cap);
+		CU_CHECK(r < 0 || ((uint32_t)r <= cap && (uint64_t)r <= cu_info(h, SHMC_INFO_MAX_MESSAGE_SIZE)),
+			 "try_recv returned %d (cap %u, handle's max %" PRIu64 ")", r, cap,
+			 cu_info(h, SHMC_INFO_MAX_MESSAGE_SIZE));
+		break;
+	case OP_RECV:
+		h = pick_handle(f, SHMC_RECV);
+		r = shmc_recv(h, cap ? buf : NULL, cap, (int64_t)timeout);
+		CU_CHECK(r < 0 || ((uint32_t)r <= cap && (uint64_t)r <= cu_info(h, SHMC_INFO_MAX_MESSAGE_SIZE)),
+			 "recv returned %d (cap %u, handle's max %" PRIu64 ")", r, cap,
+			 cu_info(h, SHMC_INFO_MAX_MESSAGE_SIZE));
+		break;
+	case OP_PENDING:
+		r = shmc_pending(pick_handle(f, SHMC_RECV));
+		CU_CHECK(r == 0 || r == 1 || r < 0, "pending returned %d", r);
+		break;
+	case OP_PARK:
+	case OP_UNPARK: {
+		uint32_t what = cu_below(&f->rng, 2) ? SHMC_WAIT_RECV : SHMC_WAIT_SEND;
+		h = pick_handle(f, what == SHMC_WAIT_RECV ? SHMC_RECV : SHMC_SEND);
+		bool then_unpark = cu_below(&f->rng, 2);
+		r = o == OP_PARK ? shmc_park(h, what) : shmc_unpark(h, what);
+		CU_CHECK(r == 0 || r == 1 || r < 0, "park/unpark returned %d", r);
+		if (o == OP_PARK && r == 0 && then_unpark)
+			shmc_unpark(h, what);
+		break;
+	}
+	case OP_INFO: {
+		uint64_t info[SHMC_INFO_COUNT];
+		r = shmc_info(pick_handle(f, 0), info);
+		CU_CHECK(r == SHMC_INFO_COUNT, "info returned %d", r);
+		/* The owner's geometry is its own; a handle attached after the
+		 * header was rewritten may have read other (consistent) values. */
+		r = shmc_info(f->owner, info);
+		CU_CHECK(r == SHMC_INFO_COUNT && info[SHMC_INFO_RING_ENTRIES] == f->n &&
+			 info[SHMC_INFO_MAX_MESSAGE_SIZE] == f->max,
+			 "the owner's geometry changed by the segment: ring %" PRIu64 " max %" PRIu64,
+			 info[SHMC_INFO_RING_ENTRIES], info[SHMC_INFO_MAX_MESSAGE_SIZE]);
+		break;
+	}
+	case OP_REATTACH: {
+		int i = (int)cu_below(&f->rng, 3);
+		if (f->h[i] > 0)
+			shmc_detach(f->h[i]);
+		f->h[i] = shmc_attach_key(f->key, f->access[i]);
+		r = f->h[i];
+		CU_CHECK(r > 0 || r == -EBADMSG || r == -EUSERS || r == -ENOENT,
+			 "attach returned %s (%d)", cu_err(r), r);
+		break;
+	}
+	default:
+		r = shmc_try_send(f->owner, src, len, target);
+		CU_CHECK(r < 0 || r == (int)len, "owner try_send returned %d for %u bytes", r, len);
+		break;
+	}
+	uint64_t took = cu_now_ns() - t0;
+	uint64_t queued = runqueue_wait_ns() - q0;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+	getrusage(RUSAGE_THREAD, &ru1);
+	double cpu_ms = (double)(c1.tv_sec - c0.tv_sec) * 1e3 + (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
+	long sleeps = ru1.ru_nvcsw - ru0.ru_nvcsw, preempted = ru1.ru_nivcsw - ru0.ru_nivcsw;
+	atomic_store(&pg->op, -1);
+	atomic_fetch_add(&pg->calls, 1);
+	atomic_fetch_add(&pg->ops[o], 1);
+	if (r >= 0)
+		atomic_fetch_add(&pg->ok[o], 1);
+	else
+		atomic_fetch_add(&pg->errors, 1);
+	/* Time waiting for a CPU (other processes' load) is not the call's. */
+	uint64_t own = took > queued ? took - queued : 0;
+	if (own > timeout) {
+		uint64_t over = own - timeout;
+		if (over > atomic_load(&pg->max_overrun_ns))
+			atomic_store(&pg->max_overrun_ns, over);
+		if (over > SLACK_NS) {
+			atomic_fetch_add(&pg->overruns, 1);
+			CU_CHECK(0, "iteration %u: %s returned %.1f ms past its timeout of %.0f ms (wall "
+				 "%.1f ms, of which %.1f ms waiting for a CPU; cpu %.1f ms, %ld sleeps, %ld "
+				 "preemptions)", iter, pg->last_call, cu_ms(over), cu_ms(timeout),
+				 cu_ms(took), cu_ms(queued), cpu_ms, sleeps, preempted);
+		}
+	}
+	free(buf);
+	free(src);
+	(void)h;
+}
+
+static int worker_main(void *arg)
+{
+	unsigned iters = (unsigned)(uintptr_t)arg;
+	struct fz f;
+	memset(&f, 0, sizeof f);
+	f.rng = pg->seed;
+	f.owner = f.h[0] = f.h[1] = f.h[2] = -1;
+	f.m.cfd = f.m.dfd = -1;
+	/* A doorbell of our own, so rung doorbells reach a real listener. */
+	snprintf(f.bell, sizeof f.bell, "shmchan.fuzz.%d.%06x", (int)getpid(),
+		 (unsigned)(cu_rand(&f.rng) & 0xffffff));
+	f.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t bl = strlen(f.bell);
+	memcpy(sa.sun_path + 1, f.bell, bl);
+	CU_REQUIRE(bind(f.lfd, (struct sockaddr *)&sa,
+			(socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + bl)) == 0 &&
+			   listen(f.lfd, 64) == 0,
+		   "doorbell socket");
+	CU_REQUIRE(shmc_set_doorbell(f.bell, (uint32_t)bl) == 0, "set_doorbell");
+	for (unsigned it = 0; it < iters; it++) {
+		atomic_store(&pg->iter, it);
+		if (it % PER_CHANNEL == 0) {
+			if (it)
+				close_channel(&f);
+			open_channel(&f);
+		}
+		unsigned nm = (unsigned)cu_below(&f.rng, 4);
+		for (unsigned k = 0; k < nm; k++)
+			mutate(&f);
+		unsigned nc = 1 + (unsigned)cu_below(&f.rng, 3);
+		for (unsigned k = 0; k < nc; k++)
+			call(&f, it);
+		if ((it & 15) == 0)
+			drain_bell(&f);
+	}
+	close_channel(&f);
+	close(f.lfd);
+	return 0;
+}
+
+/* ---- the parent: run campaigns, watch for crashes and hangs ---------------------- */
+
+static uint64_t pid_runqueue_wait_ns(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/schedstat", (int)pid);
+	FILE *fp = fopen(path, "r");
+	unsigned long long run = 0, wait = 0;
+	if (fp) {
+		if (fscanf(fp, "%llu %llu", &run, &wait) != 2)
+			wait = 0;
+		fclose(fp);
+	}
+	return wait;
+}
+
+static void print_log(void)
+{
+	unsigned pos = atomic_load(&pg->logpos);
+	printf("  last mutations (oldest first):\n");
+	for (unsigned i = 0; i < LOGN; i++) {
+		unsigned k = (pos + i) % LOGN;
+		if (pg->log[k][0])
+			printf("    %s\n", pg->log[k]);
+	}
+}
+
+int main(void)
+{
+	uint64_t seed = cu_seed("SHMCHAN_FUZZ_SEED");
+	unsigned total = CAMPAIGNS * 600u;
+	const char *e = getenv("SHMCHAN_FUZZ_ITERS");
+	if (e && *e)
+		total = (unsigned)strtoul(e, NULL, 0);
+	unsigned per = (total + CAMPAIGNS - 1) / CAMPAIGNS;
+	cu_init("test_fuzz_segment", (e && *e) ? 0 : 110);
+	pg = cu_shared(sizeof *pg);
+	cu_section("fuzz: %u campaigns x %u iterations, seed 0x%" PRIx64
+		   " (SHMCHAN_FUZZ_SEED=0x%" PRIx64 " to replay)", CAMPAIGNS, per, seed, seed);
+	unsigned long long mutations = 0, calls = 0, errors = 0, iters_done = 0;
+	unsigned crashes = 0, hangs = 0, failed = 0;
+	uint64_t max_over = 0;
+	unsigned long long ops[OP_COUNT] = { 0 }, oks[OP_COUNT] = { 0 };
+	const char *only = getenv("SHMCHAN_FUZZ_CAMPAIGN"); /* replay one campaign */
+	for (unsigned c = 0; c < CAMPAIGNS; c++) {
+		if (only && *only && strtoul(only, NULL, 0) != c)
+			continue;
+		memset(pg, 0, sizeof *pg);
+		pg->seed = cu_mix64(seed + c);
+		atomic_store(&pg->op, -1);
+		pid_t w = cu_fork(worker_main, (void *)(uintptr_t)per);
+		int status = -1;
+		bool hung = false;
+		for (;;) {
+			pid_t r = waitpid(w, &status, WNOHANG);
+			if (r == w)
+				break;
+			int o = atomic_load(&pg->op);
+			uint64_t st = atomic_load(&pg->op_start);
+			if (o >= 0 && st && cu_now_ns() - st > atomic_load(&pg->op_timeout) + HANG_NS) {
+				/* Not counting time the worker waited for a CPU (load). */
+				uint64_t wall = cu_now_ns() - st;
+				uint64_t waited = pid_runqueue_wait_ns(w) - atomic_load(&pg->op_wait0);
+				uint64_t own = wall > waited ? wall - waited : 0;
+				if (atomic_load(&pg->op) == o && atomic_load(&pg->op_start) == st &&
+				    own > atomic_load(&pg->op_timeout) + HANG_NS) {
+					hung = true;
+					break;
+				}
+			}
+			cu_sleep_ms(5);
+		}
+		if (hung) {
+			hangs++;
+			CU_CHECK(0, "campaign %u (seed 0x%" PRIx64 "): iteration %u: %s has not returned "
+				 "%.1f s after its timeout: hung", c, pg->seed, atomic_load(&pg->iter),
+				 pg->last_call, cu_ms(HANG_NS) / 1000.0);
+			printf("  channel %d: delivery %u ring %u max %u\n", atomic_load(&pg->chan_id),
+			       atomic_load(&pg->delivery), atomic_load(&pg->ring), atomic_load(&pg->max));
+			struct cu_map m;
+			if (cu_map_channel(atomic_load(&pg->chan_id), pg->key, &m) == 0) {
+				cu_dump_ring(&m, "while hung");
+				cu_unmap(&m);
+			}
+			print_log();
+			char path[64], line[128];
+			snprintf(path, sizeof path, "/proc/%d/stat", (int)w);
+			FILE *fp = fopen(path, "r");
+			if (fp && fgets(line, sizeof line, fp)) {
+				char *p = strrchr(line, ')');
+				printf("  worker state: %c (R = spinning on a CPU, S = asleep)\n",
+				       p && p[1] ? p[2] : '?');
+			}
+			if (fp)
+				fclose(fp);
+			if (access("/usr/bin/gdb", X_OK) == 0 && !getenv("SHMCHAN_FUZZ_NO_GDB")) {
+				char cmd[160];
+				snprintf(cmd, sizeof cmd, "gdb -p %d -batch -ex bt 2>/dev/null | "
+					 "grep -E '^#' | head -20", (int)w);
+				printf("  backtrace of the hung worker:\n");
+				fflush(stdout);
+				if (system(cmd) != 0)
+					printf("  (gdb failed)\n");
+			}
+			cu_kill(w);
+		} else {
+			cu_forget(w);
+			if (WIFSIGNALED(status)) {
+				crashes++;
+				CU_CHECK(0, "campaign %u (seed 0x%" PRIx64 "): worker killed by signal %d at "
+					 "iteration %u during %s", c, pg->seed, WTERMSIG(status),
+					 atomic_load(&pg->iter), pg->last_call);
+				print_log();
+			} else if (WEXITSTATUS(status) != 0) {
+				failed++;
+				CU_CHECK(0, "campaign %u (seed 0x%" PRIx64 "): worker exit %d at iteration %u "
+					 "(a failed check, or a sanitizer report above)", c, pg->seed,
+					 WEXITSTATUS(status), atomic_load(&pg->iter));
+				print_log();
+			}
+		}
+		unsigned done = atomic_load(&pg->iter) + (hung || WIFSIGNALED(status) ? 0 : 1);
+		iters_done += done;
+		mutations += atomic_load(&pg->mutations);
+		calls += atomic_load(&pg->calls);
+		errors += atomic_load(&pg->errors);
+		if (atomic_load(&pg->max_overrun_ns) > max_over)
+			max_over = atomic_load(&pg->max_overrun_ns);
+		for (int o = 0; o < OP_COUNT; o++) {
+			ops[o] += atomic_load(&pg->ops[o]);
+			oks[o] += atomic_load(&pg->ok[o]);
+		}
+		printf("  campaign %u seed 0x%016" PRIx64 ": %u iterations, %llu mutations, %llu calls "
+		       "(%llu errors)%s\n",
+		       c, pg->seed, done, (unsigned long long)atomic_load(&pg->mutations),
+		       (unsigned long long)atomic_load(&pg->calls),
+		       (unsigned long long)atomic_load(&pg->errors), hung ? " HUNG" : "");
+	}
+	printf("  calls (ok/total):");
+	for (int o = 0; o < OP_COUNT; o++)
+		printf(" %s %llu/%llu%s", opname[o], oks[o], ops[o], o + 1 < OP_COUNT ? "," : "\n");
+	printf("figures: seed 0x%" PRIx64 ", %llu iterations, %llu faults injected, %llu API calls "
+	       "(%llu returned errors), crashes %u, hangs %u, failed workers %u, worst overrun of a "
+	       "timeout %.2f ms\n",
+	       seed, iters_done, mutations, calls, errors, crashes, hangs, failed, cu_ms(max_over));
+	return cu_finish();
+}
