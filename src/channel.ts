@@ -219,7 +219,9 @@ class Handle {
 
   /** Scratch for batches: packed messages and their lengths. */
   #batch(): [Uint8Array, Uint32Array] {
-    this.#packScratch ??= new Uint8Array(Math.max(this.maxMessageSize, Math.min(BATCH * this.maxMessageSize, BATCH_BYTES)));
+    this.#packScratch ??= new Uint8Array(
+      Math.max(this.maxMessageSize, Math.min(BATCH * this.maxMessageSize, BATCH_BYTES)),
+    );
     this.#lensScratch ??= new Uint32Array(BATCH);
     return [this.#packScratch, this.#lensScratch];
   }

@@ -15,9 +15,12 @@
  *                                  with a send targeted at "from"; stop on body "STOP"
  *   detach-pending <key>           a recv() pending when detach() runs: {code}, then exit by itself
  *   idle-cpu <key> <ms>            park in recv() for <ms> ms: {code, cpuMs}
+ *   flood <key> <producer>         attach "send", {ready}, then send checksummed messages
+ *                                  (see floodMessage) as fast as it can until killed
  */
 import process from "node:process";
 import { Channel, ChannelError } from "../../mod.ts";
+import { floodMessage } from "../flood.ts";
 
 const WAIT = { timeout: 15_000 };
 const out = (value: Record<string, unknown>) => console.log(JSON.stringify(value));
@@ -124,6 +127,13 @@ async function main(): Promise<void> {
         out({ code: (err as ChannelError).code ?? String(err) });
       }
       return; // nothing keeps the process alive now: it must exit by itself
+    }
+    case "flood": {
+      const sub = Channel.attach({ key }, "send");
+      (globalThis as { keep?: unknown }).keep = sub;
+      const producer = Number(rest[0]);
+      out({ ready: true });
+      for (let seq = 0;; seq++) await sub.send(floodMessage(producer, seq), WAIT);
     }
     case "idle-cpu": {
       using sub = Channel.attach({ key }, "recv");
