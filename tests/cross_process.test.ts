@@ -4,6 +4,7 @@
  * Bun→Bun and Bun→Deno.
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { describe, test } from "node:test";
 import { Channel } from "../mod.ts";
 import {
@@ -196,6 +197,71 @@ for (const rt of runtimes) {
           tx.trySend("after the kills");
           assert.equal(text(await within(rx.recv(), 20_000, "after the kills")), "after the kills");
           assert.ok(checked >= ROUNDS);
+        }),
+    );
+
+    for (const delivery of ["unicast", "multicast"] as const) {
+      test(
+        `${delivery}: competing consumers killed with -9 lose at most what they had taken; the ring keeps going`,
+        T,
+        () =>
+          withChildren(async (spawn) => {
+            const key = uniqueKey();
+            using ch = Channel.create({ key, delivery, ringEntries: 8, maxMessageSize: 256 });
+            using rx = Channel.attach({ key }, "recv");
+            let sent = 0;
+            const seen = new Set<number>();
+            for (let round = 0; round < 4; round++) {
+              const victim = spawn(rt, ["consume", key]);
+              assert.equal((await victim.next()).ready, true);
+              // Both consume while this process sends; then the victim dies,
+              // maybe in the middle of taking a message.
+              const until = performance.now() + 5 + Math.random() * 30;
+              while (performance.now() < until) {
+                if (ch.trySendMany([String(sent)]) === 1) sent++;
+                const msg = rx.tryRecv();
+                if (msg !== null) seen.add(Number(text(msg)));
+                await sleep(0);
+              }
+              victim.kill("SIGKILL");
+              assert.equal(await victim.exit(), "SIGKILL");
+            }
+            // Several laps of the 8-slot ring with only the live consumer: a
+            // slot the dead had taken must come back, or sends would stall.
+            const base = sent;
+            for (let i = 0; i < 40; i++, sent++) {
+              await within(ch.send(String(sent)), 20_000, `send ${sent} after the kills`);
+              for (let msg = rx.tryRecv(); msg !== null; msg = rx.tryRecv()) seen.add(Number(text(msg)));
+            }
+            for (;;) {
+              const msg = await rx.recv({ timeout: 200 }).catch(() => null);
+              if (msg === null) break;
+              seen.add(Number(text(msg)));
+            }
+            // Everything sent after the kills arrived here, once.
+            for (let i = base; i < sent; i++) assert.ok(seen.has(i), `message ${i} after the kills`);
+          }),
+      );
+    }
+
+    test(
+      "a killed creator's files leave /dev/shm at the next attach on the machine",
+      T,
+      () =>
+        withChildren(async (spawn) => {
+          const key = uniqueKey();
+          const creator = spawn(rt, ["create", key]);
+          const { id } = await creator.next<{ id: number }>();
+          // Listed by ls: Deno grants /dev paths only with --allow-all.
+          const files = () =>
+            execFileSync("ls", ["/dev/shm"], { encoding: "utf8" })
+              .split("\n")
+              .filter((f) => f.startsWith(`shmchan.${id}.`));
+          assert.equal(files().length, 2);
+          creator.kill("SIGKILL");
+          assert.equal(await creator.exit(), "SIGKILL");
+          throwsCode(() => Channel.attach({ key }, "recv"), "ENOENT"); // and sweeps
+          assert.deepEqual(files(), []);
         }),
     );
 

@@ -15,6 +15,8 @@
  *                                  with a send targeted at "from"; stop on body "STOP"
  *   detach-pending <key>           a recv() pending when detach() runs: {code}, then exit by itself
  *   idle-cpu <key> <ms>            park in recv() for <ms> ms: {code, cpuMs}
+ *   consume <key>                  attach "recv", {ready}, then receive as fast as it can
+ *                                  until killed, reporting nothing
  *   flood <key> <producer>         attach "send", {ready}, then send checksummed messages
  *                                  (see floodMessage) as fast as it can until killed
  */
@@ -127,6 +129,12 @@ async function main(): Promise<void> {
         out({ code: (err as ChannelError).code ?? String(err) });
       }
       return; // nothing keeps the process alive now: it must exit by itself
+    }
+    case "consume": {
+      const sub = Channel.attach({ key }, "recv");
+      (globalThis as { keep?: unknown }).keep = sub;
+      out({ ready: true });
+      for (;;) await sub.recv();
     }
     case "flood": {
       const sub = Channel.attach({ key }, "send");
