@@ -1042,8 +1042,10 @@ static inline void send_unlock(struct handle *h)
 }
 
 /* Fill a claimed slot and publish it. */
+/* @batched: more publishes follow, and the caller issues one full barrier
+ * after the last (instead of a seq_cst store each). */
 static inline void publish(struct handle *h, uint64_t t, const void *buf, uint32_t len,
-			   uint32_t target)
+			   uint32_t target, bool batched)
 {
 	struct shmc_slot *s = &h->slots[t & h->mask];
 	store_relaxed(&s->target, target);
@@ -1054,8 +1056,11 @@ static inline void publish(struct handle *h, uint64_t t, const void *buf, uint32
 		memcpy(dat_slot(h, t), buf, len);
 	/* SYNC: release (as part of seq_cst), paired with the consumers'
 	 * acquire load of seq: length, payload and target are visible before
-	 * READY is. seq_cst for after_publish's Dekker. */
-	store_seq_cst(&s->seq, SEQ(t, SLOT_READY));
+	 * READY is. seq_cst for after_publish's Dekker (a batch fences once). */
+	if (batched)
+		store_release(&s->seq, SEQ(t, SLOT_READY));
+	else
+		store_seq_cst(&s->seq, SEQ(t, SLOT_READY));
 }
 
 static int do_try_send(struct handle *h, const void *buf, uint32_t len, uint32_t target)
@@ -1075,7 +1080,7 @@ static int do_try_send(struct handle *h, const void *buf, uint32_t len, uint32_t
 		send_unlock(h);
 		return err;
 	}
-	publish(h, t, buf, len, target);
+	publish(h, t, buf, len, target, false);
 	send_unlock(h);
 	after_publish(h, target, tidx);
 	return (int)len;
@@ -1109,11 +1114,14 @@ static int do_try_send_many(struct handle *h, const uint8_t *buf, const uint32_t
 			return got;
 		}
 		for (int i = 0; i < got; i++) {
-			publish(h, t + (uint64_t)i, buf, lens[sent], target);
+			publish(h, t + (uint64_t)i, buf, lens[sent], target, true);
 			buf += lens[sent++];
 		}
 	}
 	send_unlock(h);
+	/* SYNC: full barrier after the batch's release publishes, for
+	 * after_publish's Dekker (in place of a seq_cst store each). */
+	smp_mb();
 	after_publish(h, target, tidx);
 	return (int)sent;
 }
@@ -1255,8 +1263,11 @@ again:;
 			uint32_t got = drop ? 0 : copy_out(h, p, buf, cap);
 			/* SYNC: release (as part of seq_cst), paired with the producers'
 			 * acquire of seq: the copy is done before the slot is reused.
-			 * seq_cst for after_consume's Dekker. */
-			store_seq_cst(&s->seq, SEQ(p + n, SLOT_FREE));
+			 * seq_cst for after_consume's Dekker (a batch fences once). */
+			if (mode == TAKE_DEFER && !drop)
+				store_release(&s->seq, SEQ(p + n, SLOT_FREE));
+			else
+				store_seq_cst(&s->seq, SEQ(p + n, SLOT_FREE));
 			store_relaxed(&h->me->taking, 0);
 			/* head is a hint: move it only once it lags by HEAD_LAG (or
 			 * the whole ring, if smaller), so a take usually costs no
@@ -1931,6 +1942,9 @@ SHMC_API int shmc_try_recv_many(int handle, void *buf, uint32_t cap, uint32_t *l
 		/* The deferred work of the takes above, once for the batch. */
 		if (!broadcast)
 			advance_head(h);
+		/* SYNC: full barrier after the batch's release frees, for
+		 * after_consume's Dekker. */
+		smp_mb();
 		after_consume(h);
 	}
 	return i ? (int)i : r;
