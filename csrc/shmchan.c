@@ -584,18 +584,29 @@ static bool member_alive(struct handle *h, uint32_t idx)
 	return byte_locked(h->ctl_fd, MEMBER_LOCK_BASE + idx) != 0;
 }
 
-static void member_release_parks(struct handle *h, struct shmc_member *m)
+/* Clear @bits of @m's parked word and take each cleared bit off its header
+ * count. Returns the bits this call cleared: a park is cleared exactly once,
+ * by a waker, by its owner withdrawing it, or by a reclaimer of the dead. */
+static uint32_t unpark_bits(struct handle *h, struct shmc_member *m, uint32_t bits)
 {
 	uint32_t p = load_relaxed(&m->parked);
-	while (p) {
-		if (cas_seq_cst(&m->parked, &p, 0)) {
-			if (p & SHMC_WAIT_RECV)
+	while (p & bits) {
+		/* SYNC: seq_cst, paired with the parker's fetch_or in do_park. */
+		if (cas_seq_cst(&m->parked, &p, p & ~bits)) {
+			uint32_t cleared = p & bits;
+			if (cleared & SHMC_WAIT_RECV)
 				fetch_sub_seq_cst(&h->ctl->recv_parked, 1);
-			if (p & SHMC_WAIT_SEND)
+			if (cleared & SHMC_WAIT_SEND)
 				fetch_sub_seq_cst(&h->ctl->send_parked, 1);
-			break;
+			return cleared;
 		}
 	}
+	return 0;
+}
+
+static void member_release_parks(struct handle *h, struct shmc_member *m)
+{
+	unpark_bits(h, m, SHMC_WAIT_RECV | SHMC_WAIT_SEND);
 }
 
 /* Take a member slot for this handle: a free one, or one whose holder died.
@@ -759,15 +770,8 @@ static int doorbell_ring(const char *addr)
 static bool wake_member(struct handle *h, struct shmc_member *m, uint32_t bit,
 			char rung[][SHMC_DOORBELL_MAX + 1], unsigned *nrung, bool *delivered)
 {
-	uint32_t p = load_relaxed(&m->parked);
-	for (;;) {
-		if (!(p & bit))
-			return false;
-		/* SYNC: seq_cst, paired with the parker's fetch_or in park(). */
-		if (cas_seq_cst(&m->parked, &p, p & ~bit))
-			break;
-	}
-	fetch_sub_seq_cst(bit == SHMC_WAIT_RECV ? &h->ctl->recv_parked : &h->ctl->send_parked, 1);
+	if (!unpark_bits(h, m, bit))
+		return false;
 	/* SYNC: release, paired with the waiter's futex_wait value check. */
 	atomic_fetch_add_explicit(&m->wake, 1, memory_order_release);
 	int woken = futex_wake(&m->wake);
@@ -1436,16 +1440,7 @@ static int do_park(struct handle *h, uint32_t what)
  * false if a waker already had (and so delivered a wake). */
 static bool clear_park(struct handle *h, uint32_t what)
 {
-	struct shmc_member *m = h->me;
-	uint32_t p = load_relaxed(&m->parked);
-	while (p & what) {
-		if (cas_seq_cst(&m->parked, &p, p & ~what)) {
-			fetch_sub_seq_cst(what == SHMC_WAIT_RECV ? &h->ctl->recv_parked
-								 : &h->ctl->send_parked, 1);
-			return true;
-		}
-	}
-	return false;
+	return unpark_bits(h, h->me, what) != 0;
 }
 
 static void do_unpark(struct handle *h, uint32_t what)
