@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "layout.h"
 #include "shmchan.h"
 
@@ -59,12 +60,7 @@ static unsigned cu_watchdog_s __attribute__((unused)) = 110;
 
 /* ---- time ---------------------------------------------------------------- */
 
-static inline uint64_t cu_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+static inline uint64_t cu_now_ns(void) { return th_now_ns(); }
 
 static inline void cu_sleep_us(uint64_t us)
 {
@@ -359,32 +355,11 @@ static inline void cu_kill(pid_t pid)
 /* Wait until @pid's main thread sleeps in a futex call; 0 or -ETIMEDOUT. */
 static inline int cu_wait_futex(pid_t pid, int timeout_ms)
 {
-	uint64_t deadline = cu_now_ns() + (uint64_t)timeout_ms * 1000000ull;
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
-	for (;;) {
-		FILE *f = fopen(path, "r");
-		long nr = -1;
-		if (f) {
-			if (fscanf(f, "%ld", &nr) != 1)
-				nr = -1;
-			fclose(f);
-		}
-		if (nr == SYS_futex)
-			return 0;
-		if (cu_now_ns() > deadline)
-			return -ETIMEDOUT;
-		cu_sleep_us(300);
-	}
+	return th_wait_futex_blocked(pid, timeout_ms);
 }
 
-/* Zeroed memory shared with forked children. */
-static inline void *cu_shared(size_t size)
-{
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	CU_REQUIRE(p != MAP_FAILED, "mmap(%zu): %s", size, strerror(errno));
-	return p;
-}
+/* Zeroed memory shared with forked children (exits on failure). */
+static inline void *cu_shared(size_t size) { return th_shared_alloc(size); }
 
 /* Spin-sleep until *v >= want; 0 or -ETIMEDOUT. */
 static inline int cu_await(atomic_uint *v, unsigned want, int timeout_ms)
@@ -489,17 +464,7 @@ static inline int cu_count_shm(void)
 	return n;
 }
 
-static inline void cu_list_shm(const char *prefix)
-{
-	DIR *d = opendir("/dev/shm");
-	if (!d)
-		return;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (strncmp(e->d_name, "shmchan.", 8) == 0)
-			printf("%s/dev/shm/%s\n", prefix, e->d_name);
-	closedir(d);
-}
+static inline void cu_list_shm(const char *prefix) { th_list_shm(prefix); }
 
 /* Count the /dev/shm names of channel @id ("shmchan.<id>.*"). */
 static inline int cu_count_shm_id(int32_t id)
@@ -528,16 +493,7 @@ static inline bool cu_shm_exists(const char *name)
 /* Give this process (and its future children) a private, empty /dev/shm (a
  * new mount namespace with its own tmpfs), so entry counts are not disturbed
  * by tests running in parallel. Call before any shmc_* call. 0 or -errno. */
-static inline int cu_private_shm(void)
-{
-	if (unshare(CLONE_NEWNS) < 0)
-		return -errno;
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		return -errno;
-	if (mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
-		return -errno;
-	return 0;
-}
+static inline int cu_private_shm(void) { return th_private_shm(); }
 
 /* ---- the shared segments, through our own writable mapping ------------------- */
 
