@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * harness.c - checks, keys, fork helpers, watchdog, /dev/shm helpers and the
- * stress driver used by the C tests. See harness.h.
+ * harness.c - checks, keys, randomness, fork helpers, watchdog, /dev/shm
+ * helpers and the self-checking message format used by the C tests. The
+ * stress driver is in harness_stress.c, the segment mapping in
+ * harness_map.c. See harness.h.
  */
 #include "harness.h"
 
@@ -20,10 +22,10 @@
 atomic_int th_failures;
 
 static const char *test_name = "test";
-static unsigned watchdog_seconds = TH_WATCHDOG_S;
+static unsigned watchdog_seconds = TH_WATCHDOG_S; /* 0: none */
 
 /* Children to kill when the watchdog fires (read from a signal handler). */
-#define MAX_CHILDREN 64
+#define MAX_CHILDREN 256
 static volatile sig_atomic_t child_pids[MAX_CHILDREN];
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -47,7 +49,7 @@ static void on_alarm(int sig)
 	(void)sig;
 	write_str("WATCHDOG: ");
 	write_str(test_name);
-	write_str(" hung; failing it\n");
+	write_str(" hung; killing its children and failing it\n");
 	for (int i = 0; i < MAX_CHILDREN; i++)
 		if (child_pids[i] > 0)
 			kill((pid_t)child_pids[i], SIGKILL);
@@ -62,13 +64,16 @@ static void arm_watchdog(void)
 	sa.sa_handler = on_alarm;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGALRM, &sa, NULL);
-	alarm(watchdog_seconds);
+	alarm(watchdog_seconds); /* 0 cancels */
 }
 
 void th_init(const char *name, unsigned watchdog_s)
 {
 	test_name = name;
-	watchdog_seconds = watchdog_s ? watchdog_s : TH_WATCHDOG_S;
+	if (watchdog_s == TH_NO_WATCHDOG)
+		watchdog_seconds = 0;
+	else
+		watchdog_seconds = watchdog_s ? watchdog_s : TH_WATCHDOG_S;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("# %s (pid %d, library version 0x%06x)\n", name, (int)getpid(),
 	       (unsigned)shmc_version());
@@ -108,7 +113,7 @@ void th_section(const char *fmt, ...)
 
 void th_fail_at(const char *file, int line, const char *fmt, ...)
 {
-	char msg[512];
+	char msg[768];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -122,41 +127,94 @@ void th_fail_at(const char *file, int line, const char *fmt, ...)
 	fflush(stderr);
 }
 
-const char *th_errname(long long v)
+static const char *errno_name(long long v)
 {
 	switch (v) {
-	case -EPERM: return "(-EPERM)";
-	case -ENOENT: return "(-ENOENT)";
-	case -EINTR: return "(-EINTR)";
-	case -EBADF: return "(-EBADF)";
-	case -EAGAIN: return "(-EAGAIN)";
-	case -ENOMEM: return "(-ENOMEM)";
-	case -EACCES: return "(-EACCES)";
-	case -EFAULT: return "(-EFAULT)";
-	case -EBUSY: return "(-EBUSY)";
-	case -EEXIST: return "(-EEXIST)";
-	case -EINVAL: return "(-EINVAL)";
-	case -ENOSPC: return "(-ENOSPC)";
-	case -ENOSYS: return "(-ENOSYS)";
-	case -EBADMSG: return "(-EBADMSG)";
-	case -EUSERS: return "(-EUSERS)";
-	case -EMSGSIZE: return "(-EMSGSIZE)";
-	case -ENOBUFS: return "(-ENOBUFS)";
-	case -ETIMEDOUT: return "(-ETIMEDOUT)";
-	case -ECONNREFUSED: return "(-ECONNREFUSED)";
-	case -EPIPE: return "(-EPIPE)";
-	default: return "";
+	case -EPERM: return "-EPERM";
+	case -ENOENT: return "-ENOENT";
+	case -EINTR: return "-EINTR";
+	case -EBADF: return "-EBADF";
+	case -EAGAIN: return "-EAGAIN";
+	case -ENOMEM: return "-ENOMEM";
+	case -EACCES: return "-EACCES";
+	case -EFAULT: return "-EFAULT";
+	case -EBUSY: return "-EBUSY";
+	case -EEXIST: return "-EEXIST";
+	case -EINVAL: return "-EINVAL";
+	case -EMFILE: return "-EMFILE";
+	case -ENOSPC: return "-ENOSPC";
+	case -ENOSYS: return "-ENOSYS";
+	case -EBADMSG: return "-EBADMSG";
+	case -EUSERS: return "-EUSERS";
+	case -EMSGSIZE: return "-EMSGSIZE";
+	case -ENOBUFS: return "-ENOBUFS";
+	case -ETIMEDOUT: return "-ETIMEDOUT";
+	case -ECONNREFUSED: return "-ECONNREFUSED";
+	case -EPIPE: return "-EPIPE";
+	default: return NULL;
 	}
 }
 
-/* ---- keys, time ---------------------------------------------------------------- */
+const char *th_errname(long long v)
+{
+	const char *s = errno_name(v);
 
-static uint64_t splitmix64(uint64_t x)
+	return v >= 0 ? "ok" : s ? s : "-E?";
+}
+
+void th_cmp_failed(const char *file, int line, const char *expr, long long a, long long b)
+{
+	const char *na = errno_name(a), *nb = errno_name(b);
+
+	th_fail_at(file, line, "%s: %lld%s%s%s vs %lld%s%s%s", expr, a, na ? " (" : "",
+		   na ? na : "", na ? ")" : "", b, nb ? " (" : "", nb ? nb : "",
+		   nb ? ")" : "");
+}
+
+unsigned th_rounds(unsigned ci)
+{
+	const char *s = getenv("SHMCHAN_CRASH_ROUNDS");
+
+	if (s && *s) {
+		unsigned long v = strtoul(s, NULL, 0);
+
+		if (v > 0 && v < 10000000ul)
+			return (unsigned)v;
+	}
+	return ci;
+}
+
+unsigned th_watchdog_for_rounds(unsigned ci_seconds)
+{
+	const char *s = getenv("SHMCHAN_CRASH_ROUNDS");
+
+	return (s && *s) ? TH_NO_WATCHDOG : ci_seconds;
+}
+
+/* ---- keys, time, randomness -------------------------------------------------------- */
+
+uint64_t th_mix64(uint64_t x)
 {
 	x += 0x9e3779b97f4a7c15ull;
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
 	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
 	return x ^ (x >> 31);
+}
+
+uint64_t th_rand(uint64_t *state)
+{
+	uint64_t x;
+
+	*state += 0x9e3779b97f4a7c15ull;
+	x = *state;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+uint64_t th_below(uint64_t *state, uint64_t n)
+{
+	return n ? th_rand(state) % n : 0;
 }
 
 uint64_t th_key(void)
@@ -169,10 +227,19 @@ uint64_t th_key(void)
 	clock_gettime(CLOCK_REALTIME, &real);
 	k = (uint64_t)getpid() << 40;
 	k ^= (uint64_t)mono.tv_sec * 1000000000ull + (uint64_t)mono.tv_nsec;
-	k = splitmix64(k);
+	k = th_mix64(k);
 	k ^= (uint64_t)real.tv_sec * 1000000000ull + (uint64_t)real.tv_nsec;
-	k = splitmix64(k ^ (atomic_fetch_add(&counter, 1) * 0x2545f4914f6cdd1dull));
+	k = th_mix64(k ^ (atomic_fetch_add(&counter, 1) * 0x2545f4914f6cdd1dull));
 	return k ? k : 1;
+}
+
+uint64_t th_seed(const char *env)
+{
+	const char *s = getenv(env);
+
+	if (s && *s)
+		return strtoull(s, NULL, 0);
+	return th_key();
 }
 
 uint64_t th_now_ns(void)
@@ -183,12 +250,23 @@ uint64_t th_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-void th_sleep_ms(unsigned ms)
+void th_sleep_us(uint64_t us)
 {
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+	struct timespec ts = { .tv_sec = (time_t)(us / 1000000u),
+			       .tv_nsec = (long)(us % 1000000u) * 1000L };
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+void th_sleep_ms(unsigned ms)
+{
+	th_sleep_us((uint64_t)ms * 1000u);
+}
+
+double th_ms(uint64_t ns)
+{
+	return (double)ns / 1e6;
 }
 
 /* ---- processes ---------------------------------------------------------------------- */
@@ -203,7 +281,7 @@ static void remember_child(pid_t pid)
 	}
 }
 
-static void forget_child(pid_t pid)
+void th_forget(pid_t pid)
 {
 	for (int i = 0; i < MAX_CHILDREN; i++)
 		if (child_pids[i] == pid)
@@ -257,7 +335,7 @@ int th_wait(pid_t pid, int timeout_ms)
 		if (r < 0 && errno != EINTR) {
 			th_fail_at(__FILE__, __LINE__, "waitpid(%d): %s", (int)pid,
 				   strerror(errno));
-			forget_child(pid);
+			th_forget(pid);
 			return -1;
 		}
 		if (th_now_ns() > deadline) {
@@ -266,9 +344,9 @@ int th_wait(pid_t pid, int timeout_ms)
 			th_kill(pid);
 			return -1;
 		}
-		th_sleep_ms(2);
+		th_sleep_us(500);
 	}
-	forget_child(pid);
+	th_forget(pid);
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
 	if (WIFSIGNALED(status)) {
@@ -284,7 +362,7 @@ void th_kill(pid_t pid)
 	kill(pid, SIGKILL);
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
-	forget_child(pid);
+	th_forget(pid);
 }
 
 int th_wait_futex_blocked(pid_t pid, int timeout_ms)
@@ -333,14 +411,16 @@ int th_await_u32(atomic_uint *flag, unsigned value, int timeout_ms)
 	while (atomic_load(flag) < value) {
 		if (th_now_ns() > deadline)
 			return -ETIMEDOUT;
-		th_sleep_ms(1);
+		th_sleep_us(200);
 	}
 	return 0;
 }
 
 /* ---- /dev/shm -------------------------------------------------------------------- */
 
-int th_count_shm(void)
+/* Entries of /dev/shm whose name starts with @prefix, the registry left out
+ * unless @registry. */
+static int count_shm(const char *prefix, bool registry)
 {
 	DIR *d = opendir("/dev/shm");
 	struct dirent *e;
@@ -349,10 +429,29 @@ int th_count_shm(void)
 	if (!d)
 		return -errno;
 	while ((e = readdir(d)) != NULL)
-		if (strncmp(e->d_name, "shmchan", 7) == 0)
+		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 &&
+		    (registry || strcmp(e->d_name, "shmchan.registry") != 0))
 			n++;
 	closedir(d);
 	return n;
+}
+
+int th_count_shm(void)
+{
+	return count_shm("shmchan", true);
+}
+
+int th_count_segments(void)
+{
+	return count_shm("shmchan.", false);
+}
+
+int th_count_segments_of(int32_t id)
+{
+	char prefix[32];
+
+	snprintf(prefix, sizeof(prefix), "shmchan.%d.", (int)id);
+	return count_shm(prefix, false);
 }
 
 void th_list_shm(const char *prefix)
@@ -366,6 +465,14 @@ void th_list_shm(const char *prefix)
 		if (strncmp(e->d_name, "shmchan", 7) == 0)
 			printf("%s/dev/shm/%s\n", prefix, e->d_name);
 	closedir(d);
+}
+
+bool th_shm_exists(const char *name)
+{
+	char path[300];
+
+	snprintf(path, sizeof(path), "/dev/shm/%s", name);
+	return access(path, F_OK) == 0;
 }
 
 int th_private_shm(void)
@@ -393,289 +500,65 @@ static uint32_t fnv1a(uint32_t h, const void *p, size_t n)
 	return h;
 }
 
-static uint32_t payload_len(uint32_t cap, uint32_t producer, uint32_t seq)
+/* The payload of message (producer, seq): a cheap per-message LCG stream;
+ * payload_byte() is its k-th byte, given the state for k's 8-byte step. */
+static uint64_t payload_seed(uint32_t producer, uint32_t seq)
 {
-	uint32_t room = cap - TH_MSG_HDR;
-
-	return room ? (uint32_t)(splitmix64(((uint64_t)producer << 32) | seq) % (room + 1)) : 0;
+	return th_mix64(((uint64_t)producer << 32) | seq);
 }
 
-static void payload_fill(unsigned char *p, uint32_t n, uint32_t producer, uint32_t seq)
+static uint64_t payload_step(uint64_t x)
 {
-	uint64_t x = splitmix64(((uint64_t)seq << 32) | producer | 0x80000000u);
-
-	for (uint32_t i = 0; i < n; i++) {
-		if ((i & 7) == 0)
-			x = splitmix64(x);
-		p[i] = (unsigned char)(x >> ((i & 7) * 8));
-	}
+	return x * 6364136223846793005ull + 1442695040888963407ull;
 }
 
-uint32_t th_msg_build(void *buf, uint32_t cap, uint32_t producer, uint32_t seq)
+uint32_t th_msg_len(uint32_t max, uint32_t producer, uint32_t seq)
+{
+	if (max <= TH_MSG_HDR)
+		return TH_MSG_HDR;
+	return TH_MSG_HDR + (uint32_t)(th_mix64(((uint64_t)producer << 32) | seq) %
+				       (max - TH_MSG_HDR + 1));
+}
+
+uint32_t th_msg_build(void *buf, uint32_t len, uint32_t producer, uint32_t seq)
 {
 	unsigned char *b = buf;
-	uint32_t plen = payload_len(cap, producer, seq);
-	uint32_t hdr[4] = { producer, seq, TH_MSG_HDR + plen, 0 };
+	uint32_t h[5] = { TH_MSG_MAGIC, producer, seq, len, 0 };
+	uint64_t x = payload_seed(producer, seq);
 
-	payload_fill(b + TH_MSG_HDR, plen, producer, seq);
-	hdr[3] = fnv1a(fnv1a(2166136261u, hdr, 12), b + TH_MSG_HDR, plen);
-	memcpy(b, hdr, sizeof(hdr));
-	return TH_MSG_HDR + plen;
+	for (uint32_t k = 0; k < len - TH_MSG_HDR; k++) {
+		if ((k & 7) == 0)
+			x = payload_step(x);
+		b[TH_MSG_HDR + k] = (unsigned char)(x >> ((k & 7) * 8));
+	}
+	h[4] = fnv1a(fnv1a(2166136261u, h, 16), b + TH_MSG_HDR, len - TH_MSG_HDR);
+	memcpy(b, h, sizeof(h));
+	return len;
 }
 
 int th_msg_verify(const void *buf, uint32_t len, uint32_t *producer, uint32_t *seq)
 {
 	const unsigned char *b = buf;
-	unsigned char expect[SHMC_MAX_MESSAGE_SIZE > 65536 ? 65536 : SHMC_MAX_MESSAGE_SIZE];
-	uint32_t hdr[4];
+	uint32_t h[5];
+	uint64_t x;
 
 	if (len < TH_MSG_HDR)
 		return -1;
-	memcpy(hdr, b, sizeof(hdr));
-	if (hdr[2] != len || len - TH_MSG_HDR > sizeof(expect))
+	memcpy(h, b, sizeof(h));
+	if (h[0] != TH_MSG_MAGIC || h[3] != len)
 		return -1;
-	if (fnv1a(fnv1a(2166136261u, hdr, 12), b + TH_MSG_HDR, len - TH_MSG_HDR) != hdr[3])
+	if (fnv1a(fnv1a(2166136261u, h, 16), b + TH_MSG_HDR, len - TH_MSG_HDR) != h[4])
 		return -1;
-	payload_fill(expect, len - TH_MSG_HDR, hdr[0], hdr[1]);
-	if (memcmp(expect, b + TH_MSG_HDR, len - TH_MSG_HDR) != 0)
-		return -1;
-	*producer = hdr[0];
-	*seq = hdr[1];
+	/* A torn copy could match the checksum only by chance; the payload
+	 * stream is checked too. */
+	x = payload_seed(h[1], h[2]);
+	for (uint32_t k = 0; k < len - TH_MSG_HDR; k++) {
+		if ((k & 7) == 0)
+			x = payload_step(x);
+		if (b[TH_MSG_HDR + k] != (unsigned char)(x >> ((k & 7) * 8)))
+			return -1;
+	}
+	*producer = h[1];
+	*seq = h[2];
 	return 0;
-}
-
-/* ---- stress driver ---------------------------------------------------------------- */
-
-#define STRESS_MAX_PROCS 8
-#define STRESS_DEADLINE_MS 90000
-
-struct stress {
-	uint64_t key;
-	uint32_t delivery, max_msg;
-	unsigned producers, consumers, msgs;
-	atomic_uint ready;            /* consumers attached */
-	atomic_uint received;         /* messages taken, all consumers */
-	atomic_uint producers_done;
-	uint64_t order_hash[STRESS_MAX_PROCS];
-	uint32_t count[STRESS_MAX_PROCS];
-	uint32_t torn[STRESS_MAX_PROCS];
-	uint32_t disorder[STRESS_MAX_PROCS];
-	uint32_t bad_ids[STRESS_MAX_PROCS];
-	/* seen[(c * producers + p) * msgs + seq]: times consumer c got it */
-	unsigned char seen[];
-};
-
-struct stress_arg {
-	struct stress *s;
-	unsigned index;
-};
-
-static int stress_producer(void *p)
-{
-	struct stress_arg *a = p;
-	struct stress *s = a->s;
-	uint64_t deadline = th_now_ns() + STRESS_DEADLINE_MS * 1000000ull;
-	unsigned char *buf = malloc(s->max_msg);
-	int h;
-
-	REQUIRE(buf != NULL);
-	h = shmc_attach_key(s->key, SHMC_SEND);
-	REQUIRE_GT(h, 0);
-	/* Every consumer must be attached first (broadcast late joiners miss). */
-	REQUIRE_EQ(th_await_u32(&s->ready, s->consumers, 30000), 0);
-	for (uint32_t seq = 0; seq < s->msgs; seq++) {
-		uint32_t len = th_msg_build(buf, s->max_msg, a->index, seq);
-		int r;
-
-		for (;;) {
-			/* Producer 0 polls with the try variant; the others block. */
-			if (a->index == 0) {
-				r = shmc_try_send(h, buf, len, 0);
-				if (r == -ENOBUFS)
-					sched_yield();
-			} else {
-				r = shmc_send(h, buf, len, 0, 200 * 1000000ll);
-			}
-			if (r != -ENOBUFS && r != -ETIMEDOUT)
-				break;
-			if (th_now_ns() > deadline) {
-				th_fail_at(__FILE__, __LINE__,
-					   "producer %u stuck at seq %u", a->index, seq);
-				exit(TH_FAIL);
-			}
-		}
-		if (r != (int)len) {
-			th_fail_at(__FILE__, __LINE__, "producer %u seq %u: send returned %d%s",
-				   a->index, seq, r, th_errname(r));
-			exit(TH_FAIL);
-		}
-	}
-	atomic_fetch_add(&s->producers_done, 1);
-	EXPECT_EQ(shmc_detach(h), 0);
-	free(buf);
-	return 0;
-}
-
-static int stress_consumer(void *p)
-{
-	struct stress_arg *a = p;
-	struct stress *s = a->s;
-	unsigned c = a->index;
-	uint64_t deadline = th_now_ns() + STRESS_DEADLINE_MS * 1000000ull;
-	uint64_t total = (uint64_t)s->producers * s->msgs;
-	int64_t last[STRESS_MAX_PROCS];
-	unsigned char *buf = malloc(s->max_msg);
-	uint64_t hash = 1469598103934665603ull;
-	uint32_t mine = 0;
-	int h, idle = 0;
-
-	REQUIRE(buf != NULL);
-	for (unsigned i = 0; i < STRESS_MAX_PROCS; i++)
-		last[i] = -1;
-	h = shmc_attach_key(s->key, SHMC_RECV);
-	REQUIRE_GT(h, 0);
-	atomic_fetch_add(&s->ready, 1);
-	for (;;) {
-		uint32_t prod, seq;
-		int r;
-
-		/* Mostly blocking receives; every 8th is the try variant. */
-		if ((mine & 7) == 7)
-			r = shmc_try_recv(h, buf, s->max_msg);
-		else
-			r = shmc_recv(h, buf, s->max_msg, 100 * 1000000ll);
-		if (r == -EAGAIN || r == -ETIMEDOUT) {
-			if (s->delivery != SHMC_BROADCAST && atomic_load(&s->received) >= total)
-				break;
-			/* All sent and nothing came for a while: what is missing is lost. */
-			if (r == -ETIMEDOUT && atomic_load(&s->producers_done) == s->producers) {
-				if (++idle >= 10)
-					break;
-				continue;
-			}
-			if (th_now_ns() > deadline) {
-				th_fail_at(__FILE__, __LINE__,
-					   "consumer %u: gave up after %u messages", c, mine);
-				break;
-			}
-			continue;
-		}
-		if (r < 0) {
-			th_fail_at(__FILE__, __LINE__, "consumer %u: recv returned %d%s", c, r,
-				   th_errname(r));
-			break;
-		}
-		if (th_msg_verify(buf, (uint32_t)r, &prod, &seq) < 0) {
-			s->torn[c]++;
-		} else if (prod >= s->producers || seq >= s->msgs) {
-			s->bad_ids[c]++;
-		} else {
-			/* Per-producer order; broadcast must also be gap-free. */
-			if ((int64_t)seq <= last[prod] ||
-			    (s->delivery == SHMC_BROADCAST && (int64_t)seq != last[prod] + 1))
-				s->disorder[c]++;
-			last[prod] = seq;
-			s->seen[((size_t)c * s->producers + prod) * s->msgs + seq]++;
-			hash = (hash ^ (((uint64_t)prod << 32) | seq)) * 1099511628211ull;
-		}
-		mine++;
-		if (s->delivery == SHMC_BROADCAST) {
-			if (mine == total)
-				break;
-		} else if (atomic_fetch_add(&s->received, 1) + 1 >= total) {
-			break;
-		}
-	}
-	s->count[c] = mine;
-	s->order_hash[c] = hash;
-	EXPECT_EQ(shmc_detach(h), 0);
-	free(buf);
-	return 0;
-}
-
-int th_stress_run(uint32_t delivery, unsigned producers, unsigned consumers,
-		  unsigned msgs, uint32_t ring_entries, uint32_t max_msg)
-{
-	int before = atomic_load(&th_failures);
-	size_t seen_bytes = (size_t)consumers * producers * msgs;
-	size_t size = sizeof(struct stress) + seen_bytes;
-	struct stress *s;
-	struct stress_arg pa[STRESS_MAX_PROCS], ca[STRESS_MAX_PROCS];
-	pid_t pp[STRESS_MAX_PROCS], cp[STRESS_MAX_PROCS];
-	int owner;
-
-	REQUIRE(producers <= STRESS_MAX_PROCS && consumers <= STRESS_MAX_PROCS);
-	REQUIRE(max_msg >= TH_MSG_HDR && max_msg <= 65536);
-	s = th_shared_alloc(size);
-	s->key = th_key();
-	s->delivery = delivery;
-	s->max_msg = max_msg;
-	s->producers = producers;
-	s->consumers = consumers;
-	s->msgs = msgs;
-	owner = shmc_create(s->key, delivery, ring_entries, max_msg, 0600, 0);
-	REQUIRE_GT(owner, 0);
-	th_section("%u producers x %u consumers x %u messages, ring %u, up to %u bytes",
-		   producers, consumers, msgs, ring_entries, max_msg);
-
-	for (unsigned c = 0; c < consumers; c++) {
-		ca[c].s = s;
-		ca[c].index = c;
-		cp[c] = th_fork(stress_consumer, &ca[c]);
-	}
-	for (unsigned p = 0; p < producers; p++) {
-		pa[p].s = s;
-		pa[p].index = p;
-		pp[p] = th_fork(stress_producer, &pa[p]);
-	}
-	for (unsigned p = 0; p < producers; p++)
-		EXPECT_CHILD_OK(pp[p], STRESS_DEADLINE_MS + 5000);
-	for (unsigned c = 0; c < consumers; c++)
-		EXPECT_CHILD_OK(cp[c], STRESS_DEADLINE_MS + 5000);
-
-	th_section("verify: no torn message, no unknown id, per-producer order");
-	for (unsigned c = 0; c < consumers; c++) {
-		printf("consumer %u received %u messages\n", c, s->count[c]);
-		EXPECT_EQ(s->torn[c], 0);
-		EXPECT_EQ(s->bad_ids[c], 0);
-		EXPECT_EQ(s->disorder[c], 0);
-	}
-	if (delivery == SHMC_BROADCAST) {
-		th_section("verify: every consumer got every message once, same order");
-		for (unsigned c = 0; c < consumers; c++) {
-			size_t missing = 0, dup = 0;
-
-			for (size_t i = 0; i < (size_t)producers * msgs; i++) {
-				unsigned char n = s->seen[(size_t)c * producers * msgs + i];
-
-				missing += n == 0;
-				dup += n > 1;
-			}
-			EXPECT_EQ(missing, 0);
-			EXPECT_EQ(dup, 0);
-			EXPECT_EQ(s->count[c], (uint64_t)producers * msgs);
-			if (c > 0)
-				EXPECT_EQ_U64(s->order_hash[c], s->order_hash[0]);
-		}
-	} else {
-		size_t missing = 0, dup = 0;
-
-		th_section("verify: every message received exactly once over all consumers");
-		for (size_t i = 0; i < (size_t)producers * msgs; i++) {
-			unsigned n = 0;
-
-			for (unsigned c = 0; c < consumers; c++)
-				n += s->seen[(size_t)c * producers * msgs + i];
-			missing += n == 0;
-			dup += n > 1;
-		}
-		EXPECT_EQ(missing, 0);
-		EXPECT_EQ(dup, 0);
-		for (unsigned c = 0; c < consumers; c++)
-			if (s->count[c] == 0)
-				printf("note: consumer %u received nothing\n", c);
-	}
-	EXPECT_EQ(shmc_destroy(owner), 0);
-	munmap(s, size);
-	return atomic_load(&th_failures) - before;
 }

@@ -1,16 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * harness.h - the small test harness shared by every csrc/tests/test_*.c.
+ * harness.h - the one test harness shared by every csrc/tests/test_*.c.
  *
  * Each test is one program: main() calls th_init(), runs its checks, and
- * returns th_finish() (0 pass, 1 fail) or TH_SKIP (77). Checks do not stop
- * the test; they print file:line and the values and count a failure. The
- * REQUIRE_* forms stop the process (exit 1) when a later step would make no
- * sense without them.
+ * returns th_finish() (0 pass, 1 fail) or th_skip() (77). Checks do not stop
+ * the test; they print file:line and the values and count a failure in
+ * th_failures. The REQUIRE_* forms stop the process (exit 1) when a later
+ * step would make no sense without them.
  *
  * Children are forked with th_fork(): they die with their parent, run under
  * the same watchdog, and exit 0 only when their function returned 0 and none
- * of their checks failed. th_wait() reaps one with a timeout.
+ * of their checks failed. th_wait() reaps one with a timeout, th_kill()
+ * SIGKILLs and reaps one.
+ *
+ * Beside the checks: keys and seeded randomness, /dev/shm helpers, one
+ * self-checking message format, a stress driver, and (for the crash and fuzz
+ * tests) a writable mapping of a channel's segments that can play a producer
+ * or consumer step by step.
+ *
+ * Environment: SHMCHAN_CRASH_ROUNDS=<n> sets the round count of the crash
+ * tests (th_rounds()) and turns their watchdog off (th_watchdog_for_rounds()).
  */
 #ifndef SHMCHAN_TEST_HARNESS_H
 #define SHMCHAN_TEST_HARNESS_H
@@ -18,12 +27,15 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 
+#include "layout.h"
 #include "shmchan.h"
 
 #define TH_PASS 0
@@ -32,13 +44,18 @@
 
 /* Default watchdog: below CTest's 120 s timeout, so a hang is reported by us. */
 #define TH_WATCHDOG_S 100u
+/* th_init()'s @watchdog_s for no watchdog at all (long runs chosen by an
+ * environment variable; CTest's own timeout still applies under CTest). */
+#define TH_NO_WATCHDOG UINT32_MAX
 
 /* Failed checks in this process (a forked child starts again from 0). */
 extern atomic_int th_failures;
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
-/* Name the test, make stdout line-buffered, arm the watchdog (seconds). */
+/* Name the test, make stdout line-buffered, arm the watchdog: @watchdog_s
+ * seconds, 0 for TH_WATCHDOG_S, TH_NO_WATCHDOG for none. When it fires it
+ * kills every child it knows of and fails the test. */
 void th_init(const char *name, unsigned watchdog_s);
 /* Print the verdict and return TH_PASS or TH_FAIL. */
 int th_finish(void);
@@ -49,8 +66,15 @@ void th_section(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Record one failure at file:line with a message. */
 void th_fail_at(const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* "-EINVAL" for a negative errno value, "" for anything else. */
+/* A return code for the log: "ok" (>= 0), "-EINVAL", ..., or "-E?". */
 const char *th_errname(long long v);
+/* The failure report of the comparison macros below. */
+void th_cmp_failed(const char *file, int line, const char *expr, long long a, long long b);
+
+/* Round count: @ci by default; SHMCHAN_CRASH_ROUNDS=<n> sets it to n. */
+unsigned th_rounds(unsigned ci);
+/* @ci_seconds, or TH_NO_WATCHDOG when SHMCHAN_CRASH_ROUNDS asks for a long run. */
+unsigned th_watchdog_for_rounds(unsigned ci_seconds);
 
 /* ---- checks ---------------------------------------------------------------- */
 
@@ -58,12 +82,8 @@ const char *th_errname(long long v);
 	do {                                                                      \
 		long long th_a_ = (long long)(a), th_b_ = (long long)(b);         \
 		if (!(th_a_ op th_b_)) {                                          \
-			th_fail_at(__FILE__, __LINE__,                            \
-				   "%s %s %s: %lld%s%s vs %lld%s%s", #a, #op, #b,  \
-				   th_a_, *th_errname(th_a_) ? " " : "",          \
-				   th_errname(th_a_), th_b_,                      \
-				   *th_errname(th_b_) ? " " : "",                 \
-				   th_errname(th_b_));                            \
+			th_cmp_failed(__FILE__, __LINE__, #a " " #op " " #b,       \
+				      th_a_, th_b_);                              \
 			if (stop)                                                 \
 				exit(TH_FAIL);                                    \
 		}                                                                 \
@@ -107,6 +127,21 @@ const char *th_errname(long long v);
 		}                                                                 \
 	} while (0)
 
+/* CHECK and REQUIRE with a printf message: CHECK_MSG(r == 0, "send %u", i). */
+#define CHECK_MSG(cond, ...)                                                      \
+	do {                                                                      \
+		if (!(cond))                                                      \
+			th_fail_at(__FILE__, __LINE__, "(" #cond ") " __VA_ARGS__); \
+	} while (0)
+
+#define REQUIRE_MSG(cond, ...)                                                    \
+	do {                                                                      \
+		if (!(cond)) {                                                    \
+			th_fail_at(__FILE__, __LINE__, "(" #cond ") " __VA_ARGS__); \
+			exit(TH_FAIL);                                            \
+		}                                                                 \
+	} while (0)
+
 #define EXPECT_MEMEQ(a, b, n)                                                     \
 	do {                                                                      \
 		if (memcmp((a), (b), (n)) != 0)                                   \
@@ -122,12 +157,25 @@ const char *th_errname(long long v);
 				   #a, #b, th_sa_, th_sb_);                       \
 	} while (0)
 
-/* ---- keys, time ----------------------------------------------------------------- */
+/* ---- keys, time, randomness ------------------------------------------------------ */
 
-/* A fresh channel key: pid, both clocks and a counter mixed; never 0. */
+/* A fresh channel key: pid, both clocks and a counter mixed; never 0, and
+ * never shared by parallel runs of different programs. */
 uint64_t th_key(void);
 uint64_t th_now_ns(void);
 void th_sleep_ms(unsigned ms);
+void th_sleep_us(uint64_t us);
+/* Nanoseconds as milliseconds, for the log. */
+double th_ms(uint64_t ns);
+
+/* The splitmix64 finaliser. */
+uint64_t th_mix64(uint64_t x);
+/* splitmix64 generator; the state is the seed. */
+uint64_t th_rand(uint64_t *state);
+/* Uniform in [0, n) (0 when n is 0). */
+uint64_t th_below(uint64_t *state, uint64_t n);
+/* A seed from the environment variable @env (decimal or 0x hex), or fresh. */
+uint64_t th_seed(const char *env);
 
 /* ---- processes --------------------------------------------------------------------- */
 
@@ -146,8 +194,11 @@ pid_t th_fork(th_child_fn fn, void *arg);
 int th_wait(pid_t pid, int timeout_ms);
 /* th_wait() and a check that the child exited 0. */
 #define EXPECT_CHILD_OK(pid, timeout_ms) EXPECT_EQ(th_wait((pid), (timeout_ms)), 0)
-/* SIGKILL @pid and reap it. */
+/* SIGKILL @pid and reap it; returns when the kernel has released its locks. */
 void th_kill(pid_t pid);
+/* Forget a child the test reaped itself (waitpid), so the watchdog leaves
+ * its pid alone. */
+void th_forget(pid_t pid);
 /*
  * Wait until @pid (its main thread) sleeps in a futex system call: then it
  * is really parked, not spinning. Returns 0, or -ETIMEDOUT.
@@ -161,10 +212,17 @@ int th_await_u32(atomic_uint *flag, unsigned value, int timeout_ms);
 
 /* ---- /dev/shm ---------------------------------------------------------------------- */
 
-/* Number of /dev/shm entries whose name starts with "shmchan". */
+/* Number of /dev/shm entries whose name starts with "shmchan" (the registry
+ * included). */
 int th_count_shm(void);
-/* Write those names, one a line, after @prefix (for the log). */
+/* Number of channel segments: "shmchan." entries other than the registry. */
+int th_count_segments(void);
+/* Number of /dev/shm names of channel @id ("shmchan.<id>.*"). */
+int th_count_segments_of(int32_t id);
+/* Write the "shmchan" names, one a line, after @prefix (for the log). */
 void th_list_shm(const char *prefix);
+/* Whether /dev/shm/@name exists. */
+bool th_shm_exists(const char *name);
 /*
  * Give this process (and its future children) a private, empty /dev/shm:
  * a new mount namespace with its own tmpfs, so counting entries is not
@@ -173,16 +231,22 @@ void th_list_shm(const char *prefix);
  */
 int th_private_shm(void);
 
-/* ---- self-checking messages (stress tests) ----------------------------------------- */
+/* ---- self-checking messages ---------------------------------------------------------- */
 
 /*
- * A message: 16-byte header {producer, seq, total length, checksum} and a
- * payload whose length and bytes follow from (producer, seq).
+ * Message (producer, seq) of a given length: a 20-byte header {magic,
+ * producer, seq, length, checksum} and a payload whose bytes follow from
+ * (producer, seq). A torn, truncated, padded or stale copy fails the check.
  */
-#define TH_MSG_HDR 16u
-/* Build message (producer, seq) in @buf (@cap >= TH_MSG_HDR); return length. */
-uint32_t th_msg_build(void *buf, uint32_t cap, uint32_t producer, uint32_t seq);
-/* Verify a received message: 0 and its ids, or -1 when torn or corrupt. */
+#define TH_MSG_MAGIC 0x4d534843u /* "CHSM" */
+#define TH_MSG_HDR 20u
+/* A length for message (producer, seq) in [TH_MSG_HDR, max]. */
+uint32_t th_msg_len(uint32_t max, uint32_t producer, uint32_t seq);
+/* Build message (producer, seq) of @len bytes (>= TH_MSG_HDR) in @buf;
+ * returns @len. */
+uint32_t th_msg_build(void *buf, uint32_t len, uint32_t producer, uint32_t seq);
+/* Verify a received message of exactly @len bytes: 0 and its ids, or -1
+ * when torn or corrupt. */
 int th_msg_verify(const void *buf, uint32_t len, uint32_t *producer, uint32_t *seq);
 
 /*
@@ -195,5 +259,57 @@ int th_msg_verify(const void *buf, uint32_t len, uint32_t *producer, uint32_t *s
  */
 int th_stress_run(uint32_t delivery, unsigned producers, unsigned consumers,
 		  unsigned msgs, uint32_t ring_entries, uint32_t max_msg);
+
+/* ---- a channel's segments, through a writable mapping of the test's own ---------------- */
+
+/*
+ * For the crash and fuzz tests, which must leave the shared state exactly as
+ * a peer dying at a given point does, or as a hostile peer writes it. The
+ * mapping's fds hold no liveness lock, so they keep nobody alive. Everything
+ * that depends on the layout (where the length lives, how a claim is
+ * recorded) is here, so a layout change is one edit.
+ */
+struct th_map {
+	int cfd, dfd;
+	struct shmc_ctl_header *ctl;
+	uint8_t *dat;
+	size_t csize, dsize;
+	struct shmc_member *members;
+	struct shmc_slot *slots;
+	uint32_t n, mask, stride, max_msg;
+	uint64_t nonce;
+	char cname[128], dname[128];   /* names in /dev/shm (no leading '/') */
+};
+
+/*
+ * Map the control and data segments of the live channel (@id, @key) read-write
+ * (finds "shmchan.<id>.<nonce>.c" in /dev/shm whose header names @key). Needs
+ * the file permission (the tests run as the channel's owner). 0 or -errno.
+ */
+int th_map_channel(int32_t id, uint64_t key, struct th_map *m);
+void th_unmap(struct th_map *m);
+
+/* The producer's steps of DESIGN.md section 3, by hand. */
+/* The payload bytes of the slot of @pos in the data segment. */
+uint8_t *th_payload(struct th_map *m, uint64_t pos);
+/* Set the message length of the slot of @pos (it lives in the slot descriptor). */
+void th_set_len(struct th_map *m, uint64_t pos, uint32_t len);
+/* Step 1 of a claim: record the claimed range [t, t+n) in the member. */
+void th_record_claim(struct shmc_member *me, uint64_t t, uint32_t n);
+/* After the tail CAS: target, writer, WRITING, length and @len bytes of
+ * payload; then READY if @publish (else the producer "dies" here). */
+void th_hand_write(struct th_map *m, uint64_t t, uint32_t member_idx, const void *buf,
+		   uint32_t len, bool publish);
+
+/* Index of the active member with subscriber id @id, or -1. */
+int th_member_by_id(struct th_map *m, uint32_t id);
+/* Index of the active member of a handle of this process, or -1. */
+int th_member_of(struct th_map *m, int handle);
+/* One shmc_info() field of @handle, or UINT64_MAX. */
+uint64_t th_info(int handle, int field);
+/* "SEQ(p,STATE)" for the log. */
+const char *th_seq_str(uint64_t q, char *buf, size_t n);
+/* Print the ring's state (tail, head, slots, members) for a failure report. */
+void th_dump_ring(struct th_map *m, const char *why);
 
 #endif /* SHMCHAN_TEST_HARNESS_H */

@@ -37,7 +37,7 @@ static int churner(void *p)
 
 		if (h <= 0) {
 			if (atomic_fetch_add(&s->failures, 1) < 5)
-				th_fail_at(__FILE__, __LINE__, "churner %d cycle %d: attach %d%s",
+				th_fail_at(__FILE__, __LINE__, "churner %d cycle %d: attach %d (%s)",
 					   a->index, i, h, th_errname(h));
 			continue;
 		}
@@ -68,7 +68,7 @@ static int consumer(void *p)
 		int r = shmc_recv(rx, &v, sizeof(v), 20 * 1000000000ll);
 
 		if (r != (int)sizeof(v) || v != next) {
-			th_fail_at(__FILE__, __LINE__, "consumer: got %d%s value %u, want %u", r,
+			th_fail_at(__FILE__, __LINE__, "consumer: got %d (%s) value %u, want %u", r,
 				   th_errname(r), v, next);
 			break;
 		}

@@ -25,7 +25,11 @@
  *
  * SHMCHAN_CRASH_ROUNDS=<n> runs n rounds (CI: 16, four of each variant).
  */
-#include "crash_util.h"
+#include "harness.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define MAXMSG 512u
 
@@ -55,23 +59,24 @@ static int live_main(void *arg)
 {
 	(void)arg;
 	int h = shmc_attach_key(sh->key, SHMC_RECV);
-	CU_REQUIRE(h > 0, "L attach: %s", cu_err(h));
+	REQUIRE_MSG(h > 0, "L attach: %s", th_errname(h));
 	atomic_store(&sh->l_ready, 1);
 	unsigned char buf[MAXMSG];
 	uint32_t next = 0;
-	uint64_t deadline = cu_now_ns() + 30000000000ull;
+	uint64_t deadline = th_now_ns() + 30000000000ull;
 	for (;;) {
 		if (atomic_load(&sh->done) && next >= atomic_load(&sh->total))
 			break;
-		if (cu_now_ns() > deadline) {
-			CU_CHECK(0, "L: gave up at message %u of %u", next, atomic_load(&sh->total));
+		if (th_now_ns() > deadline) {
+			CHECK_MSG(0, "L: gave up at message %u of %u", next,
+				  atomic_load(&sh->total));
 			break;
 		}
 		int r = shmc_recv(h, buf, sizeof buf, 100000000);
 		if (r == -ETIMEDOUT)
 			continue;
 		uint32_t p, s;
-		if (r < 0 || cu_msg_check(buf, r, &p, &s) < 0 || p != 7) {
+		if (r < 0 || th_msg_verify(buf, r, &p, &s) < 0 || p != 7) {
 			atomic_fetch_add(&sh->l_bad, 1);
 			continue;
 		}
@@ -94,12 +99,12 @@ static int victim_main(void *arg)
 {
 	(void)arg;
 	int h = shmc_attach_key(sh->key, SHMC_RECV);
-	CU_REQUIRE(h > 0, "V attach: %s", cu_err(h));
+	REQUIRE_MSG(h > 0, "V attach: %s", th_errname(h));
 	if (sh->variant == V_FORKED) {
 		pid_t g = fork();
 		if (g == 0) {
 			for (int i = 0; i < 20000 && !atomic_load(&sh->helper_exit); i++)
-				cu_sleep_ms(1);
+				th_sleep_ms(1);
 			_exit(0);
 		}
 		atomic_store(&sh->helper, (int)g);
@@ -111,7 +116,7 @@ static int victim_main(void *arg)
 			int r = shmc_recv(h, buf, sizeof buf, 50000000);
 			if (r >= 0) {
 				atomic_fetch_add(&sh->v_read, 1);
-				cu_sleep_ms(2);
+				th_sleep_ms(2);
 			}
 		}
 	}
@@ -122,9 +127,9 @@ static int victim_main(void *arg)
 static int killer_main(void *arg)
 {
 	(void)arg;
-	CU_REQUIRE(cu_await(&sh->arm_killer, 1, 20000) == 0, "killer not armed");
-	cu_sleep_ms(100); /* the parent is parked in shmc_send by now */
-	atomic_store(&sh->kill_ns, cu_now_ns());
+	REQUIRE_MSG(th_await_u32(&sh->arm_killer, 1, 20000) == 0, "killer not armed");
+	th_sleep_ms(100); /* the parent is parked in shmc_send by now */
+	atomic_store(&sh->kill_ns, th_now_ns());
 	kill((pid_t)atomic_load(&sh->victim), SIGKILL);
 	return 0;
 }
@@ -137,51 +142,52 @@ struct figures {
 static void one_round(unsigned round, struct figures *fig)
 {
 	memset(sh, 0, sizeof *sh);
-	sh->key = cu_key();
+	sh->key = th_key();
 	sh->variant = (int)(round % V_COUNT);
 	uint32_t ring = (uint32_t[]){ 4, 8, 16, 64 }[(round / V_COUNT) % 4];
 	int owner = shmc_create(sh->key, SHMC_BROADCAST, ring, MAXMSG, 0600, 0);
-	CU_REQUIRE(owner > 0, "create: %s", cu_err(owner));
+	REQUIRE_MSG(owner > 0, "create: %s", th_errname(owner));
 	int snd = shmc_attach_key(sh->key, SHMC_SEND);
-	CU_REQUIRE(snd > 0, "attach sender: %s", cu_err(snd));
-	pid_t l = cu_fork(live_main, NULL);
-	pid_t v = cu_fork(victim_main, NULL);
+	REQUIRE_MSG(snd > 0, "attach sender: %s", th_errname(snd));
+	pid_t l = th_fork(live_main, NULL);
+	pid_t v = th_fork(victim_main, NULL);
 	atomic_store(&sh->victim, (int)v);
-	CU_REQUIRE(cu_await(&sh->l_ready, 1, 10000) == 0 && cu_await(&sh->v_ready, 1, 10000) == 0,
-		   "receivers did not attach");
-	pid_t killer = sh->variant == V_PARKED ? cu_fork(killer_main, NULL) : -1;
+	REQUIRE_MSG(th_await_u32(&sh->l_ready, 1, 10000) == 0 && th_await_u32(&sh->v_ready, 1,
+									      10000) == 0,
+		    "receivers did not attach");
+	pid_t killer = sh->variant == V_PARKED ? th_fork(killer_main, NULL) : -1;
 
 	uint64_t room = 0;
-	struct cu_map m;
-	CU_REQUIRE(cu_map_channel((int32_t)cu_info(owner, SHMC_INFO_CHANNEL_ID), sh->key, &m) == 0,
-		   "map");
+	struct th_map m;
+	REQUIRE_MSG(th_map_channel((int32_t)th_info(owner, SHMC_INFO_CHANNEL_ID), sh->key, &m) == 0,
+		    "map");
 	/* V's member: the one with V's pid. */
 	int vidx = -1;
 	for (uint32_t i = 0; i < SHMC_MAX_MEMBERS; i++)
 		if (atomic_load(&m.members[i].state) == MEMBER_ACTIVE && m.members[i].pid == (uint32_t)v)
 			vidx = (int)i;
-	CU_REQUIRE(vidx >= 0, "V's member not found");
+	REQUIRE_MSG(vidx >= 0, "V's member not found");
 
 	unsigned char buf[MAXMSG];
 	uint32_t seq = 0;
 	/* Fill: keep sending until the ring is full because of V. In the slow
 	 * variant V reads a few first, then is told to stop. */
-	uint64_t t0 = cu_now_ns();
+	uint64_t t0 = th_now_ns();
 	bool full = false;
-	while (cu_now_ns() - t0 < 10000000000ull) {
+	while (th_now_ns() - t0 < 10000000000ull) {
 		if (sh->variant == V_SLOW && atomic_load(&sh->v_read) >= ring + 3)
 			atomic_store(&sh->v_stop, 1);
-		uint32_t len = cu_msg_build(buf, cu_msg_len(MAXMSG, 7, seq), 7, seq);
+		uint32_t len = th_msg_build(buf, th_msg_len(MAXMSG, 7, seq), 7, seq);
 		int r = shmc_try_send(snd, buf, len, 0);
 		if (r == (int)len) {
 			seq++;
 			continue;
 		}
-		CU_REQUIRE(r == -ENOBUFS, "fill send: %s", cu_err(r));
+		REQUIRE_MSG(r == -ENOBUFS, "fill send: %s", th_errname(r));
 		uint64_t tail = atomic_load(&m.ctl->tail);
 		uint64_t cur = atomic_load(&m.members[vidx].cursor);
 		if ((sh->variant != V_SLOW || atomic_load(&sh->v_stop)) && tail - cur == ring) {
-			cu_sleep_ms(20); /* L catches up; V stays the only gate */
+			th_sleep_ms(20); /* L catches up; V stays the only gate */
 			if (atomic_load(&m.members[vidx].cursor) == cur &&
 			    shmc_try_send(snd, buf, len, 0) == -ENOBUFS) {
 				full = true;
@@ -189,43 +195,43 @@ static void one_round(unsigned round, struct figures *fig)
 			}
 			continue;
 		}
-		cu_sleep_us(500);
+		th_sleep_us(500);
 	}
-	CU_REQUIRE(full, "round %u: could not fill the ring behind V", round);
+	REQUIRE_MSG(full, "round %u: could not fill the ring behind V", round);
 	unsigned v_read = atomic_load(&sh->v_read);
 
 	/* Kill V, then the sender must regain room within 1 s. */
-	uint32_t len = cu_msg_build(buf, cu_msg_len(MAXMSG, 7, seq), 7, seq);
+	uint32_t len = th_msg_build(buf, th_msg_len(MAXMSG, 7, seq), 7, seq);
 	uint64_t t_kill;
 	int r;
 	if (sh->variant == V_PARKED) {
 		atomic_store(&sh->arm_killer, 1);
 		r = shmc_send(snd, buf, len, 0, 3000000000ll);
-		uint64_t t_done = cu_now_ns();
-		CU_CHECK(cu_wait(killer, 5000) == 0, "killer");
+		uint64_t t_done = th_now_ns();
+		CHECK_MSG(th_wait(killer, 5000) == 0, "killer");
 		while (waitpid(v, NULL, 0) < 0 && errno == EINTR)
 			;
-		cu_forget(v);
+		th_forget(v);
 		t_kill = atomic_load(&sh->kill_ns);
-		CU_CHECK(t_kill != 0 && t_done > t_kill, "the parked send returned before V was killed");
+		CHECK_MSG(t_kill != 0 && t_done > t_kill, "the parked send returned before V was killed");
 		t_kill = t_kill ? t_kill : t_done;
 		room = t_done - t_kill;
-		CU_CHECK(r == (int)len && room <= 1000000000ull,
-			 "round %u (%s, ring %u): parked send after V died: %s after %.1f ms", round,
-			 vname[sh->variant], ring, cu_err(r), cu_ms(room));
+		CHECK_MSG(r == (int)len && room <= 1000000000ull,
+			  "round %u (%s, ring %u): parked send after V died: %s after %.1f ms", round,
+			  vname[sh->variant], ring, th_errname(r), th_ms(room));
 		if (room > fig->max_room_ns)
 			fig->max_room_ns = room;
 		fig->sum_room_ns += room;
 	} else {
-		cu_kill(v);
-		t_kill = cu_now_ns();
+		th_kill(v);
+		t_kill = th_now_ns();
 		r = shmc_send(snd, buf, len, 0, 2000000000ll);
-		room = cu_now_ns() - t_kill;
-		CU_CHECK(r == (int)len && room <= 1000000000ull,
-			 "round %u (%s, ring %u): send after V died: %s after %.1f ms", round,
-			 vname[sh->variant], ring, cu_err(r), cu_ms(room));
+		room = th_now_ns() - t_kill;
+		CHECK_MSG(r == (int)len && room <= 1000000000ull,
+			  "round %u (%s, ring %u): send after V died: %s after %.1f ms", round,
+			  vname[sh->variant], ring, th_errname(r), th_ms(room));
 		if (r != (int)len)
-			cu_dump_ring(&m, "sender still blocked after the victim died");
+			th_dump_ring(&m, "sender still blocked after the victim died");
 		if (room > fig->max_room_ns)
 			fig->max_room_ns = room;
 		fig->sum_room_ns += room;
@@ -238,39 +244,40 @@ static void one_round(unsigned round, struct figures *fig)
 	/* Keep sending: every send must find room within its 1 s timeout. */
 	unsigned more = 8 * ring + 200, timeouts = 0;
 	for (unsigned i = 0; i < more && ok; i++) {
-		len = cu_msg_build(buf, cu_msg_len(MAXMSG, 7, seq), 7, seq);
+		len = th_msg_build(buf, th_msg_len(MAXMSG, 7, seq), 7, seq);
 		int x = shmc_send(snd, buf, len, 0, 1000000000ll);
 		if (x != (int)len) {
 			timeouts++;
-			CU_CHECK(0, "round %u: send %u after the kill: %s", round, seq, cu_err(x));
+			CHECK_MSG(0, "round %u: send %u after the kill: %s", round, seq,
+				  th_errname(x));
 			break;
 		}
 		seq++;
 	}
 	atomic_store(&sh->total, seq);
 	atomic_store(&sh->done, 1);
-	CU_CHECK(cu_wait(l, 35000) == 0, "round %u: L failed", round);
-	CU_CHECK(atomic_load(&sh->l_count) == seq && atomic_load(&sh->l_missing) == 0 &&
-		 atomic_load(&sh->l_dup) == 0 && atomic_load(&sh->l_bad) == 0 &&
-		 atomic_load(&sh->l_order) == 0,
-		 "round %u: L received %u of %u (missing %u, duplicated %u, corrupt %u, out of order %u)",
-		 round, atomic_load(&sh->l_count), seq, atomic_load(&sh->l_missing),
-		 atomic_load(&sh->l_dup), atomic_load(&sh->l_bad), atomic_load(&sh->l_order));
+	CHECK_MSG(th_wait(l, 35000) == 0, "round %u: L failed", round);
+	CHECK_MSG(atomic_load(&sh->l_count) == seq && atomic_load(&sh->l_missing) == 0 &&
+		  atomic_load(&sh->l_dup) == 0 && atomic_load(&sh->l_bad) == 0 &&
+		  atomic_load(&sh->l_order) == 0,
+		  "round %u: L received %u of %u (missing %u, duplicated %u, corrupt %u, out of order %u)",
+		  round, atomic_load(&sh->l_count), seq, atomic_load(&sh->l_missing),
+		  atomic_load(&sh->l_dup), atomic_load(&sh->l_bad), atomic_load(&sh->l_order));
 	fig->msgs_checked += atomic_load(&sh->l_count);
 	fig->missing += atomic_load(&sh->l_missing);
 	fig->dup += atomic_load(&sh->l_dup);
 	fig->bad += atomic_load(&sh->l_bad);
 	printf("round %2u (%-6s ring %2u): V read %u, killed with the ring full; send after the "
 	       "kill: %s after %.2f ms; L checked %u/%u messages\n",
-	       round, vname[sh->variant], ring, v_read, ok ? "success" : "FAILURE", cu_ms(room),
+	       round, vname[sh->variant], ring, v_read, ok ? "success" : "FAILURE", th_ms(room),
 	       atomic_load(&sh->l_count), seq);
 	if (sh->variant == V_FORKED) {
 		atomic_store(&sh->helper_exit, 1);
 		pid_t g = atomic_load(&sh->helper);
 		for (int i = 0; i < 2000 && g > 0 && kill(g, 0) == 0; i++)
-			cu_sleep_ms(1);
+			th_sleep_ms(1);
 	}
-	cu_unmap(&m);
+	th_unmap(&m);
 	shmc_detach(snd);
 	shmc_destroy(owner);
 	fig->rounds++;
@@ -278,18 +285,18 @@ static void one_round(unsigned round, struct figures *fig)
 
 int main(void)
 {
-	unsigned rounds = cu_rounds(16);
-	cu_init("test_crash_broadcast_receiver", cu_watchdog_for_rounds(110));
-	sh = cu_shared(sizeof *sh);
-	cu_section("broadcast receiver SIGKILLed while it holds the ring full: room within 1 s, "
+	unsigned rounds = th_rounds(16);
+	th_init("test_crash_broadcast_receiver", th_watchdog_for_rounds(110));
+	sh = th_shared_alloc(sizeof *sh);
+	th_section("broadcast receiver SIGKILLed while it holds the ring full: room within 1 s, "
 		   "the live receiver gets every message in order (%u rounds)", rounds);
 	struct figures fig = { 0 };
 	for (unsigned r = 0; r < rounds; r++)
 		one_round(r, &fig);
 	printf("figures: rounds %u, receivers killed %u, room regained after max %.2f ms "
 	       "(mean %.2f ms), messages checked %u, missing %u, duplicated %u, corrupt %u\n",
-	       fig.rounds, fig.kills, cu_ms(fig.max_room_ns),
-	       fig.kills ? cu_ms(fig.sum_room_ns / fig.kills) : 0.0, fig.msgs_checked, fig.missing,
+	       fig.rounds, fig.kills, th_ms(fig.max_room_ns),
+	       fig.kills ? th_ms(fig.sum_room_ns / fig.kills) : 0.0, fig.msgs_checked, fig.missing,
 	       fig.dup, fig.bad);
-	return cu_finish();
+	return th_finish();
 }

@@ -23,7 +23,11 @@
  *
  * SHMCHAN_CRASH_ROUNDS=<n> runs n rounds (CI: 12).
  */
-#include "crash_util.h"
+#include "harness.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define RING 16u
 #define MAXMSG 256u
@@ -52,14 +56,14 @@ static int creator_main(void *arg)
 	(void)arg;
 	int h = shmc_create(sh->key, sh->delivery, RING, MAXMSG, 0600, 0);
 	if (h < 0) {
-		fprintf(stderr, "creator: shmc_create: %s\n", cu_err(h));
+		fprintf(stderr, "creator: shmc_create: %s\n", th_errname(h));
 		return 1;
 	}
-	atomic_store(&sh->chan_id, (int)cu_info(h, SHMC_INFO_CHANNEL_ID));
+	atomic_store(&sh->chan_id, (int)th_info(h, SHMC_INFO_CHANNEL_ID));
 	atomic_store(&sh->created, 1);
 	for (;;) { /* until killed */
 		atomic_fetch_add(&sh->heartbeat, 1);
-		cu_sleep_ms(1);
+		th_sleep_ms(1);
 	}
 }
 
@@ -69,19 +73,19 @@ static int s_main(void *arg)
 {
 	(void)arg;
 	int h = shmc_attach_key(sh->key, SHMC_BOTH);
-	CU_REQUIRE(h > 0, "S attach: %s", cu_err(h));
-	atomic_store(&sh->s_id, (unsigned)cu_info(h, SHMC_INFO_MEMBER_ID));
+	REQUIRE_MSG(h > 0, "S attach: %s", th_errname(h));
+	atomic_store(&sh->s_id, (unsigned)th_info(h, SHMC_INFO_MEMBER_ID));
 	atomic_store(&sh->s_ready, 1);
-	CU_REQUIRE(cu_await(&sh->go, 1, 20000) == 0, "S: no go");
+	REQUIRE_MSG(th_await_u32(&sh->go, 1, 20000) == 0, "S: no go");
 	unsigned char buf[MAXMSG];
 	uint32_t next = 0;
-	uint64_t deadline = cu_now_ns() + 10000000000ull;
-	while (next < MSGS && cu_now_ns() < deadline) {
+	uint64_t deadline = th_now_ns() + 10000000000ull;
+	while (next < MSGS && th_now_ns() < deadline) {
 		int r = shmc_recv(h, buf, sizeof buf, 200000000);
 		if (r == -ETIMEDOUT)
 			continue;
 		uint32_t p, s;
-		if (r < 0 || cu_msg_check(buf, r, &p, &s) < 0 || p != 1) {
+		if (r < 0 || th_msg_verify(buf, r, &p, &s) < 0 || p != 1) {
 			atomic_fetch_add(&sh->s_bad, 1);
 			continue;
 		}
@@ -92,20 +96,20 @@ static int s_main(void *arg)
 	}
 	uint32_t target = atomic_load(&sh->p_id);
 	for (uint32_t i = 0; i < MSGS; i++) {
-		uint32_t len = cu_msg_build(buf, cu_msg_len(MAXMSG, 2, i), 2, i);
+		uint32_t len = th_msg_build(buf, th_msg_len(MAXMSG, 2, i), 2, i);
 		int r = shmc_send(h, buf, len, target, 1000000000);
-		CU_CHECK(r == (int)len, "S send %u: %s", i, cu_err(r));
+		CHECK_MSG(r == (int)len, "S send %u: %s", i, th_errname(r));
 		if (r != (int)len)
 			break;
 		atomic_fetch_add(&sh->s_sent, 1);
 		/* Broadcast: our own cursor must pass the messages we sent to the
 		 * parent, or we gate the ring ourselves (nothing is for us). */
 		int x = shmc_try_recv(h, buf, sizeof buf);
-		CU_CHECK(x == -EAGAIN, "S: unexpected message while sending: %s", cu_err(x));
+		CHECK_MSG(x == -EAGAIN, "S: unexpected message while sending: %s", th_errname(x));
 	}
 	/* Stay attached until the parent has read everything. */
-	CU_CHECK(cu_await(&sh->go, 2, 20000) == 0, "S: no end");
-	CU_CHECK(shmc_detach(h) == 0, "S detach");
+	CHECK_MSG(th_await_u32(&sh->go, 2, 20000) == 0, "S: no end");
+	CHECK_MSG(shmc_detach(h) == 0, "S detach");
 	return 0;
 }
 
@@ -116,35 +120,35 @@ static int forking_creator_main(void *arg)
 	int h = shmc_create(sh->key, SHMC_UNICAST, RING, MAXMSG, 0600, 0);
 	if (h < 0)
 		return 1;
-	atomic_store(&sh->chan_id, (int)cu_info(h, SHMC_INFO_CHANNEL_ID));
+	atomic_store(&sh->chan_id, (int)th_info(h, SHMC_INFO_CHANNEL_ID));
 	pid_t g = fork();
 	if (g == 0) {
 		/* Never touches the library; exits when told (or after 20 s). */
 		for (int i = 0; i < 20000 && !atomic_load(&sh->gc_exit); i++)
-			cu_sleep_ms(1);
+			th_sleep_ms(1);
 		_exit(0);
 	}
 	atomic_store(&sh->grandchild, (int)g);
 	atomic_store(&sh->created, 1);
 	for (;;)
-		cu_sleep_ms(1);
+		th_sleep_ms(1);
 }
 
 static void forked_creator_case(void)
 {
-	cu_section("creator that fork()ed a child (no exec) is SIGKILLed: key free within 1 s");
+	th_section("creator that fork()ed a child (no exec) is SIGKILLed: key free within 1 s");
 	memset(sh, 0, sizeof *sh);
-	sh->key = cu_key();
-	pid_t creator = cu_fork(forking_creator_main, NULL);
-	if (cu_await(&sh->created, 1, 10000) < 0) {
-		CU_CHECK(0, "forking creator did not create");
-		cu_kill(creator);
+	sh->key = th_key();
+	pid_t creator = th_fork(forking_creator_main, NULL);
+	if (th_await_u32(&sh->created, 1, 10000) < 0) {
+		CHECK_MSG(0, "forking creator did not create");
+		th_kill(creator);
 		return;
 	}
 	int32_t id = atomic_load(&sh->chan_id);
 	pid_t g = atomic_load(&sh->grandchild);
-	cu_kill(creator);
-	uint64_t t_dead = cu_now_ns();
+	th_kill(creator);
+	uint64_t t_dead = th_now_ns();
 	int a, c = -1;
 	for (;;) {
 		a = shmc_attach_key(sh->key, SHMC_RECV);
@@ -152,27 +156,28 @@ static void forked_creator_case(void)
 			shmc_detach(a);
 		if (a == -ENOENT)
 			c = shmc_create(sh->key, SHMC_UNICAST, RING, MAXMSG, 0600, 0);
-		if (c > 0 || cu_now_ns() - t_dead > 1000000000ull)
+		if (c > 0 || th_now_ns() - t_dead > 1000000000ull)
 			break;
-		cu_sleep_ms(5);
+		th_sleep_ms(5);
 	}
-	CU_CHECK(c > 0, "the key of a SIGKILLed creator is still taken after %.0f ms (attach by "
-		 "key: %s, channel %d names in /dev/shm: %d) while the child it forked (pid %d, "
-		 "never used the library) lives: the child inherited the creator's OFD lock fd",
-		 cu_ms(cu_now_ns() - t_dead), cu_err(a), (int)id, cu_count_shm_id(id), (int)g);
+	CHECK_MSG(c > 0, "the key of a SIGKILLed creator is still taken after %.0f ms (attach by "
+		  "key: %s, channel %d names in /dev/shm: %d) while the child it forked (pid %d, "
+		  "never used the library) lives: the child inherited the creator's OFD lock fd",
+		  th_ms(th_now_ns() - t_dead), th_errname(a), (int)id, th_count_segments_of(id),
+		  (int)g);
 	if (c > 0) {
 		printf("key free %.2f ms after SIGKILL with a forked child alive\n",
-		       cu_ms(cu_now_ns() - t_dead));
+		       th_ms(th_now_ns() - t_dead));
 		shmc_destroy(c);
 	}
 	atomic_store(&sh->gc_exit, 1);
 	/* The grandchild is not ours to reap: wait until it is gone. */
 	for (int i = 0; i < 2000 && kill(g, 0) == 0; i++)
-		cu_sleep_ms(1);
+		th_sleep_ms(1);
 	if (c <= 0) {
 		/* Once the forked child exits the key must be free. */
 		c = shmc_create(sh->key, SHMC_UNICAST, RING, MAXMSG, 0600, 0);
-		printf("after the forked child exited: create %s\n", cu_err(c));
+		printf("after the forked child exited: create %s\n", th_errname(c));
 		if (c > 0)
 			shmc_destroy(c);
 	}
@@ -191,104 +196,108 @@ struct figures {
 static void one_round(unsigned round, struct figures *fig)
 {
 	memset(sh, 0, sizeof *sh);
-	sh->key = cu_key();
+	sh->key = th_key();
 	sh->delivery = (uint32_t[]){ SHMC_UNICAST, SHMC_BROADCAST, SHMC_MULTICAST }[round % 3];
 	bool long_stop = round < 3;
 
-	pid_t creator = cu_fork(creator_main, NULL);
-	if (cu_await(&sh->created, 1, 10000) < 0) {
-		CU_CHECK(0, "round %u: creator did not create", round);
-		cu_kill(creator);
+	pid_t creator = th_fork(creator_main, NULL);
+	if (th_await_u32(&sh->created, 1, 10000) < 0) {
+		CHECK_MSG(0, "round %u: creator did not create", round);
+		th_kill(creator);
 		return;
 	}
 	int32_t id = atomic_load(&sh->chan_id);
 
 	/* The parent's subscriber and S attach while the creator lives. */
 	int p = shmc_attach_key(sh->key, SHMC_BOTH);
-	CU_REQUIRE(p > 0, "round %u: attach: %s", round, cu_err(p));
-	atomic_store(&sh->p_id, (unsigned)cu_info(p, SHMC_INFO_MEMBER_ID));
-	struct cu_map m;
-	CU_REQUIRE(cu_map_channel(id, sh->key, &m) == 0, "map channel %d", (int)id);
+	REQUIRE_MSG(p > 0, "round %u: attach: %s", round, th_errname(p));
+	atomic_store(&sh->p_id, (unsigned)th_info(p, SHMC_INFO_MEMBER_ID));
+	struct th_map m;
+	REQUIRE_MSG(th_map_channel(id, sh->key, &m) == 0, "map channel %d", (int)id);
 	char old_c[128], old_d[128];
 	snprintf(old_c, sizeof old_c, "%s", m.cname);
 	snprintf(old_d, sizeof old_d, "%s", m.dname);
-	cu_unmap(&m);
-	pid_t s = cu_fork(s_main, NULL);
-	CU_REQUIRE(cu_await(&sh->s_ready, 1, 10000) == 0, "S did not attach");
+	th_unmap(&m);
+	pid_t s = th_fork(s_main, NULL);
+	REQUIRE_MSG(th_await_u32(&sh->s_ready, 1, 10000) == 0, "S did not attach");
 
 	/* ---- SIGSTOP: stopped is not dead ---- */
 	kill(creator, SIGSTOP);
 	int st;
 	while (waitpid(creator, &st, WUNTRACED) < 0 && errno == EINTR)
 		;
-	CU_CHECK(WIFSTOPPED(st), "round %u: creator not stopped", round);
+	CHECK_MSG(WIFSTOPPED(st), "round %u: creator not stopped", round);
 	unsigned hb = atomic_load(&sh->heartbeat);
 	for (int pass = 0; pass < (long_stop ? 3 : 1); pass++) {
 		if (pass)
-			cu_sleep_ms(150); /* past the 10 ms probe and 100 ms sleep steps */
+			th_sleep_ms(150); /* past the 10 ms probe and 100 ms sleep steps */
 		int a = shmc_attach_key(sh->key, SHMC_RECV);
-		CU_CHECK(a > 0, "round %u: attach by key while creator stopped: %s", round, cu_err(a));
+		CHECK_MSG(a > 0, "round %u: attach by key while creator stopped: %s", round, th_errname(a));
 		if (a > 0)
-			CU_CHECK(shmc_detach(a) == 0, "detach");
+			CHECK_MSG(shmc_detach(a) == 0, "detach");
 		a = shmc_attach_id(id, SHMC_SEND);
-		CU_CHECK(a > 0, "round %u: attach by id while creator stopped: %s", round, cu_err(a));
+		CHECK_MSG(a > 0, "round %u: attach by id while creator stopped: %s", round, th_errname(a));
 		if (a > 0)
-			CU_CHECK(shmc_detach(a) == 0, "detach");
+			CHECK_MSG(shmc_detach(a) == 0, "detach");
 		int c = shmc_create(sh->key, SHMC_UNICAST, RING, MAXMSG, 0600, 0);
-		CU_CHECK(c == -EEXIST, "round %u: create while creator stopped: %s", round, cu_err(c));
+		CHECK_MSG(c == -EEXIST, "round %u: create while creator stopped: %s", round, th_errname(c));
 		if (c > 0)
 			shmc_destroy(c);
-		CU_CHECK(cu_count_shm_id(id) == 2, "round %u: segments of a stopped creator's channel "
-			 "gone (%d names)", round, cu_count_shm_id(id));
+		CHECK_MSG(th_count_segments_of(id) == 2, "round %u: segments of a stopped creator's channel "
+			  "gone (%d names)", round, th_count_segments_of(id));
 	}
-	CU_CHECK(atomic_load(&sh->heartbeat) == hb, "creator ran while stopped");
+	CHECK_MSG(atomic_load(&sh->heartbeat) == hb, "creator ran while stopped");
 	fig->stops++;
 	kill(creator, SIGCONT);
-	uint64_t t_cont = cu_now_ns();
-	while (atomic_load(&sh->heartbeat) == hb && cu_now_ns() - t_cont < 2000000000ull)
-		cu_sleep_us(200);
-	CU_CHECK(atomic_load(&sh->heartbeat) != hb, "round %u: creator did not resume", round);
+	uint64_t t_cont = th_now_ns();
+	while (atomic_load(&sh->heartbeat) == hb && th_now_ns() - t_cont < 2000000000ull)
+		th_sleep_us(200);
+	CHECK_MSG(atomic_load(&sh->heartbeat) != hb, "round %u: creator did not resume", round);
 
 	/* ---- SIGKILL ---- */
-	cu_kill(creator);
-	uint64_t t_dead = cu_now_ns();
+	th_kill(creator);
+	uint64_t t_dead = th_now_ns();
 	int a = shmc_attach_key(sh->key, SHMC_RECV);
-	CU_CHECK(a == -ENOENT, "round %u: attach by key after creator died: %s", round, cu_err(a));
+	CHECK_MSG(a == -ENOENT, "round %u: attach by key after creator died: %s", round,
+		  th_errname(a));
 	if (a > 0)
 		shmc_detach(a);
 	a = shmc_attach_id(id, SHMC_RECV);
-	CU_CHECK(a == -ENOENT, "round %u: attach by id after creator died: %s", round, cu_err(a));
+	CHECK_MSG(a == -ENOENT, "round %u: attach by id after creator died: %s", round,
+		  th_errname(a));
 	if (a > 0)
 		shmc_detach(a);
 	int owner2;
 	for (;;) {
 		owner2 = shmc_create(sh->key, sh->delivery, RING, MAXMSG, 0600, 0);
-		if (owner2 > 0 || cu_now_ns() - t_dead > 1000000000ull)
+		if (owner2 > 0 || th_now_ns() - t_dead > 1000000000ull)
 			break;
-		cu_sleep_ms(1);
+		th_sleep_ms(1);
 	}
-	uint64_t free_ns = cu_now_ns() - t_dead;
-	CU_CHECK(owner2 > 0, "round %u: key not free %.1f ms after the creator died: %s", round,
-		 cu_ms(free_ns), cu_err(owner2));
+	uint64_t free_ns = th_now_ns() - t_dead;
+	CHECK_MSG(owner2 > 0, "round %u: key not free %.1f ms after the creator died: %s", round,
+		  th_ms(free_ns), th_errname(owner2));
 	if (free_ns > fig->max_free_ns)
 		fig->max_free_ns = free_ns;
 	fig->sum_free_ns += free_ns;
-	CU_CHECK(!cu_shm_exists(old_c) && !cu_shm_exists(old_d),
-		 "round %u: the dead creator's segments %s / %s still in /dev/shm", round, old_c, old_d);
+	CHECK_MSG(!th_shm_exists(old_c) && !th_shm_exists(old_d),
+		  "round %u: the dead creator's segments %s / %s still in /dev/shm", round, old_c, old_d);
 
 	/* The new channel is a different one. */
 	if (owner2 > 0) {
-		int32_t id2 = (int32_t)cu_info(owner2, SHMC_INFO_CHANNEL_ID);
+		int32_t id2 = (int32_t)th_info(owner2, SHMC_INFO_CHANNEL_ID);
 		int n = shmc_attach_key(sh->key, SHMC_BOTH);
-		CU_CHECK(n > 0, "round %u: attach to the recreated channel: %s", round, cu_err(n));
+		CHECK_MSG(n > 0, "round %u: attach to the recreated channel: %s", round,
+			  th_errname(n));
 		if (n > 0) {
-			CU_CHECK((int32_t)cu_info(n, SHMC_INFO_CHANNEL_ID) == id2, "attach reached id %d",
-				 (int)cu_info(n, SHMC_INFO_CHANNEL_ID));
+			CHECK_MSG((int32_t)th_info(n, SHMC_INFO_CHANNEL_ID) == id2, "attach reached id %d",
+				  (int)th_info(n, SHMC_INFO_CHANNEL_ID));
 			unsigned char b[8] = "oldchan";
-			CU_CHECK(shmc_try_send(p, b, 7, atomic_load(&sh->p_id)) == 7, "old send");
-			CU_CHECK(shmc_try_recv(n, b, sizeof b) == -EAGAIN,
-				 "round %u: a message of the old channel reached the new one", round);
-			CU_CHECK(shmc_try_recv(p, b, sizeof b) == 7, "old channel lost its message");
+			CHECK_MSG(shmc_try_send(p, b, 7, atomic_load(&sh->p_id)) == 7, "old send");
+			CHECK_MSG(shmc_try_recv(n, b, sizeof b) == -EAGAIN,
+				  "round %u: a message of the old channel reached the new one", round);
+			CHECK_MSG(shmc_try_recv(p, b, sizeof b) == 7,
+				  "old channel lost its message");
 			shmc_detach(n);
 		}
 	}
@@ -299,9 +308,9 @@ static void one_round(unsigned round, struct figures *fig)
 	uint32_t target = atomic_load(&sh->s_id);
 	uint32_t next = 0, bad = 0, order = 0;
 	for (uint32_t i = 0; i < MSGS; i++) {
-		uint32_t len = cu_msg_build(buf, cu_msg_len(MAXMSG, 1, i), 1, i);
+		uint32_t len = th_msg_build(buf, th_msg_len(MAXMSG, 1, i), 1, i);
 		int r = shmc_send(p, buf, len, target, 1000000000);
-		CU_CHECK(r == (int)len, "round %u: send %u on the old channel: %s", round, i, cu_err(r));
+		CHECK_MSG(r == (int)len, "round %u: send %u on the old channel: %s", round, i, th_errname(r));
 		if (r != (int)len)
 			break;
 		/* Broadcast: move our own cursor past what we sent to S. After our
@@ -310,20 +319,20 @@ static void one_round(unsigned round, struct figures *fig)
 		if (x == -EAGAIN)
 			continue;
 		uint32_t pr, sq;
-		if (x < 0 || cu_msg_check(buf, x, &pr, &sq) < 0 || pr != 2) {
+		if (x < 0 || th_msg_verify(buf, x, &pr, &sq) < 0 || pr != 2) {
 			bad++;
 			continue;
 		}
 		order += sq != next;
 		next = sq + 1;
 	}
-	uint64_t deadline = cu_now_ns() + 10000000000ull;
-	while (next < MSGS && cu_now_ns() < deadline) {
+	uint64_t deadline = th_now_ns() + 10000000000ull;
+	while (next < MSGS && th_now_ns() < deadline) {
 		int r = shmc_recv(p, buf, sizeof buf, 200000000);
 		if (r == -ETIMEDOUT)
 			continue;
 		uint32_t pr, sq;
-		if (r < 0 || cu_msg_check(buf, r, &pr, &sq) < 0 || pr != 2) {
+		if (r < 0 || th_msg_verify(buf, r, &pr, &sq) < 0 || pr != 2) {
 			bad++;
 			continue;
 		}
@@ -331,29 +340,29 @@ static void one_round(unsigned round, struct figures *fig)
 		next = sq + 1;
 	}
 	atomic_store(&sh->go, 2);
-	CU_CHECK(cu_wait(s, 15000) == 0, "round %u: S failed", round);
-	CU_CHECK(atomic_load(&sh->s_received) == MSGS && atomic_load(&sh->s_bad) == 0 &&
-		 atomic_load(&sh->s_order) == 0,
-		 "round %u: S got %u/%u (bad %u, out of order %u)", round,
-		 atomic_load(&sh->s_received), MSGS, atomic_load(&sh->s_bad), atomic_load(&sh->s_order));
-	CU_CHECK(next == MSGS && bad == 0 && order == 0,
-		 "round %u: parent got %u/%u from S (bad %u, out of order %u)", round, next, MSGS, bad,
-		 order);
+	CHECK_MSG(th_wait(s, 15000) == 0, "round %u: S failed", round);
+	CHECK_MSG(atomic_load(&sh->s_received) == MSGS && atomic_load(&sh->s_bad) == 0 &&
+		  atomic_load(&sh->s_order) == 0,
+		  "round %u: S got %u/%u (bad %u, out of order %u)", round,
+		  atomic_load(&sh->s_received), MSGS, atomic_load(&sh->s_bad), atomic_load(&sh->s_order));
+	CHECK_MSG(next == MSGS && bad == 0 && order == 0,
+		  "round %u: parent got %u/%u from S (bad %u, out of order %u)", round, next, MSGS, bad,
+		  order);
 	fig->msgs += atomic_load(&sh->s_received) + next;
-	CU_CHECK(shmc_detach(p) == 0, "detach old");
+	CHECK_MSG(shmc_detach(p) == 0, "detach old");
 	if (owner2 > 0)
-		CU_CHECK(shmc_destroy(owner2) == 0, "destroy new");
+		CHECK_MSG(shmc_destroy(owner2) == 0, "destroy new");
 	printf("round %u (%s): key free %.2f ms after SIGKILL; %u+%u messages after the kill\n",
-	       round, dname(sh->delivery), cu_ms(free_ns), atomic_load(&sh->s_received), next);
+	       round, dname(sh->delivery), th_ms(free_ns), atomic_load(&sh->s_received), next);
 	fig->rounds++;
 }
 
 int main(void)
 {
-	unsigned rounds = cu_rounds(12);
-	cu_init("test_crash_creator", cu_watchdog_for_rounds(100));
-	sh = cu_shared(sizeof *sh);
-	cu_section("creator SIGSTOPped is alive, SIGKILLed frees its key within 1 s; "
+	unsigned rounds = th_rounds(12);
+	th_init("test_crash_creator", th_watchdog_for_rounds(100));
+	sh = th_shared_alloc(sizeof *sh);
+	th_section("creator SIGSTOPped is alive, SIGKILLed frees its key within 1 s; "
 		   "subscribers attached before keep working (%u rounds)", rounds);
 	struct figures fig = { 0 };
 	for (unsigned r = 0; r < rounds; r++)
@@ -361,7 +370,7 @@ int main(void)
 	forked_creator_case();
 	printf("figures: rounds %u, SIGSTOP checks %u, key free after SIGKILL: max %.2f ms, "
 	       "mean %.2f ms; %u messages exchanged after the creator died\n",
-	       fig.rounds, fig.stops, cu_ms(fig.max_free_ns),
-	       fig.rounds ? cu_ms(fig.sum_free_ns / fig.rounds) : 0.0, fig.msgs);
-	return cu_finish();
+	       fig.rounds, fig.stops, th_ms(fig.max_free_ns),
+	       fig.rounds ? th_ms(fig.sum_free_ns / fig.rounds) : 0.0, fig.msgs);
+	return th_finish();
 }

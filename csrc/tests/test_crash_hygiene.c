@@ -34,7 +34,16 @@
  *     a while) and are SIGKILLed at random moments, many of them inside
  *     shmc_create; the key is free afterwards and nothing is left over.
  */
-#include "crash_util.h"
+#include "harness.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 struct shared {
 	uint64_t key;
@@ -100,18 +109,18 @@ static int count_orphans(bool print)
 static bool clean_now(const char *when)
 {
 	if (g_private) {
-		int n = cu_count_shm();
+		int n = th_count_segments();
 		if (n != g_before) {
-			CU_CHECK(n == g_before, "%s: %d shmchan entries in /dev/shm, %d before", when, n,
-				 g_before);
-			cu_list_shm("  left: ");
+			CHECK_MSG(n == g_before, "%s: %d shmchan entries in /dev/shm, %d before", when, n,
+				  g_before);
+			th_list_shm("  left: ");
 			return false;
 		}
 		return true;
 	}
 	int o = count_orphans(false);
 	if (o) {
-		CU_CHECK(o == 0, "%s: %d orphan segment(s) in /dev/shm", when, o);
+		CHECK_MSG(o == 0, "%s: %d orphan segment(s) in /dev/shm", when, o);
 		count_orphans(true);
 		return false;
 	}
@@ -126,9 +135,9 @@ static int victim_main(void *arg)
 {
 	uint64_t rng = (uint64_t)(uintptr_t)arg;
 	atomic_store(&sh->stage, 1);
-	uint32_t ring = 1u << cu_below(&rng, 8);
-	uint32_t max = 1 + (uint32_t)cu_below(&rng, 70000);
-	uint32_t del = deliveries[cu_below(&rng, 3)];
+	uint32_t ring = 1u << th_below(&rng, 8);
+	uint32_t max = 1 + (uint32_t)th_below(&rng, 70000);
+	uint32_t del = deliveries[th_below(&rng, 3)];
 	unsigned char buf[256] = { 0 };
 	switch (sh->plan) {
 	case 0: { /* create, attach, send forever */
@@ -176,46 +185,46 @@ static void part_a(unsigned rounds, uint64_t seed, struct figures *fig)
 {
 	uint64_t rng = seed;
 	for (unsigned r = 0; r < rounds; r++) {
-		sh->key = cu_key() & ~3ull; /* plan 2 uses key .. key+3 */
+		sh->key = th_key() & ~3ull; /* plan 2 uses key .. key+3 */
 		if (!sh->key)
 			sh->key = 4;
-		sh->plan = (int)cu_below(&rng, 3);
+		sh->plan = (int)th_below(&rng, 3);
 		atomic_store(&sh->stage, 0);
-		pid_t c = cu_fork(victim_main, (void *)(uintptr_t)cu_rand(&rng));
-		uint64_t delay = cu_below(&rng, 8) == 0 ? 0 : cu_below(&rng, 3000);
-		cu_sleep_us(delay);
+		pid_t c = th_fork(victim_main, (void *)(uintptr_t)th_rand(&rng));
+		uint64_t delay = th_below(&rng, 8) == 0 ? 0 : th_below(&rng, 3000);
+		th_sleep_us(delay);
 		kill(c, SIGKILL);
 		int st;
 		while (waitpid(c, &st, 0) < 0 && errno == EINTR)
 			;
-		cu_forget(c);
+		th_forget(c);
 		unsigned stage = atomic_load(&sh->stage);
-		CU_CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
-			 "round %u: child ended by itself (status 0x%x) before the kill", r, st);
+		CHECK_MSG(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+			  "round %u: child ended by itself (status 0x%x) before the kill", r, st);
 		if (stage == 0)
 			fig->killed_before++;
 		else
 			fig->killed_in_library++;
-		int what = (int)cu_below(&rng, 3), x;
+		int what = (int)th_below(&rng, 3), x;
 		switch (what) {
 		case 0:
 			x = shmc_attach_key(sh->key, SHMC_RECV);
-			CU_CHECK(x == -ENOENT, "round %u: attach to the dead creator's key: %s", r,
-				 cu_err(x));
+			CHECK_MSG(x == -ENOENT, "round %u: attach to the dead creator's key: %s", r,
+				  th_errname(x));
 			if (x > 0)
 				shmc_detach(x);
 			fig->attach_enoent++;
 			break;
 		case 1:
 			x = shmc_create(sh->key, SHMC_UNICAST, 8, 64, 0600, 0);
-			CU_CHECK(x > 0, "round %u: create with the dead creator's key: %s", r, cu_err(x));
+			CHECK_MSG(x > 0, "round %u: create with the dead creator's key: %s", r, th_errname(x));
 			if (x > 0)
 				shmc_destroy(x);
 			fig->create_same++;
 			break;
 		default:
-			x = shmc_create(cu_key(), SHMC_BROADCAST, 4, 64, 0600, 0);
-			CU_CHECK(x > 0, "round %u: create: %s", r, cu_err(x));
+			x = shmc_create(th_key(), SHMC_BROADCAST, 4, 64, 0600, 0);
+			CHECK_MSG(x > 0, "round %u: create: %s", r, th_errname(x));
 			if (x > 0)
 				shmc_destroy(x);
 			fig->create_other++;
@@ -244,7 +253,7 @@ static int racer_main(void *arg)
 	if (h > 0) {
 		/* The winner: receive one message from every loser. */
 		int r = shmc_attach_key(sh->key, SHMC_RECV);
-		CU_REQUIRE(r > 0, "winner attach: %s", cu_err(r));
+		REQUIRE_MSG(r > 0, "winner attach: %s", th_errname(r));
 		atomic_fetch_add(&sh->winners, 1);
 		unsigned char b[64];
 		for (unsigned k = 0; k < RACERS - 1; k++) {
@@ -257,14 +266,14 @@ static int racer_main(void *arg)
 		return 0; /* exit() destroys the channel (the library's destructor) */
 	}
 	if (h != -EEXIST) {
-		fprintf(stderr, "racer %u: create returned %s\n", i, cu_err(h));
+		fprintf(stderr, "racer %u: create returned %s\n", i, th_errname(h));
 		return 1;
 	}
 	/* A loser: the winner's channel is complete as soon as it is visible. */
-	CU_REQUIRE(cu_await(&sh->winners, 1, 10000) == 0, "no winner");
+	REQUIRE_MSG(th_await_u32(&sh->winners, 1, 10000) == 0, "no winner");
 	int s = shmc_attach_key(sh->key, SHMC_SEND);
-	CU_REQUIRE(s > 0, "loser attach: %s", cu_err(s));
-	CU_CHECK(shmc_send(s, "hi", 2, 0, 5000000000ll) == 2, "loser send");
+	REQUIRE_MSG(s > 0, "loser attach: %s", th_errname(s));
+	CHECK_MSG(shmc_send(s, "hi", 2, 0, 5000000000ll) == 2, "loser send");
 	shmc_detach(s);
 	return 0;
 }
@@ -273,34 +282,34 @@ static void part_b(unsigned rounds, struct figures *fig)
 {
 	for (unsigned r = 0; r < rounds; r++) {
 		memset(sh, 0, sizeof *sh);
-		sh->key = cu_key();
+		sh->key = th_key();
 		pid_t p[RACERS];
 		for (unsigned i = 0; i < RACERS; i++)
-			p[i] = cu_fork(racer_main, (void *)(uintptr_t)i);
-		CU_REQUIRE(cu_await(&sh->ready, RACERS, 10000) == 0, "racers");
+			p[i] = th_fork(racer_main, (void *)(uintptr_t)i);
+		REQUIRE_MSG(th_await_u32(&sh->ready, RACERS, 10000) == 0, "racers");
 		atomic_store(&sh->go, 1);
 		unsigned wins = 0, eexist = 0, bad_exit = 0;
 		for (unsigned i = 0; i < RACERS; i++) {
-			int rc = cu_wait(p[i], 20000);
+			int rc = th_wait(p[i], 20000);
 			if (rc != 0)
 				bad_exit++;
-			CU_CHECK(rc == 0, "race round %u: racer %u exit %d%s", r, i, rc,
-				 rc > 128 ? " (killed by a signal)" : "");
+			CHECK_MSG(rc == 0, "race round %u: racer %u exit %d%s", r, i, rc,
+				  rc > 128 ? " (killed by a signal)" : "");
 		}
 		for (unsigned i = 0; i < RACERS; i++) {
 			int h = atomic_load(&sh->result[i]);
 			wins += h > 0;
 			eexist += h == -EEXIST;
 		}
-		CU_CHECK(wins == 1 && eexist == RACERS - 1,
-			 "race round %u: %u creates succeeded, %u got -EEXIST (of %u)", r, wins, eexist,
-			 RACERS);
-		CU_CHECK(atomic_load(&sh->received) == RACERS - 1, "race round %u: winner got %u of %u",
-			 r, atomic_load(&sh->received), RACERS - 1);
+		CHECK_MSG(wins == 1 && eexist == RACERS - 1,
+			  "race round %u: %u creates succeeded, %u got -EEXIST (of %u)", r, wins, eexist,
+			  RACERS);
+		CHECK_MSG(atomic_load(&sh->received) == RACERS - 1, "race round %u: winner got %u of %u",
+			  r, atomic_load(&sh->received), RACERS - 1);
 		/* Sweep, then count. */
 		int x = shmc_attach_key(sh->key, SHMC_RECV);
-		CU_CHECK(x == -ENOENT, "race round %u: channel still attachable after its creator "
-			 "exited: %s", r, cu_err(x));
+		CHECK_MSG(x == -ENOENT, "race round %u: channel still attachable after its creator "
+			  "exited: %s", r, th_errname(x));
 		if (x > 0)
 			shmc_detach(x);
 		char when[48];
@@ -324,16 +333,16 @@ static void handmade(int stage, int32_t id, uint64_t nonce, char *cname, char *d
 		       ring * sizeof(struct shmc_slot);
 	size_t dsize = sizeof(struct shmc_dat_header) + ring * stride;
 	int cfd = shm_open(cname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0);
-	CU_REQUIRE(cfd >= 0, "shm_open %s: %s", cname, strerror(errno));
+	REQUIRE_MSG(cfd >= 0, "shm_open %s: %s", cname, strerror(errno));
 	if (stage >= 1)
-		CU_REQUIRE(ftruncate(cfd, (off_t)csize) == 0, "ftruncate");
+		REQUIRE_MSG(ftruncate(cfd, (off_t)csize) == 0, "ftruncate");
 	int dfd = -1;
 	if (stage >= 2) {
 		dfd = shm_open(dname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0);
-		CU_REQUIRE(dfd >= 0 && ftruncate(dfd, (off_t)dsize) == 0, "data segment");
+		REQUIRE_MSG(dfd >= 0 && ftruncate(dfd, (off_t)dsize) == 0, "data segment");
 		struct shmc_ctl_header *c =
 			mmap(NULL, csize, PROT_READ | PROT_WRITE, MAP_SHARED, cfd, 0);
-		CU_REQUIRE(c != MAP_FAILED, "mmap");
+		REQUIRE_MSG(c != MAP_FAILED, "mmap");
 		c->magic = SHMC_CTL_MAGIC;
 		c->header_size = sizeof *c;
 		c->ring_entries = ring;
@@ -377,16 +386,16 @@ static void part_c(unsigned rounds, uint64_t seed, struct figures *fig)
 	for (int stage = 0; stage < 4; stage++) {
 		char c[96], d[96];
 		int32_t id = 2000000000 + (int32_t)(getpid() % 100000) * 4 + stage;
-		uint64_t nonce = cu_key();
+		uint64_t nonce = th_key();
 		handmade(stage, id, nonce, c, d, sizeof c);
 		int x = shmc_attach_id(id, SHMC_RECV);
-		CU_CHECK(x == -ENOENT, "half-built channel %d (%s) attachable: %s", (int)id, what[stage],
-			 cu_err(x));
+		CHECK_MSG(x == -ENOENT, "half-built channel %d (%s) attachable: %s", (int)id, what[stage],
+			  th_errname(x));
 		if (x > 0)
 			shmc_detach(x);
 		/* That attach swept: the names must be gone. */
-		bool gone = !cu_shm_exists(c + 1) && !cu_shm_exists(d + 1);
-		CU_CHECK(gone, "half-built segments (%s) not reclaimed by the next attach", what[stage]);
+		bool gone = !th_shm_exists(c + 1) && !th_shm_exists(d + 1);
+		CHECK_MSG(gone, "half-built segments (%s) not reclaimed by the next attach", what[stage]);
 		printf("  left by a creator dying with the segment %s: not attachable, reclaimed: %s\n",
 		       what[stage], gone ? "yes" : "NO");
 		fig->handmade++;
@@ -394,26 +403,27 @@ static void part_c(unsigned rounds, uint64_t seed, struct figures *fig)
 	uint64_t rng = seed;
 	for (unsigned r = 0; r < rounds; r++) {
 		memset(sh, 0, sizeof *sh);
-		sh->key = cu_key();
-		pid_t p = cu_fork(slow_creator_main, NULL);
+		sh->key = th_key();
+		pid_t p = th_fork(slow_creator_main, NULL);
 		/* Let it get into the library (stage 1), then a random moment. */
-		cu_await(&sh->stage, 1, 5000);
-		cu_sleep_us(cu_below(&rng, 1500));
+		th_await_u32(&sh->stage, 1, 5000);
+		th_sleep_us(th_below(&rng, 1500));
 		unsigned stage = atomic_load(&sh->stage);
 		kill(p, SIGKILL);
 		int st;
 		while (waitpid(p, &st, 0) < 0 && errno == EINTR)
 			;
-		cu_forget(p);
-		CU_CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "creator ended with 0x%x", st);
+		th_forget(p);
+		CHECK_MSG(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "creator ended with 0x%x",
+			  st);
 		fig->init_kills++;
 		fig->init_kills_inside += stage == 1;
 		int x = shmc_attach_key(sh->key, SHMC_RECV);
-		CU_CHECK(x == -ENOENT, "init round %u: attach after the creator died: %s", r, cu_err(x));
+		CHECK_MSG(x == -ENOENT, "init round %u: attach after the creator died: %s", r, th_errname(x));
 		if (x > 0)
 			shmc_detach(x);
 		x = shmc_create(sh->key, SHMC_UNICAST, 8, 64, 0600, 0);
-		CU_CHECK(x > 0, "init round %u: key not free after the creator died: %s", r, cu_err(x));
+		CHECK_MSG(x > 0, "init round %u: key not free after the creator died: %s", r, th_errname(x));
 		if (x > 0)
 			shmc_destroy(x);
 		char when[48];
@@ -424,22 +434,22 @@ static void part_c(unsigned rounds, uint64_t seed, struct figures *fig)
 
 int main(void)
 {
-	unsigned rounds = cu_rounds(50);
-	uint64_t seed = cu_seed("SHMCHAN_CRASH_SEED");
-	cu_init("test_crash_hygiene", cu_watchdog_for_rounds(110));
-	int p = getenv("SHMCHAN_CRASH_SHARED_SHM") ? -EPERM : cu_private_shm();
+	unsigned rounds = th_rounds(50);
+	uint64_t seed = th_seed("SHMCHAN_CRASH_SEED");
+	th_init("test_crash_hygiene", th_watchdog_for_rounds(110));
+	int p = getenv("SHMCHAN_CRASH_SHARED_SHM") ? -EPERM : th_private_shm();
 	g_private = p == 0;
 	if (g_private)
 		printf("# private /dev/shm (own mount namespace): counts are exact\n");
 	else
 		printf("# no private /dev/shm (%s): checking for orphans under the registry lock "
 		       "instead of exact counts\n", strerror(-p));
-	sh = cu_shared(sizeof *sh);
-	g_before = cu_count_shm();
+	sh = th_shared_alloc(sizeof *sh);
+	g_before = th_count_segments();
 	printf("# shmchan entries in /dev/shm before: %d\n", g_before);
 	struct figures fig = { 0 };
 
-	cu_section("A: %u rounds of kill -9 at a random moment (seed 0x%" PRIx64
+	th_section("A: %u rounds of kill -9 at a random moment (seed 0x%" PRIx64
 		   ", SHMCHAN_CRASH_SEED to replay)", rounds, seed);
 	part_a(rounds, seed, &fig);
 	printf("  %u rounds: %u killed inside the library, %u before reaching it; then %u attaches "
@@ -448,29 +458,29 @@ int main(void)
 	       fig.create_same, fig.create_other);
 
 	unsigned race = rounds / 2 > 10 ? rounds / 2 : 10;
-	cu_section("B: creation race, %u processes x %u rounds: one winner, the rest -EEXIST, "
+	th_section("B: creation race, %u processes x %u rounds: one winner, the rest -EEXIST, "
 		   "no SIGBUS", RACERS, race);
 	part_b(race, &fig);
 	printf("  %u rounds, %u processes: every round exactly one winner\n", fig.race_rounds,
 	       fig.race_procs);
 
 	unsigned init = rounds / 2 > 10 ? rounds / 2 : 10;
-	cu_section("C: a creator killed during initialisation (%u real kills + hand-made leftovers)",
+	th_section("C: a creator killed during initialisation (%u real kills + hand-made leftovers)",
 		   init);
 	part_c(init, seed ^ 0xc0ffee, &fig);
 	printf("  %u creators SIGKILLed while creating a 32768-slot channel, %u of them inside "
 	       "shmc_create\n", fig.init_kills, fig.init_kills_inside);
 
-	int x = shmc_attach_key(cu_key(), SHMC_RECV); /* one last sweep */
-	CU_CHECK(x == -ENOENT, "final attach: %s", cu_err(x));
-	int after = cu_count_shm();
+	int x = shmc_attach_key(th_key(), SHMC_RECV); /* one last sweep */
+	CHECK_MSG(x == -ENOENT, "final attach: %s", th_errname(x));
+	int after = th_count_segments();
 	printf("figures: %u kill -9 rounds, %u race rounds, %u kills during creation, %u hand-made "
 	       "leftovers; shmchan entries in /dev/shm before %d, after %d%s\n",
 	       fig.rounds, fig.race_rounds, fig.init_kills, fig.handmade, g_before, after,
 	       g_private ? "" : " (shared /dev/shm: other tests' channels included)");
 	if (g_private)
-		CU_CHECK(after <= g_before, "entries after %d > before %d", after, g_before);
+		CHECK_MSG(after <= g_before, "entries after %d > before %d", after, g_before);
 	else
-		CU_CHECK(count_orphans(true) == 0, "orphans at the end");
-	return cu_finish();
+		CHECK_MSG(count_orphans(true) == 0, "orphans at the end");
+	return th_finish();
 }

@@ -61,9 +61,13 @@
  * SHMCHAN_CRASH_SEED=<n> replays part C; SHMCHAN_CRASH_DEBUG=1 prints more
  * (the claim race's timeline, the ring after part C).
  */
-#include "crash_util.h"
+#include "harness.h"
 
 #include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define MAXMSG 128u
 #define MAXSEQ 4096u
@@ -109,11 +113,11 @@ static int d_main(void *arg)
 {
 	(void)arg;
 	int h = shmc_attach_key(sh->key, SHMC_SEND);
-	CU_REQUIRE(h > 0, "D attach: %s", cu_err(h));
-	struct cu_map m;
-	CU_REQUIRE(cu_map_channel(sh->chan_id, sh->key, &m) == 0, "D map");
-	int idx = cu_member_of(&m, h);
-	CU_REQUIRE(idx >= 0, "D: own member not found");
+	REQUIRE_MSG(h > 0, "D attach: %s", th_errname(h));
+	struct th_map m;
+	REQUIRE_MSG(th_map_channel(sh->chan_id, sh->key, &m) == 0, "D map");
+	int idx = th_member_of(&m, h);
+	REQUIRE_MSG(idx >= 0, "D: own member not found");
 	struct shmc_member *me = &m.members[idx];
 	const uint64_t n = m.n;
 	bool bc = sh->delivery == SHMC_BROADCAST;
@@ -122,9 +126,9 @@ static int d_main(void *arg)
 		uint64_t q = atomic_load(&m.slots[t & m.mask].seq);
 		bool free_now = q == SEQ(t, SLOT_FREE) ||
 				(bc && (q == SEQ(t - n, SLOT_READY) || q == SEQ(t - n, SLOT_TAKEN)));
-		CU_REQUIRE(free_now, "D: slot for position %" PRIu64 " not free", t);
+		REQUIRE_MSG(free_now, "D: slot for position %" PRIu64 " not free", t);
 		/* Step 1: record the position in our member, then CAS tail. */
-		cu_record_claim(me, t, 1);
+		th_record_claim(me, t, 1);
 		if (sh->stage == ST_CLAIM_ONLY)
 			break;
 		if (atomic_compare_exchange_strong(&m.ctl->tail, &t, t + 1))
@@ -134,8 +138,8 @@ static int d_main(void *arg)
 		unsigned char junk[MAXMSG / 2];
 		memset(junk, 0xEE, sizeof junk);
 		/* Length MAXMSG, half a payload, then death (no READY). */
-		cu_hand_write(&m, t, (uint32_t)idx, junk, sizeof junk, false);
-		cu_set_len(&m, t, MAXMSG);
+		th_hand_write(&m, t, (uint32_t)idx, junk, sizeof junk, false);
+		th_set_len(&m, t, MAXMSG);
 	}
 	atomic_store(&sh->d_pos, t);
 	atomic_store(&sh->d_idx, idx);
@@ -148,13 +152,13 @@ static int r_main(void *arg)
 {
 	(void)arg;
 	int h = shmc_attach_key(sh->key, SHMC_SEND);
-	CU_REQUIRE(h > 0, "R attach: %s", cu_err(h));
-	struct cu_map m;
-	CU_REQUIRE(cu_map_channel(sh->chan_id, sh->key, &m) == 0, "R map");
-	atomic_store(&sh->r_idx, cu_member_of(&m, h));
+	REQUIRE_MSG(h > 0, "R attach: %s", th_errname(h));
+	struct th_map m;
+	REQUIRE_MSG(th_map_channel(sh->chan_id, sh->key, &m) == 0, "R map");
+	atomic_store(&sh->r_idx, th_member_of(&m, h));
 	atomic_store(&sh->r_ready, 1);
-	cu_await(&sh->r_exit, 1, 60000);
-	cu_unmap(&m);
+	th_await_u32(&sh->r_exit, 1, 60000);
+	th_unmap(&m);
 	shmc_detach(h);
 	return 0;
 }
@@ -165,13 +169,13 @@ static int consumer_main(void *arg)
 {
 	unsigned c = (unsigned)(uintptr_t)arg;
 	int h = shmc_attach_key(sh->key, SHMC_RECV);
-	CU_REQUIRE(h > 0, "consumer attach: %s", cu_err(h));
+	REQUIRE_MSG(h > 0, "consumer attach: %s", th_errname(h));
 	atomic_fetch_add(&sh->c_ready, 1);
-	CU_REQUIRE(cu_await(&sh->go, 1, 30000) == 0, "consumer: no go");
+	REQUIRE_MSG(th_await_u32(&sh->go, 1, 30000) == 0, "consumer: no go");
 	unsigned char buf[MAXMSG];
 	int64_t last = -1;
-	uint64_t deadline = cu_now_ns() + 8000000000ull;
-	uint64_t last_rx = cu_now_ns();
+	uint64_t deadline = th_now_ns() + 8000000000ull;
+	uint64_t last_rx = th_now_ns();
 	bool bc = sh->delivery == SHMC_BROADCAST;
 	for (;;) {
 		if (atomic_load(&sh->done)) {
@@ -180,22 +184,22 @@ static int consumer_main(void *arg)
 			       : atomic_load(&sh->queue_received) >= total)
 				break;
 			/* Sender done, nothing for 1.5 s: the parent reports the rest. */
-			if (cu_now_ns() - last_rx > 1500000000ull)
+			if (th_now_ns() - last_rx > 1500000000ull)
 				break;
 		}
-		if (cu_now_ns() > deadline)
+		if (th_now_ns() > deadline)
 			break; /* the parent reports what is missing */
 		int r = shmc_recv(h, buf, sizeof buf, 50000000);
 		if (r == -ETIMEDOUT)
 			continue;
-		last_rx = cu_now_ns();
+		last_rx = th_now_ns();
 		uint32_t p, s;
-		if (r < 0 || cu_msg_check(buf, r, &p, &s) < 0 || p != 1 || s >= MAXSEQ) {
+		if (r < 0 || th_msg_verify(buf, r, &p, &s) < 0 || p != 1 || s >= MAXSEQ) {
 			atomic_fetch_add(&sh->bad[c], 1);
 			continue;
 		}
 		if (s >= sh->K && !atomic_load(&sh->first_after_ns[c]))
-			atomic_store(&sh->first_after_ns[c], cu_now_ns());
+			atomic_store(&sh->first_after_ns[c], th_now_ns());
 		if ((int64_t)s <= last || (bc && (int64_t)s != last + 1))
 			atomic_fetch_add(&sh->order[c], 1);
 		last = s;
@@ -222,7 +226,7 @@ struct figures {
 static int send_seq(int snd, uint32_t seq, int64_t timeout_ns)
 {
 	unsigned char buf[MAXMSG];
-	uint32_t len = cu_msg_build(buf, cu_msg_len(MAXMSG, 1, seq), 1, seq);
+	uint32_t len = th_msg_build(buf, th_msg_len(MAXMSG, 1, seq), 1, seq);
 	int r = timeout_ns ? shmc_send(snd, buf, len, 0, timeout_ns) : shmc_try_send(snd, buf, len, 0);
 	return r == (int)len ? 0 : r;
 }
@@ -231,7 +235,7 @@ static void scenario(uint32_t delivery, int stage, int mode, bool reuse, uint32_
 		     struct figures *fig)
 {
 	memset(sh, 0, sizeof *sh);
-	sh->key = cu_key();
+	sh->key = th_key();
 	sh->delivery = delivery;
 	sh->stage = stage;
 	sh->consumers = delivery == SHMC_UNICAST ? 1 : 2;
@@ -242,40 +246,40 @@ static void scenario(uint32_t delivery, int stage, int mode, bool reuse, uint32_
 		 N == 1 ? "/ring of 1" : "");
 
 	int owner = shmc_create(sh->key, delivery, N, MAXMSG, 0600, 0);
-	CU_REQUIRE(owner > 0, "create: %s", cu_err(owner));
-	sh->chan_id = (int32_t)cu_info(owner, SHMC_INFO_CHANNEL_ID);
+	REQUIRE_MSG(owner > 0, "create: %s", th_errname(owner));
+	sh->chan_id = (int32_t)th_info(owner, SHMC_INFO_CHANNEL_ID);
 	int snd = shmc_attach_key(sh->key, SHMC_SEND);
-	CU_REQUIRE(snd > 0, "attach: %s", cu_err(snd));
-	struct cu_map m;
-	CU_REQUIRE(cu_map_channel(sh->chan_id, sh->key, &m) == 0, "map");
+	REQUIRE_MSG(snd > 0, "attach: %s", th_errname(snd));
+	struct th_map m;
+	REQUIRE_MSG(th_map_channel(sh->chan_id, sh->key, &m) == 0, "map");
 	pid_t cons[2];
 	for (unsigned c = 0; c < sh->consumers; c++)
-		cons[c] = cu_fork(consumer_main, (void *)(uintptr_t)c);
-	CU_REQUIRE(cu_await(&sh->c_ready, sh->consumers, 10000) == 0, "consumers");
+		cons[c] = th_fork(consumer_main, (void *)(uintptr_t)c);
+	REQUIRE_MSG(th_await_u32(&sh->c_ready, sh->consumers, 10000) == 0, "consumers");
 	if (mode == M_PARKED) {
 		atomic_store(&sh->go, 1);
 		for (unsigned c = 0; c < sh->consumers; c++)
-			cu_wait_futex(cons[c], 2000);
+			th_wait_futex_blocked(cons[c], 2000);
 	}
 	uint32_t seq = 0;
 	for (; seq < sh->K; seq++)
-		CU_CHECK(send_seq(snd, seq, 0) == 0, "%s: send before", label);
-	uint64_t skipped0 = cu_info(owner, SHMC_INFO_SKIPPED);
+		CHECK_MSG(send_seq(snd, seq, 0) == 0, "%s: send before", label);
+	uint64_t skipped0 = th_info(owner, SHMC_INFO_SKIPPED);
 
-	pid_t d = cu_fork(d_main, NULL);
-	CU_CHECK(cu_wait(d, 10000) == 0 && atomic_load(&sh->d_ok), "%s: D failed", label);
-	uint64_t t_ref = cu_now_ns();
+	pid_t d = th_fork(d_main, NULL);
+	CHECK_MSG(th_wait(d, 10000) == 0 && atomic_load(&sh->d_ok), "%s: D failed", label);
+	uint64_t t_ref = th_now_ns();
 	fig->deaths++;
 	pid_t r = -1;
 	if (reuse) {
-		r = cu_fork(r_main, NULL);
-		CU_REQUIRE(cu_await(&sh->r_ready, 1, 10000) == 0, "R");
-		CU_CHECK(atomic_load(&sh->r_idx) == atomic_load(&sh->d_idx),
-			 "%s: R took member %d, not the dead D's %d (scenario not reproduced)", label,
-			 atomic_load(&sh->r_idx), atomic_load(&sh->d_idx));
+		r = th_fork(r_main, NULL);
+		REQUIRE_MSG(th_await_u32(&sh->r_ready, 1, 10000) == 0, "R");
+		CHECK_MSG(atomic_load(&sh->r_idx) == atomic_load(&sh->d_idx),
+			  "%s: R took member %d, not the dead D's %d (scenario not reproduced)", label,
+			  atomic_load(&sh->r_idx), atomic_load(&sh->d_idx));
 	}
 	if (mode == M_LATE) {
-		t_ref = cu_now_ns();
+		t_ref = th_now_ns();
 		atomic_store(&sh->go, 1);
 	}
 	/* 2N more: the ring can only take them if D's slot is recovered. */
@@ -289,12 +293,13 @@ static void scenario(uint32_t delivery, int stage, int mode, bool reuse, uint32_
 		}
 		seq++;
 	}
-	CU_CHECK(fails == 0, "%s: the live producer's send %u after D died: %s (ring wedged)", label,
-		 seq, cu_err(last_err));
+	CHECK_MSG(fails == 0, "%s: the live producer's send %u after D died: %s (ring wedged)",
+		  label,
+		  seq, th_errname(last_err));
 	atomic_store(&sh->total, seq);
 	atomic_store(&sh->done, 1);
 	for (unsigned c = 0; c < sh->consumers; c++)
-		CU_CHECK(cu_wait(cons[c], 15000) == 0, "%s: consumer %u", label, c);
+		CHECK_MSG(th_wait(cons[c], 15000) == 0, "%s: consumer %u", label, c);
 
 	/* Verify. */
 	unsigned missing = 0, dup = 0, bad = 0, order = 0, got = 0;
@@ -315,7 +320,7 @@ static void scenario(uint32_t delivery, int stage, int mode, bool reuse, uint32_
 			dup += k > 1;
 		}
 	}
-	uint64_t skipped = cu_info(owner, SHMC_INFO_SKIPPED) - skipped0;
+	uint64_t skipped = th_info(owner, SHMC_INFO_SKIPPED) - skipped0;
 	uint64_t first = 0;
 	for (unsigned c = 0; c < sh->consumers; c++) {
 		uint64_t f = atomic_load(&sh->first_after_ns[c]);
@@ -323,22 +328,23 @@ static void scenario(uint32_t delivery, int stage, int mode, bool reuse, uint32_
 			first = f;
 	}
 	uint64_t resume = first ? first - t_ref : UINT64_MAX;
-	CU_CHECK(missing == 0 && dup == 0 && bad == 0 && order == 0,
-		 "%s: %u messages sent: missing %u, duplicated %u, invalid %u, out of order %u", label,
-		 seq, missing, dup, bad, order);
-	CU_CHECK(skipped == (stage == ST_CLAIM_ONLY ? 0u : 1u), "%s: skipped counter +%" PRIu64,
-		 label, skipped);
-	CU_CHECK(resume <= 1000000000ull, "%s: consumers resumed after %.1f ms (limit 1000)", label,
-		 resume == UINT64_MAX ? -1.0 : cu_ms(resume));
+	CHECK_MSG(missing == 0 && dup == 0 && bad == 0 && order == 0,
+		  "%s: %u messages sent: missing %u, duplicated %u, invalid %u, out of order %u", label,
+		  seq, missing, dup, bad, order);
+	CHECK_MSG(skipped == (stage == ST_CLAIM_ONLY ? 0u : 1u), "%s: skipped counter +%" PRIu64,
+		  label, skipped);
+	CHECK_MSG(resume <= 1000000000ull, "%s: consumers resumed after %.1f ms (limit 1000)",
+		  label,
+		  resume == UINT64_MAX ? -1.0 : th_ms(resume));
 	if (missing || skipped != (stage == ST_CLAIM_ONLY ? 0u : 1u) || resume > 1000000000ull)
-		cu_dump_ring(&m, label);
+		th_dump_ring(&m, label);
 	printf("  %-34s D's position %" PRIu64 " (member %d): skipped +%" PRIu64
 	       ", resumed after %.2f ms, %u deliveries checked\n",
 	       label, (uint64_t)atomic_load(&sh->d_pos), atomic_load(&sh->d_idx), skipped,
-	       resume == UINT64_MAX ? -1.0 : cu_ms(resume), got);
+	       resume == UINT64_MAX ? -1.0 : th_ms(resume), got);
 	if (r > 0) {
 		atomic_store(&sh->r_exit, 1);
-		cu_wait(r, 5000);
+		th_wait(r, 5000);
 	}
 	fig->scenarios++;
 	fig->skipped += (unsigned)skipped;
@@ -348,7 +354,7 @@ static void scenario(uint32_t delivery, int stage, int mode, bool reuse, uint32_
 	fig->bad += bad;
 	if (resume != UINT64_MAX && resume > fig->max_resume_ns)
 		fig->max_resume_ns = resume;
-	cu_unmap(&m);
+	th_unmap(&m);
 	shmc_detach(snd);
 	shmc_destroy(owner);
 }
@@ -385,8 +391,8 @@ static void race_segv(int sig, siginfo_t *si, void *uc)
 	uintptr_t pg = g_claim_addr & ~(uintptr_t)(g_page - 1);
 	if ((uintptr_t)si->si_addr == g_claim_addr) {
 		atomic_store(&rs_race->trigger, 1);
-		uint64_t t0 = cu_now_ns();
-		while (!atomic_load(&rs_race->d_done) && cu_now_ns() - t0 < 3000000000ull)
+		uint64_t t0 = th_now_ns();
+		while (!atomic_load(&rs_race->d_done) && th_now_ns() - t0 < 3000000000ull)
 			;
 		atomic_store(&rs_race->hit, 1);
 	} else {
@@ -399,17 +405,17 @@ static int race_l_main(void *arg)
 {
 	(void)arg;
 	int h = shmc_attach_key(rs_race->key, SHMC_SEND);
-	CU_REQUIRE(h > 0, "L attach");
-	struct cu_map m;
-	CU_REQUIRE(cu_map_channel(rs_race->chan_id, rs_race->key, &m) == 0, "L map");
-	int idx = cu_member_of(&m, h);
+	REQUIRE_MSG(h > 0, "L attach");
+	struct th_map m;
+	REQUIRE_MSG(th_map_channel(rs_race->chan_id, rs_race->key, &m) == 0, "L map");
+	int idx = th_member_of(&m, h);
 	char name[128];
 	snprintf(name, sizeof name, "%s", m.cname);
-	cu_unmap(&m);
-	CU_REQUIRE(idx >= 0, "L member");
+	th_unmap(&m);
+	REQUIRE_MSG(idx >= 0, "L member");
 	/* The library's mapping of the control segment: the only one left. */
 	FILE *fp = fopen("/proc/self/maps", "r");
-	CU_REQUIRE(fp, "maps");
+	REQUIRE_MSG(fp, "maps");
 	char line[512];
 	uintptr_t base = 0;
 	while (fgets(line, sizeof line, fp))
@@ -418,7 +424,7 @@ static int race_l_main(void *arg)
 			break;
 		}
 	fclose(fp);
-	CU_REQUIRE(base, "library mapping of %s not found", name);
+	REQUIRE_MSG(base, "library mapping of %s not found", name);
 	g_page = sysconf(_SC_PAGESIZE);
 	g_claim_addr = base + sizeof(struct shmc_ctl_header) +
 		       (uintptr_t)idx * sizeof(struct shmc_member) + offsetof(struct shmc_member, claim);
@@ -427,12 +433,12 @@ static int race_l_main(void *arg)
 	sa.sa_sigaction = race_segv;
 	sa.sa_flags = SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
-	CU_REQUIRE(sigaction(SIGSEGV, &sa, NULL) == 0, "sigaction");
+	REQUIRE_MSG(sigaction(SIGSEGV, &sa, NULL) == 0, "sigaction");
 	atomic_store(&rs_race->l_ready, 1);
-	CU_REQUIRE(cu_await(&rs_race->go, 1, 10000) == 0, "L go");
+	REQUIRE_MSG(th_await_u32(&rs_race->go, 1, 10000) == 0, "L go");
 	unsigned char buf[32];
-	uint32_t len = cu_msg_build(buf, 32, 1, 0);
-	CU_REQUIRE(mprotect((void *)(g_claim_addr & ~(uintptr_t)(g_page - 1)), (size_t)g_page,
+	uint32_t len = th_msg_build(buf, 32, 1, 0);
+	REQUIRE_MSG(mprotect((void *)(g_claim_addr & ~(uintptr_t)(g_page - 1)), (size_t)g_page,
 			    PROT_READ) == 0, "mprotect");
 	atomic_store(&rs_race->first, shmc_try_send(h, buf, len, 0));
 	/* Alive, and retrying like any blocked producer. */
@@ -442,7 +448,7 @@ static int race_l_main(void *arg)
 			atomic_fetch_add(&rs_race->l_sent, 1);
 		else
 			atomic_fetch_add(&rs_race->l_enobufs, 1);
-		cu_sleep_us(200);
+		th_sleep_us(200);
 	}
 	shmc_detach(h);
 	return 0;
@@ -452,18 +458,18 @@ static int race_d_main(void *arg)
 {
 	(void)arg;
 	int h = shmc_attach_key(rs_race->key, SHMC_SEND);
-	CU_REQUIRE(h > 0, "D attach");
-	struct cu_map m;
-	CU_REQUIRE(cu_map_channel(rs_race->chan_id, rs_race->key, &m) == 0, "D map");
-	int idx = cu_member_of(&m, h);
-	CU_REQUIRE(idx >= 0, "D member");
+	REQUIRE_MSG(h > 0, "D attach");
+	struct th_map m;
+	REQUIRE_MSG(th_map_channel(rs_race->chan_id, rs_race->key, &m) == 0, "D map");
+	int idx = th_member_of(&m, h);
+	REQUIRE_MSG(idx >= 0, "D member");
 	atomic_store(&rs_race->d_ready, 1);
-	CU_REQUIRE(cu_await(&rs_race->trigger, 1, 10000) == 0, "D: no trigger");
+	REQUIRE_MSG(th_await_u32(&rs_race->trigger, 1, 10000) == 0, "D: no trigger");
 	/* L is inside claim_position(), between loading tail and its CAS. */
 	uint64_t t = atomic_load(&m.ctl->tail);
-	CU_REQUIRE(atomic_load(&m.slots[t & m.mask].seq) == SEQ(t, SLOT_FREE), "D: slot not free");
-	cu_record_claim(&m.members[idx], t, 1);
-	CU_REQUIRE(atomic_compare_exchange_strong(&m.ctl->tail, &t, t + 1), "D: CAS lost");
+	REQUIRE_MSG(atomic_load(&m.slots[t & m.mask].seq) == SEQ(t, SLOT_FREE), "D: slot not free");
+	th_record_claim(&m.members[idx], t, 1);
+	REQUIRE_MSG(atomic_compare_exchange_strong(&m.ctl->tail, &t, t + 1), "D: CAS lost");
 	atomic_store(&rs_race->d_pos, t);
 	atomic_store(&rs_race->d_done, 1);
 	_exit(0); /* dead after the tail CAS, before WRITING */
@@ -473,27 +479,27 @@ static void claim_race(struct figures *fig)
 {
 	const char *label = "unicast/claimed/claim-race";
 	memset(rs_race, 0, sizeof *rs_race);
-	rs_race->key = cu_key();
+	rs_race->key = th_key();
 	int owner = shmc_create(rs_race->key, SHMC_UNICAST, 1, 64, 0600, 0);
-	CU_REQUIRE(owner > 0, "create");
-	rs_race->chan_id = (int32_t)cu_info(owner, SHMC_INFO_CHANNEL_ID);
+	REQUIRE_MSG(owner > 0, "create");
+	rs_race->chan_id = (int32_t)th_info(owner, SHMC_INFO_CHANNEL_ID);
 	int rcv = shmc_attach_key(rs_race->key, SHMC_RECV);
-	CU_REQUIRE(rcv > 0, "attach");
+	REQUIRE_MSG(rcv > 0, "attach");
 	/* Move past position 0 first (see first_position() for position 0). */
 	for (int i = 0; i < 5; i++) {
 		unsigned char b[8] = "warmup";
-		CU_REQUIRE(shmc_try_send(owner, b, 6, 0) == 6 && shmc_try_recv(rcv, b, sizeof b) == 6,
-			   "warm-up");
+		REQUIRE_MSG(shmc_try_send(owner, b, 6, 0) == 6 && shmc_try_recv(rcv, b, sizeof b) == 6,
+			    "warm-up");
 	}
-	pid_t l = cu_fork(race_l_main, NULL);
-	pid_t d = cu_fork(race_d_main, NULL);
-	CU_REQUIRE(cu_await(&rs_race->l_ready, 1, 10000) == 0 &&
-			   cu_await(&rs_race->d_ready, 1, 10000) == 0, "L, D");
+	pid_t l = th_fork(race_l_main, NULL);
+	pid_t d = th_fork(race_d_main, NULL);
+	REQUIRE_MSG(th_await_u32(&rs_race->l_ready, 1, 10000) == 0 &&
+			   th_await_u32(&rs_race->d_ready, 1, 10000) == 0, "L, D");
 	atomic_store(&rs_race->go, 1);
-	CU_CHECK(cu_wait(d, 10000) == 0 && atomic_load(&rs_race->d_done), "D failed");
-	uint64_t t0 = cu_now_ns();
-	while (!atomic_load(&rs_race->hit) && cu_now_ns() - t0 < 3000000000ull)
-		cu_sleep_ms(1);
+	CHECK_MSG(th_wait(d, 10000) == 0 && atomic_load(&rs_race->d_done), "D failed");
+	uint64_t t0 = th_now_ns();
+	while (!atomic_load(&rs_race->hit) && th_now_ns() - t0 < 3000000000ull)
+		th_sleep_ms(1);
 	if (!atomic_load(&rs_race->hit) || atomic_load(&rs_race->unexpected)) {
 		printf("  %-34s race not staged (hit %u, unexpected write %u): inconclusive\n", label,
 		       atomic_load(&rs_race->hit), atomic_load(&rs_race->unexpected));
@@ -502,45 +508,46 @@ static void claim_race(struct figures *fig)
 		uint64_t pos = atomic_load(&rs_race->d_pos);
 		unsigned char buf[64];
 		uint64_t skipped = 0, got = 0;
-		t0 = cu_now_ns();
-		while (cu_now_ns() - t0 < 1500000000ull) {
+		t0 = th_now_ns();
+		while (th_now_ns() - t0 < 1500000000ull) {
 			int rr = shmc_recv(rcv, buf, sizeof buf, 10000000);
 			if (rr >= 0)
 				got++;
-			skipped = cu_info(owner, SHMC_INFO_SKIPPED);
+			skipped = th_info(owner, SHMC_INFO_SKIPPED);
 			if (getenv("SHMCHAN_CRASH_DEBUG"))
 				printf("    %.1f ms: recv %s skipped %" PRIu64 " L sent %llu enobufs %llu\n",
-				       cu_ms(cu_now_ns() - t0), cu_err(rr), skipped,
+				       th_ms(th_now_ns() - t0), th_errname(rr), skipped,
 				       (unsigned long long)atomic_load(&rs_race->l_sent),
 				       (unsigned long long)atomic_load(&rs_race->l_enobufs));
 			if (skipped && got)
 				break;
 		}
-		uint64_t waited = cu_now_ns() - t0;
+		uint64_t waited = th_now_ns() - t0;
 		bool ok = skipped == 1 && got > 0 && waited <= 1000000000ull;
-		CU_CHECK(ok,
-			 "%s: D died after winning the tail CAS for position %" PRIu64 ", which the "
-			 "live producer L had also stored in its claim before losing that CAS (L's "
-			 "try_send: %s). After %.0f ms: skipped %" PRIu64 ", received %" PRIu64
-			 ", L's retries -ENOBUFS x%llu: L's claim still names D's position, so L "
-			 "counts as its live writer and the ring stalls while L lives",
-			 label, pos, cu_err(atomic_load(&rs_race->first)), cu_ms(waited), skipped, got,
-			 (unsigned long long)atomic_load(&rs_race->l_enobufs));
+		CHECK_MSG(ok,
+			  "%s: D died after winning the tail CAS for position %" PRIu64 ", which the "
+			  "live producer L had also stored in its claim before losing that CAS "
+			  "(L's "
+			  "try_send: %s). After %.0f ms: skipped %" PRIu64 ", received %" PRIu64
+			  ", L's retries -ENOBUFS x%llu: L's claim still names D's position, so L "
+			  "counts as its live writer and the ring stalls while L lives",
+			  label, pos, th_errname(atomic_load(&rs_race->first)), th_ms(waited), skipped, got,
+			  (unsigned long long)atomic_load(&rs_race->l_enobufs));
 		if (!ok) {
-			struct cu_map m;
-			if (cu_map_channel(rs_race->chan_id, rs_race->key, &m) == 0) {
-				cu_dump_ring(&m, label);
-				cu_unmap(&m);
+			struct th_map m;
+			if (th_map_channel(rs_race->chan_id, rs_race->key, &m) == 0) {
+				th_dump_ring(&m, label);
+				th_unmap(&m);
 			}
 		}
 		printf("  %-34s D's position %" PRIu64 " (L's racing try_send: %s): %s after %.2f "
-		       "ms\n", label, pos, cu_err(atomic_load(&rs_race->first)),
+		       "ms\n", label, pos, th_errname(atomic_load(&rs_race->first)),
 		       ok ? "skipped, L's messages flow" : "NOT skipped (stalled while L lives)",
-		       cu_ms(waited));
+		       th_ms(waited));
 		fig->msgs += (unsigned)got;
 	}
 	atomic_store(&rs_race->stop, 1);
-	CU_CHECK(cu_wait(l, 5000) == 0, "L");
+	CHECK_MSG(th_wait(l, 5000) == 0, "L");
 	fig->scenarios++;
 	shmc_detach(rcv);
 	shmc_destroy(owner);
@@ -580,8 +587,8 @@ static void thr_segv(int sig, siginfo_t *si, void *uc)
 		mine |= (uintptr_t)si->si_addr == g_thr->a_addr[i];
 	if (mine && !atomic_load(&g_thr->a_paused)) {
 		atomic_store(&g_thr->a_paused, 1);
-		uint64_t t0 = cu_now_ns();
-		while (!atomic_load(&g_thr->a_release) && cu_now_ns() - t0 < 10000000000ull)
+		uint64_t t0 = th_now_ns();
+		while (!atomic_load(&g_thr->a_release) && th_now_ns() - t0 < 10000000000ull)
 			;
 		/* the main thread made the page writable again */
 	} else {
@@ -596,7 +603,7 @@ static void *thr_a(void *arg)
 {
 	(void)arg;
 	unsigned char buf[MAXMSG];
-	uint32_t len = cu_msg_build(buf, cu_msg_len(MAXMSG, 1, g_thr->a_seq), 1, g_thr->a_seq);
+	uint32_t len = th_msg_build(buf, th_msg_len(MAXMSG, 1, g_thr->a_seq), 1, g_thr->a_seq);
 	int r = shmc_try_send(g_thr->snd, buf, len, 0);
 	atomic_store(&g_thr->a_ret, r == (int)len ? 0 : r);
 	return NULL;
@@ -606,7 +613,7 @@ static void *thr_b(void *arg)
 {
 	(void)arg;
 	unsigned char buf[MAXMSG];
-	uint32_t len = cu_msg_build(buf, cu_msg_len(MAXMSG, 1, g_thr->b_seq), 1, g_thr->b_seq);
+	uint32_t len = th_msg_build(buf, th_msg_len(MAXMSG, 1, g_thr->b_seq), 1, g_thr->b_seq);
 	int r = shmc_try_send(g_thr->snd, buf, len, 0);
 	atomic_store(&g_thr->b_ret, r == (int)len ? 0 : r);
 	atomic_store(&g_thr->b_done, 1);
@@ -617,22 +624,22 @@ static void shared_handle_threads(struct figures *fig)
 {
 	const uint32_t N = 8;
 	memset(sh, 0, sizeof *sh);
-	sh->key = cu_key();
+	sh->key = th_key();
 	sh->delivery = SHMC_UNICAST;
 	sh->consumers = 1;
 	sh->K = 0;
 	const char *label = "unicast/live thread preempted";
 	int owner = shmc_create(sh->key, SHMC_UNICAST, N, MAXMSG, 0600, 0);
-	CU_REQUIRE(owner > 0, "create");
-	sh->chan_id = (int32_t)cu_info(owner, SHMC_INFO_CHANNEL_ID);
+	REQUIRE_MSG(owner > 0, "create");
+	sh->chan_id = (int32_t)th_info(owner, SHMC_INFO_CHANNEL_ID);
 	int snd = shmc_attach_key(sh->key, SHMC_SEND);
-	CU_REQUIRE(snd > 0, "attach");
-	struct cu_map m;
-	CU_REQUIRE(cu_map_channel(sh->chan_id, sh->key, &m) == 0, "map");
-	pid_t cons = cu_fork(consumer_main, (void *)(uintptr_t)0);
-	CU_REQUIRE(cu_await(&sh->c_ready, 1, 10000) == 0, "consumer");
+	REQUIRE_MSG(snd > 0, "attach");
+	struct th_map m;
+	REQUIRE_MSG(th_map_channel(sh->chan_id, sh->key, &m) == 0, "map");
+	pid_t cons = th_fork(consumer_main, (void *)(uintptr_t)0);
+	REQUIRE_MSG(th_await_u32(&sh->c_ready, 1, 10000) == 0, "consumer");
 	uint32_t seq = 0;
-	CU_CHECK(send_seq(snd, seq++, 0) == 0, "send");
+	CHECK_MSG(send_seq(snd, seq++, 0) == 0, "send");
 	static struct thr th;
 	memset(&th, 0, sizeof th);
 	g_thr = &th;
@@ -643,7 +650,7 @@ static void shared_handle_threads(struct figures *fig)
 	/* The library's own mappings of the control segment (one per handle:
 	 * the owner's and the sender's), not ours. */
 	FILE *fp = fopen("/proc/self/maps", "r");
-	CU_REQUIRE(fp, "maps");
+	REQUIRE_MSG(fp, "maps");
 	char line[512];
 	while (fgets(line, sizeof line, fp) && th.nmaps < 4) {
 		uintptr_t b0 = (uintptr_t)strtoull(line, NULL, 16);
@@ -654,7 +661,7 @@ static void shared_handle_threads(struct figures *fig)
 		th.nmaps++;
 	}
 	fclose(fp);
-	CU_REQUIRE(th.nmaps > 0, "library mapping not found");
+	REQUIRE_MSG(th.nmaps > 0, "library mapping not found");
 	th.a_seq = seq++;
 	th.b_seq = seq++;
 	struct sigaction sa, old;
@@ -662,28 +669,28 @@ static void shared_handle_threads(struct figures *fig)
 	sa.sa_sigaction = thr_segv;
 	sa.sa_flags = SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
-	CU_REQUIRE(sigaction(SIGSEGV, &sa, &old) == 0, "sigaction");
+	REQUIRE_MSG(sigaction(SIGSEGV, &sa, &old) == 0, "sigaction");
 	for (int i = 0; i < th.nmaps; i++)
-		CU_REQUIRE(mprotect((void *)th.page[i], (size_t)th.pagesz, PROT_READ) == 0, "mprotect");
+		REQUIRE_MSG(mprotect((void *)th.page[i], (size_t)th.pagesz, PROT_READ) == 0, "mprotect");
 	pthread_t ta, tb;
-	CU_REQUIRE(pthread_create(&ta, NULL, thr_a, NULL) == 0, "thread A");
-	uint64_t t0 = cu_now_ns();
-	while (!atomic_load(&th.a_paused) && cu_now_ns() - t0 < 3000000000ull)
-		cu_sleep_us(100);
+	REQUIRE_MSG(pthread_create(&ta, NULL, thr_a, NULL) == 0, "thread A");
+	uint64_t t0 = th_now_ns();
+	while (!atomic_load(&th.a_paused) && th_now_ns() - t0 < 3000000000ull)
+		th_sleep_us(100);
 	bool staged = atomic_load(&th.a_paused) && !atomic_load(&th.unexpected);
 	for (int i = 0; i < th.nmaps; i++)
 		mprotect((void *)th.page[i], (size_t)th.pagesz, PROT_READ | PROT_WRITE);
 	uint64_t skipped = 0;
 	if (staged) {
-		CU_REQUIRE(pthread_create(&tb, NULL, thr_b, NULL) == 0, "thread B");
+		REQUIRE_MSG(pthread_create(&tb, NULL, thr_b, NULL) == 0, "thread B");
 		atomic_store(&sh->go, 1);
-		cu_sleep_ms(300); /* A stays preempted: several probe intervals */
-		skipped = cu_info(owner, SHMC_INFO_SKIPPED);
-		CU_CHECK(skipped == 0,
-			 "%s: the slot of live thread A (position %" PRIu64 ", tail CAS done, not yet "
-			 "WRITING) was skipped as if its writer had died (skipped +%" PRIu64 "; thread "
-			 "B's send on the same handle %s and overwrote the member's one claim record)",
-			 label, t, skipped, atomic_load(&th.b_done) ? "completed" : "is waiting");
+		th_sleep_ms(300); /* A stays preempted: several probe intervals */
+		skipped = th_info(owner, SHMC_INFO_SKIPPED);
+		CHECK_MSG(skipped == 0,
+			  "%s: the slot of live thread A (position %" PRIu64 ", tail CAS done, not yet "
+			  "WRITING) was skipped as if its writer had died (skipped +%" PRIu64 "; thread "
+			  "B's send on the same handle %s and overwrote the member's one claim record)",
+			  label, t, skipped, atomic_load(&th.b_done) ? "completed" : "is waiting");
 	}
 	atomic_store(&th.a_release, 1);
 	pthread_join(ta, NULL);
@@ -696,37 +703,38 @@ static void shared_handle_threads(struct figures *fig)
 		       (long long)atomic_load(&th.fault_off));
 		atomic_store(&sh->go, 1);
 		if (send_seq(snd, th.b_seq, 0)) /* B's message, sent plainly */
-			CU_CHECK(0, "send");
+			CHECK_MSG(0, "send");
 	}
-	CU_CHECK(atomic_load(&th.a_ret) == 0 && (!staged || atomic_load(&th.b_ret) == 0),
-		 "%s: A's send %s, B's send %s", label, cu_err(atomic_load(&th.a_ret)),
-		 cu_err(atomic_load(&th.b_ret)));
+	CHECK_MSG(atomic_load(&th.a_ret) == 0 && (!staged || atomic_load(&th.b_ret) == 0),
+		  "%s: A's send %s, B's send %s", label, th_errname(atomic_load(&th.a_ret)),
+		  th_errname(atomic_load(&th.b_ret)));
 	int err = 0;
 	for (uint32_t i = 0; i < 2 * N; i++) {
 		if ((err = send_seq(snd, seq, 2000000000ll)))
 			break;
 		seq++;
 	}
-	CU_CHECK(err == 0, "%s: sends after A resumed: %s (A wrote into a slot already handed to "
-		 "the next lap)", label, cu_err(err));
+	CHECK_MSG(err == 0, "%s: sends after A resumed: %s (A wrote into a slot already handed to "
+		  "the next lap)", label, th_errname(err));
 	atomic_store(&sh->total, seq);
 	atomic_store(&sh->done, 1);
-	CU_CHECK(cu_wait(cons, 15000) == 0, "consumer");
+	CHECK_MSG(th_wait(cons, 15000) == 0, "consumer");
 	unsigned missing = 0;
 	for (uint32_t k = 0; k < seq; k++)
 		missing += atomic_load(&sh->seen[0][k]) != 1;
-	CU_CHECK(missing == 0 && atomic_load(&sh->bad[0]) == 0,
-		 "%s: %u of %u messages not received exactly once (A's #%u seen %u times, B's #%u "
-		 "%u times), invalid %u", label, missing, seq, th.a_seq,
-		 atomic_load(&sh->seen[0][th.a_seq]), th.b_seq, atomic_load(&sh->seen[0][th.b_seq]),
-		 atomic_load(&sh->bad[0]));
+	CHECK_MSG(missing == 0 && atomic_load(&sh->bad[0]) == 0,
+		  "%s: %u of %u messages not received exactly once (A's #%u seen %u times, B's #%u "
+		  "%u times), invalid %u", label, missing, seq, th.a_seq,
+		  atomic_load(&sh->seen[0][th.a_seq]), th.b_seq,
+		  atomic_load(&sh->seen[0][th.b_seq]),
+		  atomic_load(&sh->bad[0]));
 	if (staged)
 		printf("  %-34s A's position %" PRIu64 ": %s; A's message %s\n", label, t,
 		       skipped ? "SKIPPED while A lives" : "not skipped",
 		       atomic_load(&sh->seen[0][th.a_seq]) == 1 ? "delivered" : "LOST");
 	fig->scenarios++;
 	fig->msgs += atomic_load(&sh->count[0]);
-	cu_unmap(&m);
+	th_unmap(&m);
 	shmc_detach(snd);
 	shmc_destroy(owner);
 }
@@ -743,39 +751,40 @@ static void first_position(struct figures *fig)
 {
 	const uint32_t N = 4;
 	memset(sh, 0, sizeof *sh);
-	sh->key = cu_key();
+	sh->key = th_key();
 	sh->delivery = SHMC_UNICAST;
 	sh->consumers = 1;
 	sh->stage = ST_CLAIMED;
 	sh->K = 0;
 	const char *label = "unicast/claimed/position 0";
 	int owner = shmc_create(sh->key, SHMC_UNICAST, N, MAXMSG, 0600, 0);
-	CU_REQUIRE(owner > 0, "create");
-	sh->chan_id = (int32_t)cu_info(owner, SHMC_INFO_CHANNEL_ID);
+	REQUIRE_MSG(owner > 0, "create");
+	sh->chan_id = (int32_t)th_info(owner, SHMC_INFO_CHANNEL_ID);
 	int snd = shmc_attach_key(sh->key, SHMC_SEND); /* P: attached, nothing sent */
-	CU_REQUIRE(snd > 0, "attach");
-	pid_t cons = cu_fork(consumer_main, (void *)(uintptr_t)0);
-	CU_REQUIRE(cu_await(&sh->c_ready, 1, 10000) == 0, "consumer");
-	pid_t d = cu_fork(d_main, NULL);
-	CU_CHECK(cu_wait(d, 10000) == 0 && atomic_load(&sh->d_ok), "D failed");
+	REQUIRE_MSG(snd > 0, "attach");
+	pid_t cons = th_fork(consumer_main, (void *)(uintptr_t)0);
+	REQUIRE_MSG(th_await_u32(&sh->c_ready, 1, 10000) == 0, "consumer");
+	pid_t d = th_fork(d_main, NULL);
+	CHECK_MSG(th_wait(d, 10000) == 0 && atomic_load(&sh->d_ok), "D failed");
 	fig->deaths++;
 	uint64_t pos = atomic_load(&sh->d_pos);
-	uint64_t t0 = cu_now_ns(), skipped = 0;
+	uint64_t t0 = th_now_ns(), skipped = 0;
 	atomic_store(&sh->go, 1);
-	while (cu_now_ns() - t0 < 1500000000ull &&
-	       !(skipped = cu_info(owner, SHMC_INFO_SKIPPED)))
-		cu_sleep_ms(5);
-	uint64_t waited = cu_now_ns() - t0;
+	while (th_now_ns() - t0 < 1500000000ull &&
+	       !(skipped = th_info(owner, SHMC_INFO_SKIPPED)))
+		th_sleep_ms(5);
+	uint64_t waited = th_now_ns() - t0;
 	bool ok = skipped == 1 && waited <= 1000000000ull;
-	CU_CHECK(ok,
-		 "%s: D died after claiming position %" PRIu64 " (before WRITING); a live producer "
-		 "that attached and has not sent yet is taken for the claimer of position 0 (its "
-		 "claim record as member_join left it): D's slot is not skipped while it idles "
-		 "(skipped %" PRIu64
-		 " after %.0f ms)", label, pos, skipped, cu_ms(waited));
+	CHECK_MSG(ok,
+		  "%s: D died after claiming position %" PRIu64 " (before WRITING); a live "
+		  "producer "
+		  "that attached and has not sent yet is taken for the claimer of position 0 (its "
+		  "claim record as member_join left it): D's slot is not skipped while it idles "
+		  "(skipped %" PRIu64
+		  " after %.0f ms)", label, pos, skipped, th_ms(waited));
 	printf("  %-34s D's position %" PRIu64 ": %s after %.2f ms\n", label, pos,
 	       ok ? "skipped" : "NOT skipped (stalled while the fresh producer idles)",
-	       cu_ms(waited));
+	       th_ms(waited));
 	/* P sends now (its claim moves on): everything must flow. */
 	uint32_t seq = 0;
 	for (uint32_t i = 0; i < 2 * N; i++) {
@@ -783,15 +792,15 @@ static void first_position(struct figures *fig)
 			break;
 		seq++;
 	}
-	CU_CHECK(seq == 2 * N, "%s: sends after", label);
+	CHECK_MSG(seq == 2 * N, "%s: sends after", label);
 	atomic_store(&sh->total, seq);
 	atomic_store(&sh->done, 1);
-	CU_CHECK(cu_wait(cons, 15000) == 0, "consumer");
+	CHECK_MSG(th_wait(cons, 15000) == 0, "consumer");
 	unsigned missing = 0;
 	for (uint32_t k = 0; k < seq; k++)
 		missing += atomic_load(&sh->seen[0][k]) != 1;
-	CU_CHECK(missing == 0 && atomic_load(&sh->bad[0]) == 0, "%s: missing %u invalid %u",
-		 label, missing, atomic_load(&sh->bad[0]));
+	CHECK_MSG(missing == 0 && atomic_load(&sh->bad[0]) == 0, "%s: missing %u invalid %u",
+		  label, missing, atomic_load(&sh->bad[0]));
 	fig->scenarios++;
 	fig->msgs += atomic_load(&sh->count[0]);
 	shmc_detach(snd);
@@ -804,7 +813,7 @@ static int nr_sender_main(void *arg)
 {
 	(void)arg;
 	int h = shmc_attach_key(sh->key, SHMC_SEND);
-	CU_REQUIRE(h > 0, "attach");
+	REQUIRE_MSG(h > 0, "attach");
 	unsigned ok = 0;
 	int e = 0;
 	uint64_t worst = 0;
@@ -812,11 +821,12 @@ static int nr_sender_main(void *arg)
 	for (unsigned i = 0; i < 16; i++) {
 		/* Each try_send may fail while D's slot waits to be recovered
 		 * (liveness probes are rate-limited), but within 1 s it works. */
-		uint64_t t0 = cu_now_ns();
-		while ((e = send_seq(h, 100 + i, 0)) == -ENOBUFS && cu_now_ns() - t0 < 1000000000ull)
-			cu_sleep_ms(1);
-		if (cu_now_ns() - t0 > worst)
-			worst = cu_now_ns() - t0;
+		uint64_t t0 = th_now_ns();
+		while ((e = send_seq(h, 100 + i,
+				     0)) == -ENOBUFS && th_now_ns() - t0 < 1000000000ull)
+			th_sleep_ms(1);
+		if (th_now_ns() - t0 > worst)
+			worst = th_now_ns() - t0;
 		if (e)
 			break;
 		ok++;
@@ -826,9 +836,9 @@ static int nr_sender_main(void *arg)
 	atomic_store(&sh->nr_worst_ns, worst);
 	/* Now the blocking variant, with a 300 ms timeout. */
 	atomic_store(&sh->nr_phase, 2);
-	uint64_t t0 = cu_now_ns();
+	uint64_t t0 = th_now_ns();
 	e = send_seq(h, 999, 300000000ll);
-	atomic_store(&sh->nr_send_ns, cu_now_ns() - t0);
+	atomic_store(&sh->nr_send_ns, th_now_ns() - t0);
 	atomic_store(&sh->nr_send, e);
 	atomic_store(&sh->nr_phase, 3);
 	shmc_detach(h);
@@ -839,39 +849,40 @@ static void broadcast_no_receivers(struct figures *fig)
 {
 	const uint32_t N = 4;
 	memset(sh, 0, sizeof *sh);
-	sh->key = cu_key();
+	sh->key = th_key();
 	sh->delivery = SHMC_BROADCAST;
 	sh->stage = ST_WRITING;
 	const char *label = "broadcast/writing/no receivers";
 	int owner = shmc_create(sh->key, SHMC_BROADCAST, N, MAXMSG, 0600, 0);
-	CU_REQUIRE(owner > 0, "create");
-	sh->chan_id = (int32_t)cu_info(owner, SHMC_INFO_CHANNEL_ID);
+	REQUIRE_MSG(owner > 0, "create");
+	sh->chan_id = (int32_t)th_info(owner, SHMC_INFO_CHANNEL_ID);
 	int snd = shmc_attach_key(sh->key, SHMC_SEND);
-	CU_REQUIRE(snd > 0, "attach");
-	CU_CHECK(send_seq(snd, 0, 0) == 0, "first send");
-	pid_t d = cu_fork(d_main, NULL);
-	CU_CHECK(cu_wait(d, 10000) == 0 && atomic_load(&sh->d_ok), "D failed");
+	REQUIRE_MSG(snd > 0, "attach");
+	CHECK_MSG(send_seq(snd, 0, 0) == 0, "first send");
+	pid_t d = th_fork(d_main, NULL);
+	CHECK_MSG(th_wait(d, 10000) == 0 && atomic_load(&sh->d_ok), "D failed");
 	fig->deaths++;
-	pid_t s = cu_fork(nr_sender_main, NULL);
-	int rc = cu_wait(s, 4000);
+	pid_t s = th_fork(nr_sender_main, NULL);
+	int rc = th_wait(s, 4000);
 	unsigned phase = atomic_load(&sh->nr_phase);
-	CU_CHECK(atomic_load(&sh->nr_ok) == 16,
-		 "%s: with D dead mid-write at position %" PRIu64 ", try_send still fails after %u "
-		 "more sends, retried for 1 s: %s (nobody receives, so nobody ever recovers D's "
-		 "slot; the ring is wedged)",
-		 label, (uint64_t)atomic_load(&sh->d_pos), atomic_load(&sh->nr_ok),
-		 cu_err(atomic_load(&sh->nr_try)));
-	CU_CHECK(rc == 0 && phase == 3,
-		 "%s: shmc_send(timeout 300 ms) had not returned after 4 s (killed; it spins: "
-		 "has_room() says yes, claim_position() says -ENOBUFS)", label);
+	CHECK_MSG(atomic_load(&sh->nr_ok) == 16,
+		  "%s: with D dead mid-write at position %" PRIu64 ", try_send still fails after "
+		  "%u "
+		  "more sends, retried for 1 s: %s (nobody receives, so nobody ever recovers D's "
+		  "slot; the ring is wedged)",
+		  label, (uint64_t)atomic_load(&sh->d_pos), atomic_load(&sh->nr_ok),
+		  th_errname(atomic_load(&sh->nr_try)));
+	CHECK_MSG(rc == 0 && phase == 3,
+		  "%s: shmc_send(timeout 300 ms) had not returned after 4 s (killed; it spins: "
+		  "has_room() says yes, claim_position() says -ENOBUFS)", label);
 	if (phase == 3)
-		CU_CHECK(atomic_load(&sh->nr_send) == 0,
-			 "%s: shmc_send: %s after %.1f ms", label, cu_err(atomic_load(&sh->nr_send)),
-			 cu_ms(atomic_load(&sh->nr_send_ns)));
+		CHECK_MSG(atomic_load(&sh->nr_send) == 0,
+			  "%s: shmc_send: %s after %.1f ms", label, th_errname(atomic_load(&sh->nr_send)),
+			  th_ms(atomic_load(&sh->nr_send_ns)));
 	printf("  %-34s D's position %" PRIu64 ": %u of 16 try_sends ok (slowest %.1f ms), "
 	       "shmc_send %s\n", label, (uint64_t)atomic_load(&sh->d_pos), atomic_load(&sh->nr_ok),
-	       cu_ms(atomic_load(&sh->nr_worst_ns)),
-	       phase == 3 ? cu_err(atomic_load(&sh->nr_send)) : "HUNG past its timeout");
+	       th_ms(atomic_load(&sh->nr_worst_ns)),
+	       phase == 3 ? th_errname(atomic_load(&sh->nr_send)) : "HUNG past its timeout");
 	fig->scenarios++;
 	shmc_detach(snd);
 	shmc_destroy(owner);
@@ -909,7 +920,7 @@ static int rnd_producer(void *arg)
 		return 3;
 	static unsigned char buf[PC_MAXMSG];
 	for (uint32_t seq = 0;; seq++) {
-		uint32_t len = cu_msg_build(buf, cu_msg_len(PC_MAXMSG, id, seq), id, seq);
+		uint32_t len = th_msg_build(buf, th_msg_len(PC_MAXMSG, id, seq), id, seq);
 		int r;
 		while ((r = shmc_try_send(h, buf, len, 0)) == -ENOBUFS)
 			sched_yield();
@@ -923,21 +934,21 @@ static int rnd_consumer(void *arg)
 {
 	unsigned c = (unsigned)(uintptr_t)arg;
 	int h = shmc_attach_key(rs->key, SHMC_RECV);
-	CU_REQUIRE(h > 0, "consumer attach: %s", cu_err(h));
+	REQUIRE_MSG(h > 0, "consumer attach: %s", th_errname(h));
 	atomic_fetch_add(&rs->c_ready, 1);
 	static unsigned char buf[PC_MAXMSG];
-	uint64_t deadline = cu_now_ns() + 90000000000ull;
-	uint64_t last_msg = cu_now_ns();
-	while (cu_now_ns() < deadline) {
+	uint64_t deadline = th_now_ns() + 90000000000ull;
+	uint64_t last_msg = th_now_ns();
+	while (th_now_ns() < deadline) {
 		int r = shmc_recv(h, buf, sizeof buf, 100000000);
-		uint64_t now = cu_now_ns();
+		uint64_t now = th_now_ns();
 		if (r == -ETIMEDOUT) {
 			if (atomic_load(&rs->producing) && now - last_msg > atomic_load(&rs->max_stall_ns[c]))
 				atomic_store(&rs->max_stall_ns[c], now - last_msg);
 			continue;
 		}
 		uint32_t p, s;
-		if (r < 0 || cu_msg_check(buf, r, &p, &s) < 0) {
+		if (r < 0 || th_msg_verify(buf, r, &p, &s) < 0) {
 			atomic_fetch_add(&rs->bad[c], 1);
 			continue;
 		}
@@ -972,7 +983,7 @@ static void random_kills(uint32_t delivery, unsigned rounds, uint64_t seed)
 	if (rounds + PROD_SLOTS > MAX_INC)
 		rounds = MAX_INC - PROD_SLOTS;
 	memset(rs, 0, sizeof *rs);
-	rs->key = cu_key();
+	rs->key = th_key();
 	rs->delivery = delivery;
 	rs->consumers = delivery == SHMC_BROADCAST ? 2 : 1;
 	for (unsigned c = 0; c < 2; c++)
@@ -980,33 +991,33 @@ static void random_kills(uint32_t delivery, unsigned rounds, uint64_t seed)
 			atomic_store(&rs->last[c][i], -1);
 	uint32_t ring = delivery == SHMC_BROADCAST ? 16 : 8;
 	int owner = shmc_create(rs->key, delivery, ring, PC_MAXMSG, 0600, 0);
-	CU_REQUIRE(owner > 0, "create: %s", cu_err(owner));
+	REQUIRE_MSG(owner > 0, "create: %s", th_errname(owner));
 	int snd = shmc_attach_key(rs->key, SHMC_SEND);
-	CU_REQUIRE(snd > 0, "attach");
-	struct cu_map m;
-	CU_REQUIRE(cu_map_channel((int32_t)cu_info(owner, SHMC_INFO_CHANNEL_ID), rs->key, &m) == 0,
-		   "map");
+	REQUIRE_MSG(snd > 0, "attach");
+	struct th_map m;
+	REQUIRE_MSG(th_map_channel((int32_t)th_info(owner, SHMC_INFO_CHANNEL_ID), rs->key, &m) == 0,
+		    "map");
 	pid_t cons[2];
 	for (unsigned c = 0; c < rs->consumers; c++)
-		cons[c] = cu_fork(rnd_consumer, (void *)(uintptr_t)c);
-	CU_REQUIRE(cu_await(&rs->c_ready, rs->consumers, 10000) == 0, "consumers");
+		cons[c] = th_fork(rnd_consumer, (void *)(uintptr_t)c);
+	REQUIRE_MSG(th_await_u32(&rs->c_ready, rs->consumers, 10000) == 0, "consumers");
 	atomic_store(&rs->producing, 1);
 	pid_t prod[PROD_SLOTS];
 	uint32_t next_id = 0;
 	for (unsigned i = 0; i < PROD_SLOTS; i++)
-		prod[i] = cu_fork(rnd_producer, (void *)(uintptr_t)next_id++);
+		prod[i] = th_fork(rnd_producer, (void *)(uintptr_t)next_id++);
 	uint64_t rng = seed;
 	unsigned odd_exits = 0;
-	uint64_t t_start = cu_now_ns();
+	uint64_t t_start = th_now_ns();
 	for (unsigned r = 0; r < rounds; r++) {
-		cu_sleep_us(200 + cu_below(&rng, 4000));
-		unsigned i = (unsigned)cu_below(&rng, PROD_SLOTS);
+		th_sleep_us(200 + th_below(&rng, 4000));
+		unsigned i = (unsigned)th_below(&rng, PROD_SLOTS);
 		if (r & 1) {
 			/* Hunt: for up to 3 ms, look for a slot being written and
 			 * kill its writer right there. Otherwise the random one. */
-			uint64_t until = cu_now_ns() + 3000000;
+			uint64_t until = th_now_ns() + 3000000;
 			bool found = false;
-			while (!found && cu_now_ns() < until) {
+			while (!found && th_now_ns() < until) {
 				for (uint32_t k = 0; k < m.n && !found; k++) {
 					uint64_t q = atomic_load(&m.slots[k].seq);
 					uint32_t w = atomic_load(&m.slots[k].writer);
@@ -1027,24 +1038,24 @@ static void random_kills(uint32_t delivery, unsigned rounds, uint64_t seed)
 		int st;
 		while (waitpid(prod[i], &st, 0) < 0 && errno == EINTR)
 			;
-		cu_forget(prod[i]);
+		th_forget(prod[i]);
 		if (!(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL))
 			odd_exits++;
-		prod[i] = cu_fork(rnd_producer, (void *)(uintptr_t)next_id++);
+		prod[i] = th_fork(rnd_producer, (void *)(uintptr_t)next_id++);
 	}
-	double run_ms = cu_ms(cu_now_ns() - t_start);
+	double run_ms = th_ms(th_now_ns() - t_start);
 	/* Liveness: no more kills; the live producers' messages must flow again
 	 * within 1 s (a slot left by a dead writer must not hold everyone up). */
 	unsigned long long r0 = atomic_load(&rs->received[0]);
-	uint64_t q0 = cu_now_ns();
-	while (atomic_load(&rs->received[0]) == r0 && cu_now_ns() - q0 < 1000000000ull)
-		cu_sleep_ms(1);
-	uint64_t quiet = cu_now_ns() - q0;
+	uint64_t q0 = th_now_ns();
+	while (atomic_load(&rs->received[0]) == r0 && th_now_ns() - q0 < 1000000000ull)
+		th_sleep_ms(1);
+	uint64_t quiet = th_now_ns() - q0;
 	bool flowing = atomic_load(&rs->received[0]) != r0;
-	CU_CHECK(flowing, "%s: after the last kill, %d live producers sending and no message "
-		 "delivered for 1 s: the channel is stuck", dname(delivery), PROD_SLOTS);
+	CHECK_MSG(flowing, "%s: after the last kill, %d live producers sending and no message "
+		  "delivered for 1 s: the channel is stuck", dname(delivery), PROD_SLOTS);
 	if (!flowing) {
-		cu_dump_ring(&m, "stuck after the kills");
+		th_dump_ring(&m, "stuck after the kills");
 		for (uint32_t k = 0; k < m.n; k++) {
 			uint64_t q = atomic_load(&m.slots[k].seq);
 			uint32_t w = atomic_load(&m.slots[k].writer);
@@ -1060,18 +1071,18 @@ static void random_kills(uint32_t delivery, unsigned rounds, uint64_t seed)
 		}
 	}
 	for (unsigned i = 0; i < PROD_SLOTS; i++)
-		cu_kill(prod[i]);
+		th_kill(prod[i]);
 	atomic_store(&rs->producing, 0);
 	/* The end marker: positions are consumed in order, so once it arrives
 	 * every earlier position was delivered or skipped. */
 	unsigned char buf[64];
-	uint32_t len = cu_msg_build(buf, 64, END_PRODUCER, 0);
+	uint32_t len = th_msg_build(buf, 64, END_PRODUCER, 0);
 	int e = shmc_send(snd, buf, len, 0, 10000000000ll);
-	CU_CHECK(e == (int)len, "%s: end marker: %s", dname(delivery), cu_err(e));
+	CHECK_MSG(e == (int)len, "%s: end marker: %s", dname(delivery), th_errname(e));
 	for (unsigned c = 0; c < rs->consumers; c++)
-		CU_CHECK(cu_wait(cons[c], 20000) == 0 && atomic_load(&rs->end_seen[c]),
-			 "%s: consumer %u did not reach the end marker", dname(delivery), c);
-	CU_CHECK(odd_exits == 0, "%u producers exited before being killed", odd_exits);
+		CHECK_MSG(th_wait(cons[c], 20000) == 0 && atomic_load(&rs->end_seen[c]),
+			  "%s: consumer %u did not reach the end marker", dname(delivery), c);
+	CHECK_MSG(odd_exits == 0, "%u producers exited before being killed", odd_exits);
 
 	unsigned long long sent_total = 0, lost = 0, extra = 0;
 	for (uint32_t p = 0; p < next_id; p++)
@@ -1088,20 +1099,20 @@ static void random_kills(uint32_t delivery, unsigned rounds, uint64_t seed)
 		}
 		lost += l;
 		extra += x;
-		CU_CHECK(atomic_load(&rs->bad[c]) == 0 && atomic_load(&rs->dup[c]) == 0 &&
-			 atomic_load(&rs->gap[c]) == 0 && atomic_load(&rs->unknown[c]) == 0 && l == 0 &&
-			 x == 0,
-			 "%s consumer %u: invalid %u, duplicated %u, gaps %u, unknown %u, lost %llu, "
-			 "beyond sent %llu",
-			 dname(delivery), c, atomic_load(&rs->bad[c]), atomic_load(&rs->dup[c]),
-			 atomic_load(&rs->gap[c]), atomic_load(&rs->unknown[c]), l, x);
+		CHECK_MSG(atomic_load(&rs->bad[c]) == 0 && atomic_load(&rs->dup[c]) == 0 &&
+			  atomic_load(&rs->gap[c]) == 0 && atomic_load(&rs->unknown[c]) == 0 && l == 0 &&
+			  x == 0,
+			  "%s consumer %u: invalid %u, duplicated %u, gaps %u, unknown %u, lost %llu, "
+			  "beyond sent %llu",
+			  dname(delivery), c, atomic_load(&rs->bad[c]), atomic_load(&rs->dup[c]),
+			  atomic_load(&rs->gap[c]), atomic_load(&rs->unknown[c]), l, x);
 	}
-	uint64_t skipped = cu_info(owner, SHMC_INFO_SKIPPED);
+	uint64_t skipped = th_info(owner, SHMC_INFO_SKIPPED);
 	uint64_t stall = 0;
 	for (unsigned c = 0; c < rs->consumers; c++)
 		if (atomic_load(&rs->max_stall_ns[c]) > stall)
 			stall = atomic_load(&rs->max_stall_ns[c]);
-	printf("  %s: flowing again %.1f ms after the last kill%s\n", dname(delivery), cu_ms(quiet),
+	printf("  %s: flowing again %.1f ms after the last kill%s\n", dname(delivery), th_ms(quiet),
 	       flowing ? "" : " (NOT: stuck)");
 	printf("  %s: %u producers SIGKILLed (%u of them aimed at a slot being written), %llu "
 	       "messages sent, %llu + %llu received by %u consumer(s), skipped slots (deaths "
@@ -1110,25 +1121,25 @@ static void random_kills(uint32_t delivery, unsigned rounds, uint64_t seed)
 	       dname(delivery), rounds, atomic_load(&rs->hunted), sent_total, (unsigned long long)atomic_load(&rs->received[0]),
 	       (unsigned long long)atomic_load(&rs->received[1]), rs->consumers, skipped, lost,
 	       atomic_load(&rs->dup[0]) + atomic_load(&rs->dup[1]),
-	       atomic_load(&rs->bad[0]) + atomic_load(&rs->bad[1]), cu_ms(stall), run_ms);
+	       atomic_load(&rs->bad[0]) + atomic_load(&rs->bad[1]), th_ms(stall), run_ms);
 	if (getenv("SHMCHAN_CRASH_DEBUG"))
-		cu_dump_ring(&m, "after the run");
-	cu_unmap(&m);
+		th_dump_ring(&m, "after the run");
+	th_unmap(&m);
 	shmc_detach(snd);
 	shmc_destroy(owner);
 }
 
 int main(void)
 {
-	unsigned rounds = cu_rounds(60);
-	uint64_t seed = cu_seed("SHMCHAN_CRASH_SEED");
-	cu_init("test_crash_producer_midwrite", cu_watchdog_for_rounds(110));
-	sh = cu_shared(sizeof *sh);
-	rs = cu_shared(sizeof *rs);
-	rs_race = cu_shared(sizeof *rs_race);
+	unsigned rounds = th_rounds(60);
+	uint64_t seed = th_seed("SHMCHAN_CRASH_SEED");
+	th_init("test_crash_producer_midwrite", th_watchdog_for_rounds(110));
+	sh = th_shared_alloc(sizeof *sh);
+	rs = th_shared_alloc(sizeof *rs);
+	rs_race = th_shared_alloc(sizeof *rs_race);
 	struct figures fig = { 0 };
 
-	cu_section("A: a producer dies mid-claim (simulated by hand per DESIGN.md 3): skipped, "
+	th_section("A: a producer dies mid-claim (simulated by hand per DESIGN.md 3): skipped, "
 		   "never delivered, consumers resume within 1 s, nothing lost or duplicated");
 	const uint32_t dels[] = { SHMC_UNICAST, SHMC_MULTICAST, SHMC_BROADCAST };
 	for (int d = 0; d < 3; d++)
@@ -1139,7 +1150,7 @@ int main(void)
 	for (int d = 0; d < 3; d++)
 		scenario(dels[d], ST_WRITING, M_LATE, false, 1, &fig);
 
-	cu_section("B: edge cases (member slot reused, claim race, position 0, two threads on "
+	th_section("B: edge cases (member slot reused, claim race, position 0, two threads on "
 		   "one handle, broadcast without receivers)");
 	for (int d = 0; d < 3; d++)
 		scenario(dels[d], ST_WRITING, M_LATE, true, 8, &fig);
@@ -1148,7 +1159,7 @@ int main(void)
 	shared_handle_threads(&fig);
 	broadcast_no_receivers(&fig);
 
-	cu_section("C: producers SIGKILLed at random moments, %u rounds per channel, seed 0x%" PRIx64
+	th_section("C: producers SIGKILLed at random moments, %u rounds per channel, seed 0x%" PRIx64
 		   " (SHMCHAN_CRASH_SEED to replay)", rounds, seed);
 	random_kills(SHMC_UNICAST, rounds, seed);
 	random_kills(SHMC_BROADCAST, rounds, seed ^ 0x5bd1e995u);
@@ -1156,6 +1167,6 @@ int main(void)
 	printf("figures: %u simulated deaths in %u scenarios, %u slots skipped, %u deliveries "
 	       "checked, missing %u, duplicated %u, invalid %u, slowest resume %.2f ms\n",
 	       fig.deaths, fig.scenarios, fig.skipped, fig.msgs, fig.missing, fig.dup, fig.bad,
-	       cu_ms(fig.max_resume_ns));
-	return cu_finish();
+	       th_ms(fig.max_resume_ns));
+	return th_finish();
 }

@@ -44,12 +44,16 @@
  * (documented in the README's limits); the library checks the size only at
  * attach.
  */
-#include "crash_util.h"
+#include "harness.h"
 
 #include <poll.h>
+#include <stdarg.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #define CAMPAIGNS 8u
 #define PER_CHANNEL 200u
@@ -101,7 +105,7 @@ struct fz {
 	uint64_t key;
 	int owner, h[3];               /* send, recv, both */
 	uint32_t access[3];
-	struct cu_map m;
+	struct th_map m;
 	uint8_t pristine[2 * SHMC_CACHELINE];
 	uint8_t dat_pristine[SHMC_CACHELINE];
 	uint32_t max, n, delivery;
@@ -112,35 +116,35 @@ struct fz {
 static uint64_t pick64(struct fz *f, uint64_t cur)
 {
 	uint64_t n = f->n;
-	switch (cu_below(&f->rng, 12)) {
+	switch (th_below(&f->rng, 12)) {
 	case 0: return cur + 1;
 	case 1: return cur - 1;
 	case 2: return cur + n;
 	case 3: return cur - n;
-	case 4: return cur + cu_below(&f->rng, 4 * n + 1);
-	case 5: return cur - cu_below(&f->rng, 4 * n + 1);
+	case 4: return cur + th_below(&f->rng, 4 * n + 1);
+	case 5: return cur - th_below(&f->rng, 4 * n + 1);
 	case 6: return 0;
-	case 7: return UINT64_MAX - cu_below(&f->rng, 4);
+	case 7: return UINT64_MAX - th_below(&f->rng, 4);
 	case 8: return 1ull << 63;
 	case 9: return cur + (1ull << 62);
 	case 10: return cur;
-	default: return cu_rand(&f->rng);
+	default: return th_rand(&f->rng);
 	}
 }
 
 static uint32_t pick32(struct fz *f, uint32_t max)
 {
-	switch (cu_below(&f->rng, 10)) {
+	switch (th_below(&f->rng, 10)) {
 	case 0: return 0;
 	case 1: return max;
 	case 2: return max + 1;
 	case 3: return UINT32_MAX;
 	case 4: return 0x80000000u;
 	case 5: return max * 2 + 7;
-	case 6: return (uint32_t)cu_below(&f->rng, max + 1);
+	case 6: return (uint32_t)th_below(&f->rng, max + 1);
 	case 7: return 1;
 	case 8: return 65;
-	default: return (uint32_t)cu_rand(&f->rng);
+	default: return (uint32_t)th_rand(&f->rng);
 	}
 }
 
@@ -151,28 +155,28 @@ static void close_channel(struct fz *f)
 			shmc_detach(f->h[i]);
 	if (f->owner > 0)
 		shmc_destroy(f->owner);
-	cu_unmap(&f->m);
+	th_unmap(&f->m);
 	f->owner = f->h[0] = f->h[1] = f->h[2] = -1;
 }
 
 static void open_channel(struct fz *f)
 {
 	static const uint32_t dels[] = { SHMC_UNICAST, SHMC_BROADCAST, SHMC_MULTICAST };
-	f->delivery = dels[cu_below(&f->rng, 3)];
-	f->n = 1u << cu_below(&f->rng, 7);
-	f->max = 1 + (uint32_t)cu_below(&f->rng, 600);
-	f->key = cu_key();
+	f->delivery = dels[th_below(&f->rng, 3)];
+	f->n = 1u << th_below(&f->rng, 7);
+	f->max = 1 + (uint32_t)th_below(&f->rng, 600);
+	f->key = th_key();
 	f->owner = shmc_create(f->key, f->delivery, f->n, f->max, 0600, 0);
-	CU_REQUIRE(f->owner > 0, "create: %s", cu_err(f->owner));
+	REQUIRE_MSG(f->owner > 0, "create: %s", th_errname(f->owner));
 	f->access[0] = SHMC_SEND;
 	f->access[1] = SHMC_RECV;
 	f->access[2] = SHMC_BOTH;
 	for (int i = 0; i < 3; i++) {
 		f->h[i] = shmc_attach_key(f->key, f->access[i]);
-		CU_REQUIRE(f->h[i] > 0, "attach: %s", cu_err(f->h[i]));
+		REQUIRE_MSG(f->h[i] > 0, "attach: %s", th_errname(f->h[i]));
 	}
-	int32_t id = (int32_t)cu_info(f->owner, SHMC_INFO_CHANNEL_ID);
-	CU_REQUIRE(cu_map_channel(id, f->key, &f->m) == 0, "map");
+	int32_t id = (int32_t)th_info(f->owner, SHMC_INFO_CHANNEL_ID);
+	REQUIRE_MSG(th_map_channel(id, f->key, &f->m) == 0, "map");
 	memcpy(f->pristine, f->m.ctl, sizeof f->pristine);
 	memcpy(f->dat_pristine, f->m.dat, sizeof f->dat_pristine);
 	pg->key = f->key;
@@ -185,25 +189,25 @@ static void open_channel(struct fz *f)
 
 static void mutate(struct fz *f)
 {
-	struct cu_map *m = &f->m;
+	struct th_map *m = &f->m;
 	struct shmc_ctl_header *c = m->ctl;
 	uint64_t tail = atomic_load(&c->tail), head = atomic_load(&c->head);
-	uint32_t k = (uint32_t)cu_below(&f->rng, 16);
+	uint32_t k = (uint32_t)th_below(&f->rng, 16);
 	atomic_fetch_add(&pg->mutations, 1);
 	switch (k) {
 	case 0: { /* random bytes, control segment */
-		size_t off = (size_t)cu_below(&f->rng, m->csize);
-		size_t len = 1 + (size_t)cu_below(&f->rng, 8);
+		size_t off = (size_t)th_below(&f->rng, m->csize);
+		size_t len = 1 + (size_t)th_below(&f->rng, 8);
 		for (size_t i = 0; i < len && off + i < m->csize; i++)
-			((volatile uint8_t *)c)[off + i] = (uint8_t)cu_rand(&f->rng);
+			((volatile uint8_t *)c)[off + i] = (uint8_t)th_rand(&f->rng);
 		logm("ctl bytes [%zu, +%zu) random", off, len);
 		break;
 	}
 	case 1: { /* random bytes, data segment */
-		size_t off = (size_t)cu_below(&f->rng, m->dsize);
-		size_t len = 1 + (size_t)cu_below(&f->rng, 8);
+		size_t off = (size_t)th_below(&f->rng, m->dsize);
+		size_t len = 1 + (size_t)th_below(&f->rng, 8);
 		for (size_t i = 0; i < len && off + i < m->dsize; i++)
-			((volatile uint8_t *)m->dat)[off + i] = (uint8_t)cu_rand(&f->rng);
+			((volatile uint8_t *)m->dat)[off + i] = (uint8_t)th_rand(&f->rng);
 		logm("dat bytes [%zu, +%zu) random", off, len);
 		break;
 	}
@@ -214,23 +218,23 @@ static void mutate(struct fz *f)
 		break;
 	}
 	case 3: {
-		uint64_t v = pick64(f, cu_below(&f->rng, 2) ? head : tail);
+		uint64_t v = pick64(f, th_below(&f->rng, 2) ? head : tail);
 		atomic_store(&c->head, v);
 		logm("head %" PRIu64 " -> %" PRIu64, head, v);
 		break;
 	}
 	case 4: { /* a slot's seq */
-		uint64_t p = pick64(f, cu_below(&f->rng, 2) ? tail : head);
-		uint32_t st = (uint32_t)cu_below(&f->rng, 4);
-		uint64_t slot = cu_below(&f->rng, 3) ? p & m->mask : cu_below(&f->rng, m->n);
-		uint64_t v = cu_below(&f->rng, 5) ? SEQ(p, st) : cu_rand(&f->rng);
+		uint64_t p = pick64(f, th_below(&f->rng, 2) ? tail : head);
+		uint32_t st = (uint32_t)th_below(&f->rng, 4);
+		uint64_t slot = th_below(&f->rng, 3) ? p & m->mask : th_below(&f->rng, m->n);
+		uint64_t v = th_below(&f->rng, 5) ? SEQ(p, st) : th_rand(&f->rng);
 		atomic_store(&m->slots[slot].seq, v);
 		logm("slot %" PRIu64 " seq -> 0x%" PRIx64 " (pos %" PRIu64 " state %" PRIu64 ")", slot,
 		     v, v / 4, v & 3);
 		break;
 	}
 	case 5: {
-		uint64_t slot = cu_below(&f->rng, m->n);
+		uint64_t slot = th_below(&f->rng, m->n);
 		uint32_t t = pick32(f, 70), w = pick32(f, SHMC_MAX_MEMBERS);
 		atomic_store(&m->slots[slot].target, t);
 		atomic_store(&m->slots[slot].writer, w);
@@ -238,34 +242,34 @@ static void mutate(struct fz *f)
 		break;
 	}
 	case 6: { /* a message length */
-		uint64_t slot = cu_below(&f->rng, m->n);
+		uint64_t slot = th_below(&f->rng, m->n);
 		uint32_t v = pick32(f, m->max_msg);
-		cu_set_len(m, slot, v);
+		th_set_len(m, slot, v);
 		logm("slot %" PRIu64 " len -> %u (max %u)", slot, v, m->max_msg);
 		break;
 	}
 	case 7:
 	case 8: { /* a member field */
-		uint32_t i = cu_below(&f->rng, 2) ? (uint32_t)cu_below(&f->rng, 6)
-						  : (uint32_t)cu_below(&f->rng, SHMC_MAX_MEMBERS);
+		uint32_t i = th_below(&f->rng, 2) ? (uint32_t)th_below(&f->rng, 6)
+						  : (uint32_t)th_below(&f->rng, SHMC_MAX_MEMBERS);
 		struct shmc_member *mm = &m->members[i];
-		uint32_t fld = (uint32_t)cu_below(&f->rng, 10);
+		uint32_t fld = (uint32_t)th_below(&f->rng, 10);
 		switch (fld) {
 		case 0: atomic_store(&mm->state, pick32(f, 2)); break;
 		case 1: atomic_store(&mm->id, pick32(f, 70)); break;
 		case 2: atomic_store(&mm->access, pick32(f, 0x103)); break;
 		case 3: atomic_store(&mm->parked, pick32(f, 3)); break;
-		case 4: atomic_store(&mm->wake, (uint32_t)cu_rand(&f->rng)); break;
+		case 4: atomic_store(&mm->wake, (uint32_t)th_rand(&f->rng)); break;
 		case 5:
 			atomic_store(&mm->claim, pick64(f, tail));
 			atomic_store(&mm->claim_n, pick32(f, m->n));
 			break;
 		case 6: atomic_store(&mm->cursor, pick64(f, tail)); break;
 		case 7: { /* doorbell: random bytes, ours, or a dead name; no NUL */
-			uint32_t how = (uint32_t)cu_below(&f->rng, 3);
+			uint32_t how = (uint32_t)th_below(&f->rng, 3);
 			if (how == 0)
 				for (size_t b = 0; b < sizeof mm->doorbell; b++)
-					mm->doorbell[b] = (char)cu_rand(&f->rng);
+					mm->doorbell[b] = (char)th_rand(&f->rng);
 			else if (how == 1)
 				memcpy(mm->doorbell, f->bell, sizeof mm->doorbell);
 			else {
@@ -274,14 +278,14 @@ static void mutate(struct fz *f)
 			}
 			break;
 		}
-		case 8: mm->pid = (uint32_t)cu_rand(&f->rng); break;
-		default: mm->start_time = cu_rand(&f->rng); break;
+		case 8: mm->pid = (uint32_t)th_rand(&f->rng); break;
+		default: mm->start_time = th_rand(&f->rng); break;
 		}
 		logm("member %u field %u rewritten", i, fld);
 		break;
 	}
 	case 9: { /* counters */
-		uint32_t which = (uint32_t)cu_below(&f->rng, 6);
+		uint32_t which = (uint32_t)th_below(&f->rng, 6);
 		uint32_t v = pick32(f, 64);
 		switch (which) {
 		case 0: atomic_store(&c->recv_parked, v); break;
@@ -295,7 +299,7 @@ static void mutate(struct fz *f)
 		break;
 	}
 	case 10: { /* the header's geometry (private copies must win) */
-		uint32_t which = (uint32_t)cu_below(&f->rng, 8), v = pick32(f, m->n);
+		uint32_t which = (uint32_t)th_below(&f->rng, 8), v = pick32(f, m->n);
 		switch (which) {
 		case 0: c->ring_entries = v; break;
 		case 1: c->max_msg_size = v; break;
@@ -317,13 +321,14 @@ static void mutate(struct fz *f)
 		break;
 	}
 	case 12: { /* forge a READY message at a plausible position */
-		uint64_t p = head + cu_below(&f->rng, (uint64_t)m->n + 2);
+		uint64_t p = head + th_below(&f->rng, (uint64_t)m->n + 2);
 		uint32_t len = pick32(f, m->max_msg);
-		cu_set_len(m, p, len);
-		atomic_store(&m->slots[p & m->mask].target, cu_below(&f->rng, 3) ? 0 : pick32(f, 8));
+		th_set_len(m, p, len);
+		atomic_store(&m->slots[p & m->mask].target,
+			     th_below(&f->rng, 3) ? 0 : pick32(f, 8));
 		atomic_store(&m->slots[p & m->mask].seq, SEQ(p, SLOT_READY));
-		if (cu_below(&f->rng, 2))
-			atomic_store(&c->tail, p + 1 + cu_below(&f->rng, 3));
+		if (th_below(&f->rng, 2))
+			atomic_store(&c->tail, p + 1 + th_below(&f->rng, 3));
 		logm("forged READY at %" PRIu64 " len %u", p, len);
 		break;
 	}
@@ -372,7 +377,7 @@ static int pick_handle(struct fz *f, uint32_t need)
 {
 	int pick[5];
 	for (int k = 0; k < 5; k++)
-		pick[k] = (int)cu_below(&f->rng, 3);
+		pick[k] = (int)th_below(&f->rng, 3);
 	for (int k = 0; k < 4; k++) {
 		int i = pick[k];
 		if (f->h[i] > 0 && (!need || (f->access[i] & need)))
@@ -393,36 +398,36 @@ static void drain_bell(struct fz *f)
 
 static void call(struct fz *f, unsigned iter)
 {
-	int o = (int)cu_below(&f->rng, OP_COUNT);
+	int o = (int)th_below(&f->rng, OP_COUNT);
 	uint64_t timeout = 0;
 	if (o == OP_SEND || o == OP_RECV) {
 		static const uint64_t t[] = { 0, 1000000, 2000000, 5000000, 20000000 };
-		timeout = t[cu_below(&f->rng, 5)];
+		timeout = t[th_below(&f->rng, 5)];
 		if (o == OP_SEND && getenv("SHMCHAN_FUZZ_NO_SEND_WAIT"))
 			timeout = 0;
 	}
-	uint32_t cap = (uint32_t)cu_below(&f->rng, (uint64_t)f->max + 17);
+	uint32_t cap = (uint32_t)th_below(&f->rng, (uint64_t)f->max + 17);
 	uint8_t *buf = malloc(cap ? cap : 1);
-	uint32_t len = (uint32_t)cu_below(&f->rng, (uint64_t)f->max + 3);
+	uint32_t len = (uint32_t)th_below(&f->rng, (uint64_t)f->max + 3);
 	uint8_t *src = malloc(len ? len : 1);
-	CU_REQUIRE(buf && src, "malloc");
+	REQUIRE_MSG(buf && src, "malloc");
 	memset(src, 0x5a, len ? len : 1);
 	uint32_t target = 0;
-	uint64_t tkind = cu_below(&f->rng, 8);
+	uint64_t tkind = th_below(&f->rng, 8);
 	uint32_t trand = pick32(f, 70);
 	if (tkind == 0)
-		target = (uint32_t)cu_info(f->h[1] > 0 ? f->h[1] : f->owner, SHMC_INFO_MEMBER_ID);
+		target = (uint32_t)th_info(f->h[1] > 0 ? f->h[1] : f->owner, SHMC_INFO_MEMBER_ID);
 	else if (tkind == 1)
 		target = trand;
 	int h = 0, r = 0;
 	snprintf(pg->last_call, sizeof pg->last_call, "%s len %u cap %u target %u timeout %.0f ms",
-		 opname[o], len, cap, target, cu_ms(timeout));
+		 opname[o], len, cap, target, th_ms(timeout));
 	struct rusage ru0, ru1;
 	struct timespec c0, c1;
 	getrusage(RUSAGE_THREAD, &ru0);
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
 	uint64_t q0 = runqueue_wait_ns();
-	uint64_t t0 = cu_now_ns();
+	uint64_t t0 = th_now_ns();
 	atomic_store(&pg->op_wait0, q0);
 	atomic_store(&pg->op_timeout, timeout);
 	atomic_store(&pg->op_start, t0);
@@ -431,38 +436,38 @@ static void call(struct fz *f, unsigned iter)
 	case OP_TRY_SEND:
 		h = pick_handle(f, SHMC_SEND);
 		r = shmc_try_send(h, src, len, target);
-		CU_CHECK(r < 0 || r == (int)len, "try_send returned %d for %u bytes", r, len);
+		CHECK_MSG(r < 0 || r == (int)len, "try_send returned %d for %u bytes", r, len);
 		break;
 	case OP_SEND:
 		h = pick_handle(f, SHMC_SEND);
 		r = shmc_send(h, src, len, target, (int64_t)timeout);
-		CU_CHECK(r < 0 || r == (int)len, "send returned %d for %u bytes", r, len);
+		CHECK_MSG(r < 0 || r == (int)len, "send returned %d for %u bytes", r, len);
 		break;
 	case OP_TRY_RECV:
 		h = pick_handle(f, SHMC_RECV);
 		r = shmc_try_recv(h, cap ? buf : NULL, cap);
-		CU_CHECK(r < 0 || ((uint32_t)r <= cap && (uint64_t)r <= cu_info(h, SHMC_INFO_MAX_MESSAGE_SIZE)),
-			 "try_recv returned %d (cap %u, handle's max %" PRIu64 ")", r, cap,
-			 cu_info(h, SHMC_INFO_MAX_MESSAGE_SIZE));
+		CHECK_MSG(r < 0 || ((uint32_t)r <= cap && (uint64_t)r <= th_info(h, SHMC_INFO_MAX_MESSAGE_SIZE)),
+			  "try_recv returned %d (cap %u, handle's max %" PRIu64 ")", r, cap,
+			  th_info(h, SHMC_INFO_MAX_MESSAGE_SIZE));
 		break;
 	case OP_RECV:
 		h = pick_handle(f, SHMC_RECV);
 		r = shmc_recv(h, cap ? buf : NULL, cap, (int64_t)timeout);
-		CU_CHECK(r < 0 || ((uint32_t)r <= cap && (uint64_t)r <= cu_info(h, SHMC_INFO_MAX_MESSAGE_SIZE)),
-			 "recv returned %d (cap %u, handle's max %" PRIu64 ")", r, cap,
-			 cu_info(h, SHMC_INFO_MAX_MESSAGE_SIZE));
+		CHECK_MSG(r < 0 || ((uint32_t)r <= cap && (uint64_t)r <= th_info(h, SHMC_INFO_MAX_MESSAGE_SIZE)),
+			  "recv returned %d (cap %u, handle's max %" PRIu64 ")", r, cap,
+			  th_info(h, SHMC_INFO_MAX_MESSAGE_SIZE));
 		break;
 	case OP_PENDING:
 		r = shmc_pending(pick_handle(f, SHMC_RECV));
-		CU_CHECK(r == 0 || r == 1 || r < 0, "pending returned %d", r);
+		CHECK_MSG(r == 0 || r == 1 || r < 0, "pending returned %d", r);
 		break;
 	case OP_PARK:
 	case OP_UNPARK: {
-		uint32_t what = cu_below(&f->rng, 2) ? SHMC_WAIT_RECV : SHMC_WAIT_SEND;
+		uint32_t what = th_below(&f->rng, 2) ? SHMC_WAIT_RECV : SHMC_WAIT_SEND;
 		h = pick_handle(f, what == SHMC_WAIT_RECV ? SHMC_RECV : SHMC_SEND);
-		bool then_unpark = cu_below(&f->rng, 2);
+		bool then_unpark = th_below(&f->rng, 2);
 		r = o == OP_PARK ? shmc_park(h, what) : shmc_unpark(h, what);
-		CU_CHECK(r == 0 || r == 1 || r < 0, "park/unpark returned %d", r);
+		CHECK_MSG(r == 0 || r == 1 || r < 0, "park/unpark returned %d", r);
 		if (o == OP_PARK && r == 0 && then_unpark)
 			shmc_unpark(h, what);
 		break;
@@ -470,32 +475,33 @@ static void call(struct fz *f, unsigned iter)
 	case OP_INFO: {
 		uint64_t info[SHMC_INFO_COUNT];
 		r = shmc_info(pick_handle(f, 0), info);
-		CU_CHECK(r == SHMC_INFO_COUNT, "info returned %d", r);
+		CHECK_MSG(r == SHMC_INFO_COUNT, "info returned %d", r);
 		/* The owner's geometry is its own; a handle attached after the
 		 * header was rewritten may have read other (consistent) values. */
 		r = shmc_info(f->owner, info);
-		CU_CHECK(r == SHMC_INFO_COUNT && info[SHMC_INFO_RING_ENTRIES] == f->n &&
-			 info[SHMC_INFO_MAX_MESSAGE_SIZE] == f->max,
-			 "the owner's geometry changed by the segment: ring %" PRIu64 " max %" PRIu64,
-			 info[SHMC_INFO_RING_ENTRIES], info[SHMC_INFO_MAX_MESSAGE_SIZE]);
+		CHECK_MSG(r == SHMC_INFO_COUNT && info[SHMC_INFO_RING_ENTRIES] == f->n &&
+			  info[SHMC_INFO_MAX_MESSAGE_SIZE] == f->max,
+			  "the owner's geometry changed by the segment: ring %" PRIu64 " max %" PRIu64,
+			  info[SHMC_INFO_RING_ENTRIES], info[SHMC_INFO_MAX_MESSAGE_SIZE]);
 		break;
 	}
 	case OP_REATTACH: {
-		int i = (int)cu_below(&f->rng, 3);
+		int i = (int)th_below(&f->rng, 3);
 		if (f->h[i] > 0)
 			shmc_detach(f->h[i]);
 		f->h[i] = shmc_attach_key(f->key, f->access[i]);
 		r = f->h[i];
-		CU_CHECK(r > 0 || r == -EBADMSG || r == -EUSERS || r == -ENOENT,
-			 "attach returned %s (%d)", cu_err(r), r);
+		CHECK_MSG(r > 0 || r == -EBADMSG || r == -EUSERS || r == -ENOENT,
+			  "attach returned %s (%d)", th_errname(r), r);
 		break;
 	}
 	default:
 		r = shmc_try_send(f->owner, src, len, target);
-		CU_CHECK(r < 0 || r == (int)len, "owner try_send returned %d for %u bytes", r, len);
+		CHECK_MSG(r < 0 || r == (int)len, "owner try_send returned %d for %u bytes", r,
+			  len);
 		break;
 	}
-	uint64_t took = cu_now_ns() - t0;
+	uint64_t took = th_now_ns() - t0;
 	uint64_t queued = runqueue_wait_ns() - q0;
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
 	getrusage(RUSAGE_THREAD, &ru1);
@@ -516,10 +522,10 @@ static void call(struct fz *f, unsigned iter)
 			atomic_store(&pg->max_overrun_ns, over);
 		if (over > SLACK_NS) {
 			atomic_fetch_add(&pg->overruns, 1);
-			CU_CHECK(0, "iteration %u: %s returned %.1f ms past its timeout of %.0f ms (wall "
-				 "%.1f ms, of which %.1f ms waiting for a CPU; cpu %.1f ms, %ld sleeps, %ld "
-				 "preemptions)", iter, pg->last_call, cu_ms(over), cu_ms(timeout),
-				 cu_ms(took), cu_ms(queued), cpu_ms, sleeps, preempted);
+			CHECK_MSG(0, "iteration %u: %s returned %.1f ms past its timeout of %.0f ms (wall "
+				  "%.1f ms, of which %.1f ms waiting for a CPU; cpu %.1f ms, %ld sleeps, %ld "
+				  "preemptions)", iter, pg->last_call, th_ms(over), th_ms(timeout),
+				  th_ms(took), th_ms(queued), cpu_ms, sleeps, preempted);
 		}
 	}
 	free(buf);
@@ -537,16 +543,16 @@ static int worker_main(void *arg)
 	f.m.cfd = f.m.dfd = -1;
 	/* A doorbell of our own, so rung doorbells reach a real listener. */
 	snprintf(f.bell, sizeof f.bell, "shmchan.fuzz.%d.%06x", (int)getpid(),
-		 (unsigned)(cu_rand(&f.rng) & 0xffffff));
+		 (unsigned)(th_rand(&f.rng) & 0xffffff));
 	f.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	size_t bl = strlen(f.bell);
 	memcpy(sa.sun_path + 1, f.bell, bl);
-	CU_REQUIRE(bind(f.lfd, (struct sockaddr *)&sa,
+	REQUIRE_MSG(bind(f.lfd, (struct sockaddr *)&sa,
 			(socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + bl)) == 0 &&
 			   listen(f.lfd, 64) == 0,
-		   "doorbell socket");
-	CU_REQUIRE(shmc_set_doorbell(f.bell, (uint32_t)bl) == 0, "set_doorbell");
+		    "doorbell socket");
+	REQUIRE_MSG(shmc_set_doorbell(f.bell, (uint32_t)bl) == 0, "set_doorbell");
 	for (unsigned it = 0; it < iters; it++) {
 		atomic_store(&pg->iter, it);
 		if (it % PER_CHANNEL == 0) {
@@ -554,10 +560,10 @@ static int worker_main(void *arg)
 				close_channel(&f);
 			open_channel(&f);
 		}
-		unsigned nm = (unsigned)cu_below(&f.rng, 4);
+		unsigned nm = (unsigned)th_below(&f.rng, 4);
 		for (unsigned k = 0; k < nm; k++)
 			mutate(&f);
-		unsigned nc = 1 + (unsigned)cu_below(&f.rng, 3);
+		unsigned nc = 1 + (unsigned)th_below(&f.rng, 3);
 		for (unsigned k = 0; k < nc; k++)
 			call(&f, it);
 		if ((it & 15) == 0)
@@ -597,15 +603,15 @@ static void print_log(void)
 
 int main(void)
 {
-	uint64_t seed = cu_seed("SHMCHAN_FUZZ_SEED");
+	uint64_t seed = th_seed("SHMCHAN_FUZZ_SEED");
 	unsigned total = CAMPAIGNS * 600u;
 	const char *e = getenv("SHMCHAN_FUZZ_ITERS");
 	if (e && *e)
 		total = (unsigned)strtoul(e, NULL, 0);
 	unsigned per = (total + CAMPAIGNS - 1) / CAMPAIGNS;
-	cu_init("test_fuzz_segment", (e && *e) ? 0 : 110);
-	pg = cu_shared(sizeof *pg);
-	cu_section("fuzz: %u campaigns x %u iterations, seed 0x%" PRIx64
+	th_init("test_fuzz_segment", (e && *e) ? TH_NO_WATCHDOG : 110);
+	pg = th_shared_alloc(sizeof *pg);
+	th_section("fuzz: %u campaigns x %u iterations, seed 0x%" PRIx64
 		   " (SHMCHAN_FUZZ_SEED=0x%" PRIx64 " to replay)", CAMPAIGNS, per, seed, seed);
 	unsigned long long mutations = 0, calls = 0, errors = 0, iters_done = 0;
 	unsigned crashes = 0, hangs = 0, failed = 0;
@@ -616,9 +622,9 @@ int main(void)
 		if (only && *only && strtoul(only, NULL, 0) != c)
 			continue;
 		memset(pg, 0, sizeof *pg);
-		pg->seed = cu_mix64(seed + c);
+		pg->seed = th_mix64(seed + c);
 		atomic_store(&pg->op, -1);
-		pid_t w = cu_fork(worker_main, (void *)(uintptr_t)per);
+		pid_t w = th_fork(worker_main, (void *)(uintptr_t)per);
 		int status = -1;
 		bool hung = false;
 		for (;;) {
@@ -627,9 +633,9 @@ int main(void)
 				break;
 			int o = atomic_load(&pg->op);
 			uint64_t st = atomic_load(&pg->op_start);
-			if (o >= 0 && st && cu_now_ns() - st > atomic_load(&pg->op_timeout) + HANG_NS) {
+			if (o >= 0 && st && th_now_ns() - st > atomic_load(&pg->op_timeout) + HANG_NS) {
 				/* Not counting time the worker waited for a CPU (load). */
-				uint64_t wall = cu_now_ns() - st;
+				uint64_t wall = th_now_ns() - st;
 				uint64_t waited = pid_runqueue_wait_ns(w) - atomic_load(&pg->op_wait0);
 				uint64_t own = wall > waited ? wall - waited : 0;
 				if (atomic_load(&pg->op) == o && atomic_load(&pg->op_start) == st &&
@@ -638,19 +644,19 @@ int main(void)
 					break;
 				}
 			}
-			cu_sleep_ms(5);
+			th_sleep_ms(5);
 		}
 		if (hung) {
 			hangs++;
-			CU_CHECK(0, "campaign %u (seed 0x%" PRIx64 "): iteration %u: %s has not returned "
-				 "%.1f s after its timeout: hung", c, pg->seed, atomic_load(&pg->iter),
-				 pg->last_call, cu_ms(HANG_NS) / 1000.0);
+			CHECK_MSG(0, "campaign %u (seed 0x%" PRIx64 "): iteration %u: %s has not returned "
+				  "%.1f s after its timeout: hung", c, pg->seed, atomic_load(&pg->iter),
+				  pg->last_call, th_ms(HANG_NS) / 1000.0);
 			printf("  channel %d: delivery %u ring %u max %u\n", atomic_load(&pg->chan_id),
 			       atomic_load(&pg->delivery), atomic_load(&pg->ring), atomic_load(&pg->max));
-			struct cu_map m;
-			if (cu_map_channel(atomic_load(&pg->chan_id), pg->key, &m) == 0) {
-				cu_dump_ring(&m, "while hung");
-				cu_unmap(&m);
+			struct th_map m;
+			if (th_map_channel(atomic_load(&pg->chan_id), pg->key, &m) == 0) {
+				th_dump_ring(&m, "while hung");
+				th_unmap(&m);
 			}
 			print_log();
 			char path[64], line[128];
@@ -672,20 +678,20 @@ int main(void)
 				if (system(cmd) != 0)
 					printf("  (gdb failed)\n");
 			}
-			cu_kill(w);
+			th_kill(w);
 		} else {
-			cu_forget(w);
+			th_forget(w);
 			if (WIFSIGNALED(status)) {
 				crashes++;
-				CU_CHECK(0, "campaign %u (seed 0x%" PRIx64 "): worker killed by signal %d at "
-					 "iteration %u during %s", c, pg->seed, WTERMSIG(status),
-					 atomic_load(&pg->iter), pg->last_call);
+				CHECK_MSG(0, "campaign %u (seed 0x%" PRIx64 "): worker killed by signal %d at "
+					  "iteration %u during %s", c, pg->seed, WTERMSIG(status),
+					  atomic_load(&pg->iter), pg->last_call);
 				print_log();
 			} else if (WEXITSTATUS(status) != 0) {
 				failed++;
-				CU_CHECK(0, "campaign %u (seed 0x%" PRIx64 "): worker exit %d at iteration %u "
-					 "(a failed check, or a sanitizer report above)", c, pg->seed,
-					 WEXITSTATUS(status), atomic_load(&pg->iter));
+				CHECK_MSG(0, "campaign %u (seed 0x%" PRIx64 "): worker exit %d at iteration %u "
+					  "(a failed check, or a sanitizer report above)", c, pg->seed,
+					  WEXITSTATUS(status), atomic_load(&pg->iter));
 				print_log();
 			}
 		}
@@ -712,6 +718,6 @@ int main(void)
 	printf("figures: seed 0x%" PRIx64 ", %llu iterations, %llu faults injected, %llu API calls "
 	       "(%llu returned errors), crashes %u, hangs %u, failed workers %u, worst overrun of a "
 	       "timeout %.2f ms\n",
-	       seed, iters_done, mutations, calls, errors, crashes, hangs, failed, cu_ms(max_over));
-	return cu_finish();
+	       seed, iters_done, mutations, calls, errors, crashes, hangs, failed, th_ms(max_over));
+	return th_finish();
 }

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_stress_broadcast - 3 producer processes x 2 consumer processes x 20000
- * messages of varying length (16..512 bytes) on a broadcast channel with a
+ * messages of varying length (20..512 bytes) on a broadcast channel with a
  * ring of 32: every consumer receives every message, all in one common order;
  * no torn message (header, length and checksum of the payload verified), no
  * loss, no duplicate, per-producer order. One producer polls with
  * shmc_try_send, the others block in shmc_send; consumers mix shmc_recv and
- * shmc_try_recv. See th_stress_run() in harness.c.
+ * shmc_try_recv. See th_stress_run() in harness_stress.c.
  */
 #include "harness.h"
 

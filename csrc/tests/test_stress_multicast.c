@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_stress_multicast - 3 producer processes x 2 consumer processes x 20000
- * messages of varying length (16..512 bytes) on a multicast channel with a
+ * messages of varying length (20..512 bytes) on a multicast channel with a
  * ring of 64: every message received exactly once by one of the competing consumers;
  * no torn message (header, length and checksum of the payload verified), no
  * loss, no duplicate, per-producer order. One producer polls with
  * shmc_try_send, the others block in shmc_send; consumers mix shmc_recv and
- * shmc_try_recv. See th_stress_run() in harness.c.
+ * shmc_try_recv. See th_stress_run() in harness_stress.c.
  */
 #include "harness.h"
 

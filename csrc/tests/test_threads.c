@@ -71,7 +71,7 @@ static void *receiver(void *p)
 			continue;
 		}
 		if (r != (int)sizeof(msg) || msg[0] >= SENDERS || msg[1] >= PER_SENDER) {
-			th_fail_at(__FILE__, __LINE__, "bad receive %d%s", r, th_errname(r));
+			th_fail_at(__FILE__, __LINE__, "bad receive %d (%s)", r, th_errname(r));
 			break;
 		}
 		/* Each thread sees each sender's messages in increasing order. */
