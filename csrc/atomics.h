@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The few memory-ordering operations shmchan uses, named for what they do.
- * Every use in shmchan.c carries a comment naming the operation it pairs with
- * ("SYNC:"). Shared words are _Atomic; plain fields in shared memory are only
- * read or written under an ordering established by one of these.
+ * Every use in the library's sources carries a comment naming the operation
+ * it pairs with ("SYNC:"). Shared words are _Atomic; plain fields in shared
+ * memory are only read or written under an ordering established by one of
+ * these.
  */
 #ifndef SHMCHAN_ATOMICS_H
 #define SHMCHAN_ATOMICS_H

@@ -1,0 +1,357 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * api.c - the public lifecycle entry points: create, attach, detach,
+ * destroy, info, version, strerror, the test hook, and the exit-time
+ * destruction of this process's channels; the process's handle table and
+ * the access check (DESIGN.md sections 5 "Creation", "Lookup" and 6).
+ * The message calls live beside their paths: send.c, recv.c, park.c,
+ * doorbell.c.
+ *
+ * Writes: the handle table and g_start_position (defined here), and through
+ * registry.c, segment.c and member.c what creating, joining and leaving a
+ * channel writes.
+ * Calls: fork.c (process init), registry.c, segment.c, member.c, wake.c
+ * (through after_consume when a member leaves).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+struct handle *_Atomic g_handles[MAX_HANDLES];
+uint64_t g_start_position;
+static uint32_t g_generation[MAX_HANDLES];
+
+/* ---- handles ------------------------------------------------------------ */
+
+/* Caller holds g_lock. */
+static int install(struct handle *p)
+{
+	for (uint32_t i = 1; i < MAX_HANDLES; i++) {
+		if (atomic_load_explicit(&g_handles[i], memory_order_relaxed))
+			continue;
+		uint32_t gen = (g_generation[i] + 1) & 0xfffffu;
+		if (!gen)
+			gen = 1;
+		g_generation[i] = gen;
+		p->self = (int)((gen << HANDLE_INDEX_BITS) | i);
+		atomic_store_explicit(&g_handles[i], p, memory_order_release);
+		return p->self;
+	}
+	return -EMFILE;
+}
+
+static void uninstall(struct handle *p)
+{
+	uint32_t idx = (uint32_t)p->self & (MAX_HANDLES - 1);
+	atomic_store_explicit(&g_handles[idx], NULL, memory_order_release);
+}
+
+/* ---- access ------------------------------------------------------------- */
+
+static bool in_group(gid_t gid)
+{
+	if (getegid() == gid)
+		return true;
+	gid_t groups[256];
+	int n = getgroups(256, groups);
+	for (int i = 0; i < n; i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+/* The RFC's check: owner bits for the owner uid, else group bits for a
+ * matching gid, else other bits; root gets no bypass. */
+static int check_permission(uint32_t owner_uid, uint32_t owner_gid, uint32_t mode,
+			    uint32_t flags, uint32_t access)
+{
+	uint32_t needed = ((access & SHMC_RECV) ? 4u : 0u) | ((access & SHMC_SEND) ? 2u : 0u);
+	uint32_t bits;
+	if (geteuid() == owner_uid)
+		bits = mode >> 6;
+	else if (flags & SHMC_F_PRIVATE)
+		return -EACCES;
+	else if (in_group(owner_gid))
+		bits = mode >> 3;
+	else
+		bits = mode;
+	return (bits & needed) == needed ? 0 : -EACCES;
+}
+
+/* ---- public API --------------------------------------------------------- */
+
+SHMC_API int shmc__test_start_position(uint64_t pos)
+{
+	g_start_position = pos;
+	return 0;
+}
+
+SHMC_API int shmc_version(void)
+{
+	return (0 << 16) | (1 << 8) | 0;
+}
+
+SHMC_API int shmc_create(uint64_t key, uint32_t delivery, uint32_t ring_entries,
+			 uint32_t max_msg_size, uint32_t mode, uint32_t flags)
+{
+	shmc__process_init();
+	if (key == 0 || delivery > SHMC_MULTICAST || !is_power_of_two(ring_entries) ||
+	    ring_entries > SHMC_MAX_RING_ENTRIES || max_msg_size == 0 ||
+	    max_msg_size > SHMC_MAX_MESSAGE_SIZE || (mode & ~0666u) || (flags & ~SHMC_F_PRIVATE))
+		return -EINVAL;
+	struct handle *h = shmc__handle_new();
+	if (!h)
+		return -ENOMEM;
+	shmc__handle_geometry(h, delivery, ring_entries, max_msg_size);
+	if (h->dat_size > SHMC_MAX_REGION) {
+		free(h);
+		return -EINVAL;
+	}
+	h->owner = true;
+	h->key = key;
+	h->mode = mode;
+	h->flags = flags;
+	h->access = check_permission(geteuid(), getegid(), mode, flags, SHMC_SEND) == 0 ? SHMC_SEND : 0;
+
+	pthread_mutex_lock(&g_lock);
+	struct registry *r;
+	int err = shmc__registry_lock(&r);
+	if (err < 0) {
+		pthread_mutex_unlock(&g_lock);
+		free(h);
+		return err;
+	}
+	shmc__registry_sweep(r);
+	uint32_t idx;
+	int32_t id;
+	bool created = false;
+	err = shmc__registry_reserve(r, key, &idx, &id);
+	if (err < 0)
+		goto out;
+	h->channel_id = id;
+	err = shmc__segments_create(h, &created);
+	if (err < 0)
+		goto out;
+	err = shmc__member_join(h, h->access | MEMBER_OWNER);
+	if (err < 0)
+		goto out;
+
+	err = shmc__registry_hold_creator(idx);
+	if (err < 0)
+		goto out;
+	h->creator_locked = true;
+	shmc__registry_publish(r, idx, h);
+	h->reg_index = idx;
+	err = install(h);
+	if (err < 0) {
+		shmc__registry_clear(r, idx);
+		goto out;
+	}
+out:
+	if (err < 0 && created)
+		shmc__unlink_segments(h->channel_id, h->nonce);
+	shmc__registry_unlock(r);
+	pthread_mutex_unlock(&g_lock);
+	if (err < 0)
+		shmc__handle_unmap(h);
+	return err;
+}
+
+static int attach(uint64_t key, int32_t id, uint32_t access)
+{
+	shmc__process_init();
+	if (access == 0 || (access & ~SHMC_BOTH))
+		return -EINVAL;
+	struct handle *h = shmc__handle_new();
+	if (!h)
+		return -ENOMEM;
+	pthread_mutex_lock(&g_lock);
+	struct registry *r;
+	int err = shmc__registry_lock(&r);
+	if (err < 0) {
+		pthread_mutex_unlock(&g_lock);
+		free(h);
+		return err;
+	}
+	shmc__registry_sweep(r);
+	uint32_t idx;
+	struct shmc_reg_entry *e = shmc__registry_find(r, key, id, &idx);
+	if (!e) {
+		err = -ENOENT;
+		goto out;
+	}
+	/* Copy the entry once; validate what we use. */
+	struct shmc_reg_entry ent = *e;
+	err = check_permission(ent.uid, ent.gid, ent.mode & 0666u, ent.flags, access);
+	if (err < 0)
+		goto out;
+	err = shmc__segments_open(h, &ent, access);
+	if (err < 0)
+		goto out;
+	h->key = ent.key;
+	h->channel_id = ent.id;
+	h->nonce = ent.nonce;
+	h->reg_index = idx;
+	h->mode = ent.mode & 0666u;
+	h->flags = ent.flags;
+	h->access = access;
+	err = shmc__member_join(h, access);
+	if (err < 0)
+		goto out;
+	err = install(h);
+	if (err < 0)
+		store_release(&h->me->state, MEMBER_FREE);
+out:
+	shmc__registry_unlock(r);
+	pthread_mutex_unlock(&g_lock);
+	if (err < 0)
+		shmc__handle_unmap(h);
+	return err;
+}
+
+SHMC_API int shmc_attach_key(uint64_t key, uint32_t access)
+{
+	if (key == 0)
+		return -EINVAL;
+	return attach(key, 0, access);
+}
+
+SHMC_API int shmc_attach_id(int32_t channel_id, uint32_t access)
+{
+	if (channel_id <= 0)
+		return -EINVAL;
+	return attach(0, channel_id, access);
+}
+
+/* Leave the member table and close the handle. Caller holds g_lock. */
+static void leave(struct handle *h)
+{
+	uninstall(h);
+	shmc__member_release_parks(h, h->me);
+	/* SYNC: release (as part of seq_cst): our last cursor/claim writes
+	 * precede the FREE state; seq_cst for after_consume. */
+	store_seq_cst(&h->me->state, MEMBER_FREE);
+	/* Leaving may free room (broadcast gate) for parked senders. */
+	after_consume(h);
+	shmc__handle_unmap(h); /* closing ctl_fd drops our liveness lock */
+}
+
+/* Detach; if the channel's creator has died, sweep now, so that when the last
+ * participant of a channel whose creator was killed detaches, its names
+ * leave /dev/shm at once. Caller holds g_lock. */
+static void leave_and_sweep(struct handle *h)
+{
+	uint32_t idx = h->reg_index;
+	int32_t id = h->channel_id;
+	uint64_t nonce = h->nonce;
+	leave(h);
+	shmc__registry_sweep_if_gone(idx, id, nonce);
+}
+
+SHMC_API int shmc_detach(int sub)
+{
+	pthread_mutex_lock(&g_lock);
+	struct handle *h = lookup(sub);
+	int err = 0;
+	if (!h)
+		err = -ENOENT;
+	else if (h->owner)
+		err = -EINVAL;
+	else
+		leave_and_sweep(h);
+	pthread_mutex_unlock(&g_lock);
+	return err;
+}
+
+SHMC_API int shmc_destroy(int owner)
+{
+	pthread_mutex_lock(&g_lock);
+	struct handle *h = lookup(owner);
+	int err = 0;
+	if (!h) {
+		err = -ENOENT;
+	} else if (!h->owner) {
+		err = -EINVAL;
+	} else {
+		struct registry *r;
+		err = shmc__registry_lock(&r);
+		if (err == 0) {
+			shmc__registry_drop(r, h);
+			shmc__unlink_segments(h->channel_id, h->nonce);
+			if (h->creator_locked)
+				shmc__registry_release_creator(h->reg_index);
+			shmc__registry_unlock(r);
+		}
+		err = 0; /* the handle closes even if the registry is unusable */
+		leave(h);
+	}
+	pthread_mutex_unlock(&g_lock);
+	return err;
+}
+
+SHMC_API int shmc_info(int handle, uint64_t *out)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	if (!out)
+		return -EFAULT;
+	out[SHMC_INFO_KEY] = h->key;
+	out[SHMC_INFO_CHANNEL_ID] = (uint64_t)h->channel_id;
+	out[SHMC_INFO_DELIVERY] = h->delivery;
+	out[SHMC_INFO_RING_ENTRIES] = h->ring_entries;
+	out[SHMC_INFO_MAX_MESSAGE_SIZE] = h->max_msg;
+	out[SHMC_INFO_MEMBER_ID] = h->owner ? 0 : h->member_id;
+	out[SHMC_INFO_ACCESS] = h->access;
+	out[SHMC_INFO_IS_OWNER] = h->owner;
+	out[SHMC_INFO_MODE] = h->mode;
+	out[SHMC_INFO_FLAGS] = h->flags;
+	out[SHMC_INFO_DROPPED] = load_relaxed(&h->ctl->dropped);
+	out[SHMC_INFO_SKIPPED] = load_relaxed(&h->ctl->skipped);
+	return SHMC_INFO_COUNT;
+}
+
+SHMC_API const char *shmc_strerror(int code)
+{
+	if (code == INT_MIN)
+		return "unknown error";
+	switch (-code) {
+	case 0: return "success";
+	case EINVAL: return "invalid argument";
+	case ENOENT: return "no such channel or subscriber";
+	case EEXIST: return "a live channel already uses this key";
+	case EACCES: return "permission denied";
+	case ENOBUFS: return "ring full";
+	case EMSGSIZE: return "message longer than the channel's maximum";
+	case EAGAIN: return "nothing to receive";
+	case ETIMEDOUT: return "timed out";
+	case EUSERS: return "too many subscribers";
+	case EBADMSG: return "shared segment failed validation";
+	case ENOSPC: return "channel registry full";
+	case EMFILE: return "too many open handles in this process";
+	case EFAULT: return "bad buffer";
+	default: {
+		/* Other errno values: glibc's static description, if any. */
+		const char *d = code < 0 && code > -4096 ? strerrordesc_np(-code) : NULL;
+		return d ? d : "unknown error";
+	}
+	}
+}
+
+/* At normal process exit, destroy the channels this process created, so no
+ * name outlives its creator in /dev/shm (a kill -9 is swept by the next
+ * create or attach on the machine). A forked child does not destroy its
+ * parent's channels. */
+__attribute__((destructor)) static void cleanup_at_exit(void)
+{
+	for (uint32_t i = 1; i < MAX_HANDLES; i++) {
+		struct handle *h = atomic_load_explicit(&g_handles[i], memory_order_acquire);
+		if (h && h->owner && h->opener_pid == getpid())
+			shmc_destroy(h->self);
+	}
+}

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * park.c - the waiter's half of the wait/wake protocol and the blocking
+ * calls: announcing a park and re-checking the ring, withdrawing it (and
+ * passing on a wake it will not use), the spin-then-futex wait of
+ * shmc_send/shmc_recv, and shmc_park/shmc_unpark for event loops
+ * (DESIGN.md section 4, "Waiting"). The waker's half is in wake.c.
+ *
+ * Writes: this member's parked bits and doorbell field, the header's
+ * parked counts.
+ * Calls: send.c and recv.c (the non-blocking attempts and their has_room /
+ * has_message checks), member.c (clearing its own park), doorbell.c
+ * (recording this process's doorbell), wake.c (passing a wake on).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define SPIN_ITERATIONS 2000       /* bounded spin before parking (~10-20 us) */
+
+static int futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns)
+{
+	struct timespec ts, *tsp = NULL;
+	if (timeout_ns >= 0) {
+		ts.tv_sec = timeout_ns / 1000000000;
+		ts.tv_nsec = timeout_ns % 1000000000;
+		tsp = &ts;
+	}
+	/* Shared (not PRIVATE) futex: waiters and wakers are different processes. */
+	long r = syscall(SYS_futex, word, FUTEX_WAIT, expected, tsp, NULL, 0);
+	return r < 0 ? -errno : 0;
+}
+
+static bool clear_park(struct handle *h, uint32_t what);
+
+static int do_park(struct handle *h, uint32_t what)
+{
+	struct shmc_member *m = h->me;
+	shmc__doorbell_record(m);
+	/* SYNC: seq_cst RMWs, paired with after_publish/after_consume's full
+	 * barrier: set the bit, then count it, then re-check the ring. */
+	uint32_t old = fetch_or_seq_cst(&m->parked, what);
+	if (!(old & what))
+		fetch_add_seq_cst(what == SHMC_WAIT_RECV ? &h->ctl->recv_parked
+							 : &h->ctl->send_parked, 1);
+	/* SYNC: full barrier: the re-check's loads come after the count is
+	 * visible (the loads below are acquire, not seq_cst). */
+	smp_mb();
+	int ready = what == SHMC_WAIT_RECV ? shmc__has_message(h) : shmc__has_room(h);
+	if (!ready)
+		return 0;
+	clear_park(h, what);
+	return 1;
+}
+
+/* Clear this member's @what bit if still set; true if this call cleared it,
+ * false if a waker already had (and so delivered a wake). */
+static bool clear_park(struct handle *h, uint32_t what)
+{
+	return shmc__unpark_bits(h, h->me, what) != 0;
+}
+
+static void do_unpark(struct handle *h, uint32_t what)
+{
+	if (clear_park(h, what))
+		return;
+	/* A waker cleared the bit: this member was handed a wake it will not
+	 * use. A wake-one (unicast/multicast) must be passed on. */
+	if (what == SHMC_WAIT_RECV && h->delivery != SHMC_BROADCAST && shmc__has_message(h)) {
+		smp_mb();
+		if (load_relaxed(&h->ctl->recv_parked))
+			shmc__wake_receivers(h, 0, -1);
+	}
+}
+
+/* Wait until @what may succeed, or until the deadline. Spin first (bounded),
+ * then sleep on this member's futex word. Returns 0 to retry, or -ETIMEDOUT. */
+static int wait_for(struct handle *h, uint32_t what, uint64_t deadline)
+{
+	if (deadline != UINT64_MAX && now_ns() >= deadline)
+		return -ETIMEDOUT; /* even if the spin below would say "ready" */
+	for (int i = 0; i < SPIN_ITERATIONS; i++) {
+		if ((what == SHMC_WAIT_RECV ? shmc__has_message(h) : shmc__has_room(h)))
+			return 0;
+		cpu_relax();
+	}
+	/* SYNC: acquire, paired with wake_member's release increment. Read
+	 * before parking, so a wake between park and sleep is not lost. */
+	uint32_t w = load_acquire(&h->me->wake);
+	if (do_park(h, what))
+		return 0;
+	int64_t left = -1;
+	if (deadline != UINT64_MAX) {
+		uint64_t now = now_ns();
+		if (now >= deadline) {
+			do_unpark(h, what);
+			return -ETIMEDOUT;
+		}
+		left = (int64_t)(deadline - now);
+	}
+	/* A dead writer or receiver is only noticed by probing: sleep in
+	 * bounded steps so recovery runs even with no further sends. */
+	if (left < 0 || left > 100000000)
+		left = 100000000;
+	futex_wait(&h->me->wake, w, left);
+	/* Woken, timed out or spurious: withdraw the park if still there. No
+	 * wake is passed on: the caller retries at once, and a message it then
+	 * misses was taken by another receiver. */
+	clear_park(h, what);
+	return 0;
+}
+
+static uint64_t deadline_from(int64_t timeout_ns)
+{
+	if (timeout_ns < 0)
+		return UINT64_MAX;
+	return now_ns() + (uint64_t)timeout_ns;
+}
+
+SHMC_API int shmc_send(int handle, const void *buf, uint32_t len, uint32_t target,
+		       int64_t timeout_ns)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	uint64_t deadline = deadline_from(timeout_ns);
+	for (;;) {
+		int r = shmc__try_send(h, buf, len, target);
+		if (r != -ENOBUFS || timeout_ns == 0)
+			return r;
+		r = wait_for(h, SHMC_WAIT_SEND, deadline);
+		if (r < 0)
+			return r;
+	}
+}
+
+SHMC_API int shmc_recv(int handle, void *buf, uint32_t cap, int64_t timeout_ns)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	uint64_t deadline = deadline_from(timeout_ns);
+	for (;;) {
+		int r = shmc__try_recv(h, buf, cap);
+		if (r != -EAGAIN || timeout_ns == 0)
+			return r;
+		r = wait_for(h, SHMC_WAIT_RECV, deadline);
+		if (r < 0) {
+			r = shmc__try_recv(h, buf, cap); /* a last look at the deadline */
+			return r == -EAGAIN ? -ETIMEDOUT : r;
+		}
+	}
+}
+
+SHMC_API int shmc_park(int handle, uint32_t what)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	if (what != SHMC_WAIT_RECV && what != SHMC_WAIT_SEND)
+		return -EINVAL;
+	if (what == SHMC_WAIT_RECV && !(h->access & SHMC_RECV))
+		return -EACCES;
+	if (what == SHMC_WAIT_SEND && !(h->access & SHMC_SEND))
+		return -EACCES;
+	return do_park(h, what);
+}
+
+SHMC_API int shmc_unpark(int handle, uint32_t what)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	if (what != SHMC_WAIT_RECV && what != SHMC_WAIT_SEND)
+		return -EINVAL;
+	do_unpark(h, what);
+	return 0;
+}

@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * recv.c - the consumer's side: copying a message out, the unicast and
+ * multicast scan from head with its READY -> TAKEN claim, moving head, the
+ * broadcast cursor, and the non-blocking receives (DESIGN.md section 3,
+ * "Unicast / multicast consume", "Broadcast consume", "Targeted sends").
+ *
+ * Writes: the slots it takes (seq: TAKEN, then FREE for the next lap), head,
+ * this member's cursor and `taking` record, the dropped counter.
+ * Calls: recover.c (a target that left, a writer that died), wake.c
+ * (through after_consume).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define HEAD_LAG        16         /* consumed slots scanned before head moves */
+
+static uint32_t copy_out(struct handle *h, uint64_t pos, void *buf, uint32_t cap)
+{
+	struct shmc_slot *s = &h->slots[pos & h->mask];
+	/* Read the length once and bound it by our private max_msg. */
+	uint32_t len = load_relaxed(&s->len);
+	if (len > h->max_msg)
+		len = h->max_msg;
+	uint32_t n = len < cap ? len : cap;
+	if (n)
+		memcpy(buf, dat_slot(h, pos), n);
+	return n;
+}
+
+/* Move head over the consumed prefix. head is only where scans start:
+ * every position below it is consumed (a consumed slot stays consumed), and
+ * a lagging head costs scanning, never correctness, as long as it lags by
+ * less than ring_entries (queue_take keeps it so). */
+void shmc__advance_head(struct handle *h)
+{
+	const uint64_t n = h->ring_entries;
+	uint64_t hd = load_acquire(&h->ctl->head);
+	uint64_t e = hd;
+	/* SYNC: acquire, paired with the consumers' release of FREE. */
+	while (e - hd < n && (int64_t)(load_acquire(&h->slots[e & h->mask].seq) -
+				       SEQ(e + n, SLOT_FREE)) >= 0)
+		e++;
+	if (e != hd)
+		cas_seq_cst(&h->ctl->head, &hd, e); /* lost the race: another moved it */
+}
+
+static inline uint64_t head_lag(struct handle *h)
+{
+	return h->ring_entries < HEAD_LAG ? h->ring_entries : HEAD_LAG;
+}
+
+/* How a take runs: a real take, a peek (report whether a message is there;
+ * may drop messages whose target left), or a take whose head advance and
+ * wake check the caller does once for a batch. */
+enum take_mode { TAKE_NOW, TAKE_PEEK, TAKE_DEFER };
+
+/* Unicast and multicast: scan from head for the first published message this
+ * member may take (untargeted or targeted at it); claim it with a CAS. The
+ * scan does not read tail (the producers' hot line): each slot's seq says
+ * whether it is published, and the scan stops at the first that is not. */
+static int queue_take(struct handle *h, void *buf, uint32_t cap, enum take_mode mode,
+		      uint64_t *resume)
+{
+	struct shmc_ctl_header *c = h->ctl;
+	const uint64_t n = h->ring_entries;
+	const bool peek = mode == TAKE_PEEK;
+	bool head_moved = false;
+again:;
+	const uint64_t head = load_acquire(&c->head);
+	uint64_t hd = head;
+	/* A batch (TAKE_DEFER) resumes after its previous take instead of
+	 * rescanning from head. */
+	if (resume && *resume - hd < n)
+		hd = *resume;
+	bool prefix_consumed = hd == head; /* every slot in [head, p) consumed */
+	for (uint64_t i = 0; i < n; i++) { /* bounded, whatever shared memory says */
+		uint64_t p = hd + i;
+		struct shmc_slot *s = &h->slots[p & h->mask];
+		/* SYNC: acquire, paired with the producer's release of READY. */
+		uint64_t q = load_acquire(&s->seq);
+		if (q == SEQ(p, SLOT_READY)) {
+			uint32_t tg = load_relaxed(&s->target);
+			bool drop = false;
+			if (tg && tg != h->member_id) {
+				if (!shmc__target_gone(h, tg)) {
+					prefix_consumed = false;
+					continue; /* waits for its target */
+				}
+				drop = true;      /* its target left: nobody may have it */
+			}
+			if (peek && !drop)
+				return 1;
+			/* Record what we take first (pos + 1; 0: nothing): a producer
+			 * finding the slot TAKEN by nobody alive frees it.
+			 * SYNC: relaxed; the CAS below releases it with TAKEN, which
+			 * free_if_taker_gone acquires before reading it. */
+			store_relaxed(&h->me->taking, p + 1);
+			/* SYNC: acq_rel CAS: exactly one consumer takes the slot. */
+			if (!cas_acq_rel(&s->seq, &q, SEQ(p, SLOT_TAKEN))) {
+				prefix_consumed = false;
+				continue;
+			}
+			uint32_t got = drop ? 0 : copy_out(h, p, buf, cap);
+			/* SYNC: release (as part of seq_cst), paired with the producers'
+			 * acquire of seq: the copy is done before the slot is reused.
+			 * seq_cst for after_consume's Dekker (a batch fences once). */
+			if (mode == TAKE_DEFER && !drop)
+				store_release(&s->seq, SEQ(p + n, SLOT_FREE));
+			else
+				store_seq_cst(&s->seq, SEQ(p + n, SLOT_FREE));
+			store_relaxed(&h->me->taking, 0);
+			/* head is a hint: move it only once it lags by HEAD_LAG (or
+			 * the whole ring, if smaller), so a take usually costs no
+			 * write to the shared head line. */
+			if (prefix_consumed && p + 1 - head >= head_lag(h))
+				shmc__advance_head(h);
+			if (drop) {
+				fetch_add_relaxed(&c->dropped, 1);
+				after_consume(h);
+				continue;
+			}
+			if (mode != TAKE_DEFER)
+				after_consume(h);
+			if (resume)
+				*resume = p + 1;
+			return (int)got;
+		}
+		if (q == SEQ(p, SLOT_TAKEN)) {
+			prefix_consumed = false; /* being copied out: not free yet */
+			continue;
+		}
+		if ((int64_t)(q - SEQ(p + n, SLOT_FREE)) >= 0) {
+			/* Consumed. A head lagging this far is moved now, and the
+			 * scan restarts from it: messages may lie past our bound. */
+			if (prefix_consumed && p + 1 - head >= head_lag(h) && !head_moved) {
+				shmc__advance_head(h);
+				head_moved = true;
+				goto again;
+			}
+			continue;
+		}
+		/* Not yet published (FREE or WRITING for p): order stops here,
+		 * unless its writer died. A FREE slot is usually just the end of
+		 * the queue: only the slow paths (peek, used before sleeping) look
+		 * whether a producer claimed it and died before marking it. */
+		if ((q == SEQ(p, SLOT_WRITING) || peek) && shmc__recover_stalled(h, p, q))
+			continue;
+		break;
+	}
+	return peek ? 0 : -EAGAIN;
+}
+
+/* Broadcast: read at this member's own cursor; slots are never changed by
+ * receivers, the cursor is what the producers' gate reads. */
+static int broadcast_take(struct handle *h, void *buf, uint32_t cap, enum take_mode mode)
+{
+	const bool peek = mode == TAKE_PEEK;
+	struct shmc_member *m = h->me;
+	const uint64_t n = h->ring_entries;
+	uint64_t cur = load_relaxed(&m->cursor);
+	for (uint64_t i = 0; i < n; i++) {
+		struct shmc_slot *s = &h->slots[cur & h->mask];
+		/* SYNC: acquire, paired with the producer's release of READY. */
+		uint64_t q = load_acquire(&s->seq);
+		if (q == SEQ(cur, SLOT_READY)) {
+			uint32_t tg = load_relaxed(&s->target);
+			bool mine = !tg || tg == h->member_id;
+			if (peek && mine)
+				return 1;
+			uint32_t got = mine ? copy_out(h, cur, buf, cap) : 0;
+			/* SYNC: release (as part of seq_cst), paired with
+			 * broadcast_gate's acquire: the copy is finished before the
+			 * producer may reuse the slot. seq_cst for after_consume. */
+			store_seq_cst(&m->cursor, cur + 1);
+			if (mode != TAKE_DEFER || !mine)
+				after_consume(h);
+			if (mine)
+				return (int)got;
+			cur++;
+			continue;
+		}
+		if (q == SEQ(cur, SLOT_TAKEN) || (int64_t)(q - SEQ(cur + 1, SLOT_FREE)) >= 0) {
+			/* Skipped slot, or overwritten (only a corrupt peer or a
+			 * receiver wrongly released can see this): move on. */
+			store_seq_cst(&m->cursor, cur + 1);
+			cur++;
+			continue;
+		}
+		if ((q == SEQ(cur, SLOT_WRITING) || peek) && shmc__recover_stalled(h, cur, q))
+			continue;
+		break;
+	}
+	return peek ? 0 : -EAGAIN;
+}
+
+/* One take (or peek) under this handle's receive turn. */
+static int take(struct handle *h, void *buf, uint32_t cap, enum take_mode mode)
+{
+	recv_lock(h);
+	int r = h->delivery == SHMC_BROADCAST ? broadcast_take(h, buf, cap, mode)
+					      : queue_take(h, buf, cap, mode, NULL);
+	recv_unlock(h);
+	return r;
+}
+
+int shmc__try_recv(struct handle *h, void *buf, uint32_t cap)
+{
+	if (!(h->access & SHMC_RECV))
+		return -EACCES;
+	if (cap && !buf)
+		return -EFAULT;
+	return take(h, buf, cap, TAKE_NOW);
+}
+
+/* Is there a message for this member now? 1 or 0 (a hint: another
+ * receiver may take it first). */
+int shmc__has_message(struct handle *h)
+{
+	return take(h, NULL, 0, TAKE_PEEK);
+}
+
+SHMC_API int shmc_try_recv(int handle, void *buf, uint32_t cap)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	return shmc__try_recv(h, buf, cap);
+}
+
+SHMC_API int shmc_try_recv_many(int handle, void *buf, uint32_t cap, uint32_t *lens,
+				uint32_t max_count)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	if (!(h->access & SHMC_RECV))
+		return -EACCES;
+	if (cap < h->max_msg)
+		return -EINVAL;
+	if (!buf || (max_count && !lens))
+		return -EFAULT;
+	bool broadcast = h->delivery == SHMC_BROADCAST;
+	recv_lock(h);
+	uint8_t *p = buf;
+	uint32_t i, left = cap;
+	int r = 0;
+	uint64_t resume = load_acquire(&h->ctl->head);
+	for (i = 0; i < max_count && i < INT32_MAX && left >= h->max_msg; i++) {
+		r = broadcast ? broadcast_take(h, p, h->max_msg, TAKE_DEFER)
+			      : queue_take(h, p, h->max_msg, TAKE_DEFER, &resume);
+		if (r < 0)
+			break;
+		lens[i] = (uint32_t)r;
+		p += r;
+		left -= (uint32_t)r;
+	}
+	recv_unlock(h);
+	if (i) {
+		/* The deferred work of the takes above, once for the batch. */
+		if (!broadcast)
+			shmc__advance_head(h);
+		/* SYNC: full barrier after the batch's release frees, for
+		 * after_consume's Dekker. */
+		smp_mb();
+		after_consume(h);
+	}
+	return i ? (int)i : r;
+}
+
+SHMC_API int shmc_pending(int handle)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	if (!(h->access & SHMC_RECV))
+		return -EACCES;
+	return shmc__has_message(h);
+}

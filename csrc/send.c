@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * send.c - the producer's side: the broadcast gate, claiming positions with
+ * one tail CAS, filling and publishing slots, the non-blocking sends
+ * (DESIGN.md section 3, "Claim", "Broadcast consume" for the gate, and
+ * "Targeted sends").
+ *
+ * Writes: tail, the slots it claimed (descriptor and payload), this member's
+ * claim record, a dead slowest receiver's member state (FREE), this handle's
+ * gate cache.
+ * Calls: member.c (finding a target, liveness), recover.c (slots left by
+ * the dead when the ring looks full), wake.c (through after_publish).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* Gate for broadcast: the slowest live receiver's cursor (wrap-safe min),
+ * or @t when there is none. Dead receivers found gating are released. */
+static uint64_t broadcast_gate(struct handle *h, uint64_t t, bool probe)
+{
+	uint64_t gate = t;
+	for (uint32_t i = 0; i < h->max_members; i++) {
+		struct shmc_member *m = &h->members[i];
+		/* SYNC: seq_cst, paired with member_join's seq_cst state store. */
+		if (load_seq_cst(&m->state) != MEMBER_ACTIVE)
+			continue;
+		uint32_t a = load_relaxed(&m->access);
+		if (!(a & SHMC_RECV) || (a & MEMBER_OWNER))
+			continue;
+		/* SYNC: acquire, paired with the receiver's release cursor store
+		 * after it copied the message out. */
+		uint64_t c = load_acquire(&m->cursor);
+		uint64_t lag = t - c;
+		if ((int64_t)lag <= 0 || lag > h->ring_entries)
+			continue; /* ahead of t (racing join) or corrupt: not a gate */
+		if (probe && lag == h->ring_entries && !shmc__member_alive(h, i)) {
+			/* The slowest receiver is dead: it stops gating. */
+			uint32_t st = MEMBER_ACTIVE;
+			shmc__member_release_parks(h, m);
+			cas_seq_cst(&m->state, &st, MEMBER_FREE);
+			continue;
+		}
+		if (t - c > t - gate)
+			gate = c;
+	}
+	return gate;
+}
+
+/* Broadcast: how many positions from @t the gate allows (0 when full). */
+static uint64_t broadcast_room(struct handle *h, uint64_t t, uint64_t want)
+{
+	const uint64_t n = h->ring_entries;
+	uint64_t gate = load_relaxed(&h->gate);
+	if (t + want - 1 - gate < n)
+		return want;
+	gate = broadcast_gate(h, t, false);
+	if (t - gate >= n && shmc__probe_allowed(&h->gate_probe_ns))
+		gate = broadcast_gate(h, t, true);
+	store_relaxed(&h->gate, gate);
+	if (t - gate >= n)
+		return 0;
+	uint64_t room = n - (t - gate);
+	return room < want ? room : want;
+}
+
+/* Claim up to @want consecutive positions with one CAS of tail. On success
+ * *pos_out is the first and the count is returned (>= 1). */
+static int claim_positions(struct handle *h, uint32_t want, uint64_t *pos_out)
+{
+	struct shmc_ctl_header *c = h->ctl;
+	const uint64_t n = h->ring_entries;
+	if (want > n)
+		want = (uint32_t)n;
+	uint64_t t = load_relaxed(&c->tail);
+	for (uint32_t attempt = 0; attempt < (1u << 20); attempt++) {
+		struct shmc_slot *s = &h->slots[t & h->mask];
+		/* SYNC: acquire, paired with the consumer's release that freed the
+		 * slot (unicast) or the producer's READY publish (broadcast). */
+		uint64_t q = load_acquire(&s->seq);
+		if (slot_free_for(h, t, q)) {
+			uint64_t got = 1;
+			while (got < want &&
+			       slot_free_for(h, t + got, load_acquire(&h->slots[(t + got) & h->mask].seq)))
+				got++;
+			if (h->delivery == SHMC_BROADCAST && !(got = broadcast_room(h, t, got)))
+				return -ENOBUFS;
+			uint64_t prev = load_relaxed(&h->me->claim);
+			uint32_t prev_n = load_relaxed(&h->me->claim_n);
+			store_relaxed(&h->me->claim, t);
+			store_relaxed(&h->me->claim_n, (uint32_t)got);
+			/* SYNC: seq_cst, paired with member_join (gate) and with other
+			 * producers' CAS. */
+			if (cas_seq_cst(&c->tail, &t, t + got)) {
+				*pos_out = t;
+				return (int)got;
+			}
+			/* Lost: do not go on naming positions another producer owns. */
+			store_relaxed(&h->me->claim_n, prev_n);
+			store_relaxed(&h->me->claim, prev);
+			continue; /* t reloaded by the failed CAS */
+		}
+		if ((int64_t)(q - SEQ(t, SLOT_FREE)) < 0) {
+			/* The slot still holds the previous lap: full, unless tail moved,
+			 * or unless that message waits for a target that is gone. */
+			uint64_t t2 = load_relaxed(&c->tail);
+			if (t2 == t && h->delivery != SHMC_BROADCAST && q == SEQ(t - n, SLOT_READY) &&
+			    shmc__drop_if_target_gone(h, t - n, q))
+				continue;
+			if (t2 == t && h->delivery != SHMC_BROADCAST && q == SEQ(t - n, SLOT_TAKEN) &&
+			    shmc__free_if_taker_gone(h, t - n, q))
+				continue;
+			if (t2 == t && h->delivery == SHMC_BROADCAST &&
+			    (q == SEQ(t - n, SLOT_WRITING) || q == SEQ(t - n, SLOT_FREE)) &&
+			    shmc__recover_stalled(h, t - n, q))
+				continue;
+			if (t2 == t)
+				return -ENOBUFS;
+			t = t2;
+			continue;
+		}
+		t = load_relaxed(&c->tail); /* another producer got ahead */
+	}
+	return -ENOBUFS;
+}
+
+static int check_send(struct handle *h, uint32_t target, int *tidx)
+{
+	if (!(h->access & SHMC_SEND))
+		return -EACCES;
+	*tidx = -1;
+	if (target) {
+		*tidx = shmc__find_receiver(h, target);
+		if (*tidx < 0)
+			return -ENOENT;
+	}
+	return 0;
+}
+
+/* Fill a claimed slot and publish it. */
+/* @batched: more publishes follow, and the caller issues one full barrier
+ * after the last (instead of a seq_cst store each). */
+static inline void publish(struct handle *h, uint64_t t, const void *buf, uint32_t len,
+			   uint32_t target, bool batched)
+{
+	struct shmc_slot *s = &h->slots[t & h->mask];
+	store_relaxed(&s->target, target);
+	store_relaxed(&s->writer, h->member_idx + 1);
+	store_relaxed(&s->seq, SEQ(t, SLOT_WRITING));
+	store_relaxed(&s->len, len);
+	if (len)
+		memcpy(dat_slot(h, t), buf, len);
+	/* SYNC: release (as part of seq_cst), paired with the consumers'
+	 * acquire load of seq: length, payload and target are visible before
+	 * READY is. seq_cst for after_publish's Dekker (a batch fences once). */
+	if (batched)
+		store_release(&s->seq, SEQ(t, SLOT_READY));
+	else
+		store_seq_cst(&s->seq, SEQ(t, SLOT_READY));
+}
+
+int shmc__try_send(struct handle *h, const void *buf, uint32_t len, uint32_t target)
+{
+	int tidx;
+	int err = check_send(h, target, &tidx);
+	if (err < 0)
+		return err;
+	if (len > h->max_msg)
+		return -EMSGSIZE;
+	if (len && !buf)
+		return -EFAULT;
+	uint64_t t;
+	send_lock(h);
+	err = claim_positions(h, 1, &t);
+	if (err < 0) {
+		send_unlock(h);
+		return err;
+	}
+	publish(h, t, buf, len, target, false);
+	send_unlock(h);
+	after_publish(h, target, tidx);
+	return (int)len;
+}
+
+/* Send up to @count messages packed in @buf: one tail CAS and one wake check
+ * per run of consecutive free slots. */
+static int try_send_many(struct handle *h, const uint8_t *buf, const uint32_t *lens,
+			 uint32_t count, uint32_t target)
+{
+	int tidx;
+	int err = check_send(h, target, &tidx);
+	if (err < 0)
+		return err;
+	/* Validate every length first: nothing is sent past a bad one. */
+	uint32_t valid = 0;
+	for (; valid < count && valid < INT32_MAX; valid++)
+		if (lens[valid] > h->max_msg)
+			break;
+	if (valid == 0)
+		return count ? -EMSGSIZE : 0;
+	uint32_t sent = 0;
+	send_lock(h);
+	while (sent < valid) {
+		uint64_t t;
+		int got = claim_positions(h, valid - sent, &t);
+		if (got < 0) {
+			if (sent)
+				break;
+			send_unlock(h);
+			return got;
+		}
+		for (int i = 0; i < got; i++) {
+			publish(h, t + (uint64_t)i, buf, lens[sent], target, true);
+			buf += lens[sent++];
+		}
+	}
+	send_unlock(h);
+	/* SYNC: full barrier after the batch's release publishes, for
+	 * after_publish's Dekker (in place of a seq_cst store each). */
+	smp_mb();
+	after_publish(h, target, tidx);
+	return (int)sent;
+}
+
+/* Would a send find room now? (A hint for waiting: another sender may take it.) */
+int shmc__has_room(struct handle *h)
+{
+	uint64_t t = load_acquire(&h->ctl->tail);
+	uint64_t q = load_acquire(&h->slots[t & h->mask].seq);
+	uint64_t n = h->ring_entries;
+	if (!slot_free_for(h, t, q))
+		return 0; /* the same test as claim_positions */
+	if (h->delivery != SHMC_BROADCAST)
+		return 1;
+	return t - broadcast_gate(h, t, false) < n;
+}
+
+SHMC_API int shmc_try_send(int handle, const void *buf, uint32_t len, uint32_t target)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	return shmc__try_send(h, buf, len, target);
+}
+
+SHMC_API int shmc_try_send_many(int handle, const void *buf, const uint32_t *lens,
+				uint32_t count, uint32_t target)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	if (count && (!lens || !buf))
+		return -EFAULT;
+	return try_send_many(h, buf, lens, count, target);
+}
