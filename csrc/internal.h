@@ -18,6 +18,7 @@
 #include "atomics.h"
 #include "layout.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
@@ -148,11 +149,17 @@ SHMC_INTERNAL void shmc__wake_senders(struct handle *h);
 /* send.c */
 SHMC_INTERNAL int shmc__try_send(struct handle *h, const void *buf, uint32_t len,
 				 uint32_t target);
-SHMC_INTERNAL int shmc__has_room(struct handle *h);
+SHMC_INTERNAL uint64_t shmc__broadcast_gate(struct handle *h, uint64_t t, bool probe);
 
 /* recv.c */
-SHMC_INTERNAL int shmc__try_recv(struct handle *h, void *buf, uint32_t cap);
-SHMC_INTERNAL int shmc__has_message(struct handle *h);
+/* How a take runs: a real take, a peek (report whether a message is there;
+ * may drop messages whose target left), or a take whose head advance and
+ * wake check the caller does once for a batch. */
+enum take_mode { TAKE_NOW, TAKE_PEEK, TAKE_DEFER };
+SHMC_INTERNAL int shmc__queue_take(struct handle *h, void *buf, uint32_t cap,
+				   enum take_mode mode, uint64_t *resume);
+SHMC_INTERNAL int shmc__broadcast_take(struct handle *h, void *buf, uint32_t cap,
+				       enum take_mode mode);
 SHMC_INTERNAL void shmc__advance_head(struct handle *h);
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -174,7 +181,9 @@ static inline uint64_t now_coarse_ns(void)
 
 static inline bool is_power_of_two(uint32_t v) { return v && !(v & (v - 1)); }
 
-/* ---- hot paths: inline in every file that uses them ------------------------ */
+/* ---- hot paths: inline in every file that uses them ------------------------
+ * (the blocking calls in park.c spin on has_message/has_room and retry
+ * try_recv: inline there as they were in one file) */
 
 /* A public handle number to its handle, or NULL when stale. */
 static inline struct handle *lookup(int h)
@@ -248,6 +257,46 @@ static inline void after_consume(struct handle *h)
 	/* SYNC: as after_publish, for room and send_parked. */
 	if (load_seq_cst(&h->ctl->send_parked))
 		shmc__wake_senders(h);
+}
+
+/* One take (or peek) under this handle's receive turn. */
+static inline int take(struct handle *h, void *buf, uint32_t cap, enum take_mode mode)
+{
+	recv_lock(h);
+	int r = h->delivery == SHMC_BROADCAST ? shmc__broadcast_take(h, buf, cap, mode)
+					      : shmc__queue_take(h, buf, cap, mode, NULL);
+	recv_unlock(h);
+	return r;
+}
+
+/* shmc_try_recv on a live handle (shmc_recv retries it). */
+static inline int try_recv(struct handle *h, void *buf, uint32_t cap)
+{
+	if (!(h->access & SHMC_RECV))
+		return -EACCES;
+	if (cap && !buf)
+		return -EFAULT;
+	return take(h, buf, cap, TAKE_NOW);
+}
+
+/* Is there a message for this member now? 1 or 0 (a hint: another
+ * receiver may take it first). Spun on by waiters. */
+static inline int has_message(struct handle *h)
+{
+	return take(h, NULL, 0, TAKE_PEEK);
+}
+
+/* Would a send find room now? 1 or 0 (a hint, as has_message). */
+static inline int has_room(struct handle *h)
+{
+	uint64_t t = load_acquire(&h->ctl->tail);
+	uint64_t q = load_acquire(&h->slots[t & h->mask].seq);
+	uint64_t n = h->ring_entries;
+	if (!slot_free_for(h, t, q))
+		return 0; /* the same test as claim_positions */
+	if (h->delivery != SHMC_BROADCAST)
+		return 1;
+	return t - shmc__broadcast_gate(h, t, false) < n;
 }
 
 #endif /* SHMCHAN_INTERNAL_H */

@@ -8,9 +8,9 @@
  *
  * Writes: this member's parked bits and doorbell field, the header's
  * parked counts.
- * Calls: send.c and recv.c (the non-blocking attempts and their has_room /
- * has_message checks), member.c (clearing its own park), doorbell.c
- * (recording this process's doorbell), wake.c (passing a wake on).
+ * Calls: send.c and recv.c (the non-blocking attempts, and has_room /
+ * has_message, inline from internal.h), member.c (clearing its own park),
+ * doorbell.c (recording this process's doorbell), wake.c (passing a wake on).
  */
 #include "internal.h"
 
@@ -49,7 +49,7 @@ static int do_park(struct handle *h, uint32_t what)
 	/* SYNC: full barrier: the re-check's loads come after the count is
 	 * visible (the loads below are acquire, not seq_cst). */
 	smp_mb();
-	int ready = what == SHMC_WAIT_RECV ? shmc__has_message(h) : shmc__has_room(h);
+	int ready = what == SHMC_WAIT_RECV ? has_message(h) : has_room(h);
 	if (!ready)
 		return 0;
 	clear_park(h, what);
@@ -69,7 +69,7 @@ static void do_unpark(struct handle *h, uint32_t what)
 		return;
 	/* A waker cleared the bit: this member was handed a wake it will not
 	 * use. A wake-one (unicast/multicast) must be passed on. */
-	if (what == SHMC_WAIT_RECV && h->delivery != SHMC_BROADCAST && shmc__has_message(h)) {
+	if (what == SHMC_WAIT_RECV && h->delivery != SHMC_BROADCAST && has_message(h)) {
 		smp_mb();
 		if (load_relaxed(&h->ctl->recv_parked))
 			shmc__wake_receivers(h, 0, -1);
@@ -83,7 +83,7 @@ static int wait_for(struct handle *h, uint32_t what, uint64_t deadline)
 	if (deadline != UINT64_MAX && now_ns() >= deadline)
 		return -ETIMEDOUT; /* even if the spin below would say "ready" */
 	for (int i = 0; i < SPIN_ITERATIONS; i++) {
-		if ((what == SHMC_WAIT_RECV ? shmc__has_message(h) : shmc__has_room(h)))
+		if ((what == SHMC_WAIT_RECV ? has_message(h) : has_room(h)))
 			return 0;
 		cpu_relax();
 	}
@@ -144,12 +144,12 @@ SHMC_API int shmc_recv(int handle, void *buf, uint32_t cap, int64_t timeout_ns)
 		return -ENOENT;
 	uint64_t deadline = deadline_from(timeout_ns);
 	for (;;) {
-		int r = shmc__try_recv(h, buf, cap);
+		int r = try_recv(h, buf, cap);
 		if (r != -EAGAIN || timeout_ns == 0)
 			return r;
 		r = wait_for(h, SHMC_WAIT_RECV, deadline);
 		if (r < 0) {
-			r = shmc__try_recv(h, buf, cap); /* a last look at the deadline */
+			r = try_recv(h, buf, cap); /* a last look at the deadline */
 			return r == -EAGAIN ? -ETIMEDOUT : r;
 		}
 	}

@@ -8,7 +8,8 @@
  * Writes: the slots it takes (seq: TAKEN, then FREE for the next lap), head,
  * this member's cursor and `taking` record, the dropped counter.
  * Calls: recover.c (a target that left, a writer that died), wake.c
- * (through after_consume).
+ * (through after_consume). One take under the receive turn (take,
+ * try_recv, has_message) is inline in internal.h, for park.c's spin.
  */
 #include "internal.h"
 
@@ -52,17 +53,12 @@ static inline uint64_t head_lag(struct handle *h)
 	return h->ring_entries < HEAD_LAG ? h->ring_entries : HEAD_LAG;
 }
 
-/* How a take runs: a real take, a peek (report whether a message is there;
- * may drop messages whose target left), or a take whose head advance and
- * wake check the caller does once for a batch. */
-enum take_mode { TAKE_NOW, TAKE_PEEK, TAKE_DEFER };
-
 /* Unicast and multicast: scan from head for the first published message this
  * member may take (untargeted or targeted at it); claim it with a CAS. The
  * scan does not read tail (the producers' hot line): each slot's seq says
  * whether it is published, and the scan stops at the first that is not. */
-static int queue_take(struct handle *h, void *buf, uint32_t cap, enum take_mode mode,
-		      uint64_t *resume)
+int shmc__queue_take(struct handle *h, void *buf, uint32_t cap, enum take_mode mode,
+		     uint64_t *resume)
 {
 	struct shmc_ctl_header *c = h->ctl;
 	const uint64_t n = h->ring_entries;
@@ -155,7 +151,7 @@ again:;
 
 /* Broadcast: read at this member's own cursor; slots are never changed by
  * receivers, the cursor is what the producers' gate reads. */
-static int broadcast_take(struct handle *h, void *buf, uint32_t cap, enum take_mode mode)
+int shmc__broadcast_take(struct handle *h, void *buf, uint32_t cap, enum take_mode mode)
 {
 	const bool peek = mode == TAKE_PEEK;
 	struct shmc_member *m = h->me;
@@ -196,38 +192,12 @@ static int broadcast_take(struct handle *h, void *buf, uint32_t cap, enum take_m
 	return peek ? 0 : -EAGAIN;
 }
 
-/* One take (or peek) under this handle's receive turn. */
-static int take(struct handle *h, void *buf, uint32_t cap, enum take_mode mode)
-{
-	recv_lock(h);
-	int r = h->delivery == SHMC_BROADCAST ? broadcast_take(h, buf, cap, mode)
-					      : queue_take(h, buf, cap, mode, NULL);
-	recv_unlock(h);
-	return r;
-}
-
-int shmc__try_recv(struct handle *h, void *buf, uint32_t cap)
-{
-	if (!(h->access & SHMC_RECV))
-		return -EACCES;
-	if (cap && !buf)
-		return -EFAULT;
-	return take(h, buf, cap, TAKE_NOW);
-}
-
-/* Is there a message for this member now? 1 or 0 (a hint: another
- * receiver may take it first). */
-int shmc__has_message(struct handle *h)
-{
-	return take(h, NULL, 0, TAKE_PEEK);
-}
-
 SHMC_API int shmc_try_recv(int handle, void *buf, uint32_t cap)
 {
 	struct handle *h = lookup(handle);
 	if (!h)
 		return -ENOENT;
-	return shmc__try_recv(h, buf, cap);
+	return try_recv(h, buf, cap);
 }
 
 SHMC_API int shmc_try_recv_many(int handle, void *buf, uint32_t cap, uint32_t *lens,
@@ -249,8 +219,8 @@ SHMC_API int shmc_try_recv_many(int handle, void *buf, uint32_t cap, uint32_t *l
 	int r = 0;
 	uint64_t resume = load_acquire(&h->ctl->head);
 	for (i = 0; i < max_count && i < INT32_MAX && left >= h->max_msg; i++) {
-		r = broadcast ? broadcast_take(h, p, h->max_msg, TAKE_DEFER)
-			      : queue_take(h, p, h->max_msg, TAKE_DEFER, &resume);
+		r = broadcast ? shmc__broadcast_take(h, p, h->max_msg, TAKE_DEFER)
+			      : shmc__queue_take(h, p, h->max_msg, TAKE_DEFER, &resume);
 		if (r < 0)
 			break;
 		lens[i] = (uint32_t)r;
@@ -277,5 +247,5 @@ SHMC_API int shmc_pending(int handle)
 		return -ENOENT;
 	if (!(h->access & SHMC_RECV))
 		return -EACCES;
-	return shmc__has_message(h);
+	return has_message(h);
 }

@@ -18,7 +18,7 @@
 
 /* Gate for broadcast: the slowest live receiver's cursor (wrap-safe min),
  * or @t when there is none. Dead receivers found gating are released. */
-static uint64_t broadcast_gate(struct handle *h, uint64_t t, bool probe)
+uint64_t shmc__broadcast_gate(struct handle *h, uint64_t t, bool probe)
 {
 	uint64_t gate = t;
 	for (uint32_t i = 0; i < h->max_members; i++) {
@@ -55,9 +55,9 @@ static uint64_t broadcast_room(struct handle *h, uint64_t t, uint64_t want)
 	uint64_t gate = load_relaxed(&h->gate);
 	if (t + want - 1 - gate < n)
 		return want;
-	gate = broadcast_gate(h, t, false);
+	gate = shmc__broadcast_gate(h, t, false);
 	if (t - gate >= n && shmc__probe_allowed(&h->gate_probe_ns))
-		gate = broadcast_gate(h, t, true);
+		gate = shmc__broadcast_gate(h, t, true);
 	store_relaxed(&h->gate, gate);
 	if (t - gate >= n)
 		return 0;
@@ -221,19 +221,6 @@ static int try_send_many(struct handle *h, const uint8_t *buf, const uint32_t *l
 	smp_mb();
 	after_publish(h, target, tidx);
 	return (int)sent;
-}
-
-/* Would a send find room now? (A hint for waiting: another sender may take it.) */
-int shmc__has_room(struct handle *h)
-{
-	uint64_t t = load_acquire(&h->ctl->tail);
-	uint64_t q = load_acquire(&h->slots[t & h->mask].seq);
-	uint64_t n = h->ring_entries;
-	if (!slot_free_for(h, t, q))
-		return 0; /* the same test as claim_positions */
-	if (h->delivery != SHMC_BROADCAST)
-		return 1;
-	return t - broadcast_gate(h, t, false) < n;
 }
 
 SHMC_API int shmc_try_send(int handle, const void *buf, uint32_t len, uint32_t target)
