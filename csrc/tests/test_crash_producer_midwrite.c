@@ -370,7 +370,7 @@ static void scenario(uint32_t delivery, int stage, int mode, bool reuse, uint32_
 struct race {
 	uint64_t key;
 	int32_t chan_id;
-	atomic_uint l_ready, d_ready, go, trigger, d_done, hit, unexpected, stop;
+	atomic_uint l_ready, d_ready, go, trigger, d_done, hit, unexpected, stop, unstaged;
 	atomic_int first;
 	atomic_ullong l_sent, l_enobufs, d_pos;
 };
@@ -458,7 +458,14 @@ static int race_d_main(void *arg)
 	int idx = cu_member_of(&m, h);
 	CU_REQUIRE(idx >= 0, "D member");
 	atomic_store(&rs_race->d_ready, 1);
-	CU_REQUIRE(cu_await(&rs_race->trigger, 1, 10000) == 0, "D: no trigger");
+	if (cu_await(&rs_race->trigger, 1, 10000) != 0) {
+		/* Under qemu-user (even qemu-x86_64 on x86_64) the write-protection
+		 * fault that stages this race never reaches L's handler: the runner
+		 * sets SHMCHAN_EMULATED=1 and the case is reported inconclusive. */
+		CU_REQUIRE(getenv("SHMCHAN_EMULATED"), "D: no trigger");
+		atomic_store(&rs_race->unstaged, 1);
+		_exit(0);
+	}
 	/* L is inside claim_position(), between loading tail and its CAS. */
 	uint64_t t = atomic_load(&m.ctl->tail);
 	CU_REQUIRE(atomic_load(&m.slots[t & m.mask].seq) == SEQ(t, SLOT_FREE), "D: slot not free");
@@ -490,9 +497,11 @@ static void claim_race(struct figures *fig)
 	CU_REQUIRE(cu_await(&rs_race->l_ready, 1, 10000) == 0 &&
 			   cu_await(&rs_race->d_ready, 1, 10000) == 0, "L, D");
 	atomic_store(&rs_race->go, 1);
-	CU_CHECK(cu_wait(d, 10000) == 0 && atomic_load(&rs_race->d_done), "D failed");
+	CU_CHECK(cu_wait(d, 15000) == 0 && (atomic_load(&rs_race->d_done) || atomic_load(&rs_race->unstaged)),
+		 "D failed");
 	uint64_t t0 = cu_now_ns();
-	while (!atomic_load(&rs_race->hit) && cu_now_ns() - t0 < 3000000000ull)
+	while (!atomic_load(&rs_race->hit) && !atomic_load(&rs_race->unstaged) &&
+	       cu_now_ns() - t0 < 3000000000ull)
 		cu_sleep_ms(1);
 	if (!atomic_load(&rs_race->hit) || atomic_load(&rs_race->unexpected)) {
 		printf("  %-34s race not staged (hit %u, unexpected write %u): inconclusive\n", label,
