@@ -358,18 +358,19 @@ static int registry_lock(struct registry **out)
 	}
 	if (flock(g_reg_fd, LOCK_EX) < 0)
 		return -errno;
-	struct stat st;
+	/* The size by lseek, not fstat: fstat is a glibc 2.33 symbol. */
+	off_t reg_size = lseek(g_reg_fd, 0, SEEK_END);
 	int err;
-	if (fstat(g_reg_fd, &st) < 0) {
+	if (reg_size < 0) {
 		err = -errno;
 		goto fail;
 	}
-	if (st.st_size == 0) {
+	if (reg_size == 0) {
 		if (ftruncate(g_reg_fd, REGISTRY_SIZE) < 0) {
 			err = -errno;
 			goto fail;
 		}
-	} else if ((size_t)st.st_size != REGISTRY_SIZE) {
+	} else if ((size_t)reg_size != REGISTRY_SIZE) {
 		err = -EBADMSG;
 		goto fail;
 	}
@@ -557,8 +558,8 @@ static int segment_open(const char *name, bool writable, size_t size, int *fd_ou
 	int fd = shm_open(name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
 	if (fd < 0)
 		return errno == ENOENT ? -ENOENT : -errno;
-	struct stat st;
-	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != size) {
+	off_t real_size = lseek(fd, 0, SEEK_END);
+	if (real_size < 0 || (uint64_t)real_size != size) {
 		close(fd);
 		return -EBADMSG;
 	}
@@ -1510,7 +1511,7 @@ SHMC_API int shmc__test_start_position(uint64_t pos)
 
 SHMC_API int shmc_version(void)
 {
-	return (0 << 16) | (1 << 8) | 0;
+	return (0 << 16) | (2 << 8) | 0;
 }
 
 SHMC_API int shmc_create(uint64_t key, uint32_t delivery, uint32_t ring_entries,
@@ -2048,8 +2049,18 @@ SHMC_API const char *shmc_strerror(int code)
 	case EMFILE: return "too many open handles in this process";
 	case EFAULT: return "bad buffer";
 	default: {
-		/* Other errno values: glibc's static description, if any. */
-		const char *d = code < 0 && code > -4096 ? strerrordesc_np(-code) : NULL;
+		/* Other errno values: glibc's static description, if any. The
+		 * GNU strerror_r returns it, or fills buf for an unknown code
+		 * (strerrordesc_np would need glibc 2.32). */
+		const char *d = NULL;
+#ifdef __GLIBC__
+		char buf[64];
+		if (code < 0 && code > -4096) {
+			d = strerror_r(-code, buf, sizeof(buf));
+			if (d == buf)
+				d = NULL;
+		}
+#endif
 		return d ? d : "unknown error";
 	}
 	}
