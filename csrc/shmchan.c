@@ -4,6 +4,7 @@
  * The layout is in layout.h, the protocols and invariants in DESIGN.md.
  */
 #include "shmchan.h"
+#include "shmchan_test.h"
 #include "atomics.h"
 #include "layout.h"
 
