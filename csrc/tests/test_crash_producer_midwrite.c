@@ -1082,7 +1082,7 @@ static void random_kills(uint32_t delivery, unsigned rounds, uint64_t seed)
 			 "%s: consumer %u did not reach the end marker", dname(delivery), c);
 	CU_CHECK(odd_exits == 0, "%u producers exited before being killed", odd_exits);
 
-	unsigned long long sent_total = 0, lost = 0, extra = 0;
+	unsigned long long sent_total = 0, lost = 0;
 	for (uint32_t p = 0; p < next_id; p++)
 		sent_total += atomic_load(&rs->sent[p]);
 	for (unsigned c = 0; c < rs->consumers; c++) {
@@ -1096,7 +1096,6 @@ static void random_kills(uint32_t delivery, unsigned rounds, uint64_t seed)
 				x += g - s - 1;
 		}
 		lost += l;
-		extra += x;
 		CU_CHECK(atomic_load(&rs->bad[c]) == 0 && atomic_load(&rs->dup[c]) == 0 &&
 			 atomic_load(&rs->gap[c]) == 0 && atomic_load(&rs->unknown[c]) == 0 && l == 0 &&
 			 x == 0,
