@@ -5,6 +5,8 @@
  */
 import type { Backend, Native } from "./backend.ts";
 import { backend as denoBackend } from "./backend_deno.ts";
+// What ships prebuilt (scripts/prebuild.mjs builds it from the same file).
+import PREBUILDS from "./prebuilds.json" with { type: "json" };
 
 /** The runtimes that have a backend. */
 export type RuntimeName = "deno" | "bun";
@@ -39,12 +41,12 @@ export const backend: Backend = await loadBackend(detectRuntime());
 
 /**
  * Platforms (`<os>-<arch>`, as Backend.platform() names them) whose library
- * ships prebuilt in the package, at prebuilds/<platform>/libshmchan.so. They
- * are linked against glibc 2.28 (scripts/prebuild.mjs builds them).
+ * ships prebuilt in the package, at prebuilds/<platform>/libshmchan.so: the
+ * "platforms" of src/prebuilds.json.
  */
-export const PREBUILT_PLATFORMS: readonly string[] = ["linux-x64", "linux-arm64"];
+export const PREBUILT_PLATFORMS: readonly string[] = Object.keys(PREBUILDS.platforms);
 /** The oldest glibc the prebuilt libraries load with. */
-export const PREBUILT_GLIBC = "2.28";
+export const PREBUILT_GLIBC: string = PREBUILDS.glibc;
 
 const fromRoot = (rel: string) => decodeURIComponent(new URL(`../${rel}`, import.meta.url).pathname);
 /** The package root (or the checkout): src/ and dist/ both sit one level below it. */
