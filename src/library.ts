@@ -112,8 +112,8 @@ function missingError(tried: Candidate[]): Error {
   }
   if (FROM_SOURCE) {
     return new Error(
-      `shmchan: the C library ${BUILT} is not built: run \`npm install\` or \`npm run build\` in ${ROOT} ` +
-        `(CMake and a C compiler), or point SHMCHAN_LIB at a libshmchan.so`,
+      `shmchan: the C library ${BUILT} is not built: run \`npm run build\` in ${ROOT} ` +
+        `(CMake and a C compiler; \`npm test\` builds it too), or point SHMCHAN_LIB at a libshmchan.so`,
     );
   }
   if (!platform.startsWith("linux-")) {

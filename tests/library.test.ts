@@ -63,10 +63,10 @@ describe("the C library", () => {
       assert.equal(await child.exit(), 0);
     });
 
-    test(`${rt}: a checkout whose library is not built says to run npm install or npm run build`, {
+    test(`${rt}: a checkout whose library is not built says to run npm run build`, {
       timeout: 60_000,
     }, () => {
-      // The sources without build/: a fresh checkout before `npm install`.
+      // The sources without build/: a fresh checkout before `npm run build`.
       const dir = mkdtempSync(join(tmpdir(), "shmchan-checkout-"));
       try {
         cpSync(`${root}src`, join(dir, "src"), { recursive: true });
@@ -86,7 +86,7 @@ describe("the C library", () => {
           r.stdout,
           /^Error: shmchan: the C library .*shmchan-checkout-[^/]*\/build\/libshmchan\.so is not built/,
         );
-        assert.match(r.stdout, /run `npm install` or `npm run build` in /);
+        assert.match(r.stdout, /run `npm run build` in /);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
