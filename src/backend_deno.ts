@@ -11,7 +11,7 @@ function env(name: string): string | undefined | null {
 function ffiDenied(path: string): string | null {
   if (Deno.permissions.querySync({ name: "ffi", path }).state === "granted") return null;
   return "run Deno with --allow-ffi (and --allow-net, for the socket that wakes waiting receivers): " +
-    `loading the C library (${path}) needs it; e.g. deno run --allow-ffi --allow-net app.ts`;
+    "loading the C library needs it; e.g. deno run --allow-ffi --allow-net --allow-env=SHMCHAN_LIB app.ts";
 }
 
 /** Deno.build.arch in Node's names. */

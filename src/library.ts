@@ -75,7 +75,6 @@ interface Candidate {
  */
 function candidates(): Candidate[] {
   const override = backend.env("SHMCHAN_LIB");
-  if (override === null) noteUnreadableOverride();
   if (override) return [{ path: override, origin: "SHMCHAN_LIB" }];
   const list: Candidate[] = [{ path: BUILT, origin: "source build" }];
   const platform = backend.platform();
@@ -141,6 +140,7 @@ export function lib(): Native {
   // Deno without --allow-ffi: say so before anything else.
   const denied = list.map((c) => backend.ffiDenied(c.path));
   if (denied.every((d) => d !== null)) throw new Error(`shmchan: ${denied[0]}`);
+  if (backend.env("SHMCHAN_LIB") === null) noteUnreadableOverride();
   for (const [i, c] of list.entries()) {
     if (denied[i] !== null) continue;
     try {
@@ -149,8 +149,8 @@ export function lib(): Native {
     } catch (cause) {
       if (isMissing(cause, c.path)) continue;
       const hint = c.origin === "prebuilt"
-        ? `the prebuilt libraries need glibc ${PREBUILT_GLIBC} or later; elsewhere build from source with ` +
-          `\`${sourceBuildCommand()}\``
+        ? `the prebuilt libraries need glibc ${PREBUILT_GLIBC} or later; with another C library, build from ` +
+          `source with \`${sourceBuildCommand()}\``
         : c.origin === "SHMCHAN_LIB"
         ? "SHMCHAN_LIB must point at a libshmchan.so built for this machine"
         : `rebuild it with \`npm run build\` in ${ROOT}`;
