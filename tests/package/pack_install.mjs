@@ -9,7 +9,8 @@
  * are there instead). Each app type-checks as generated (and with
  * skipLibCheck off), and a producer in one runtime sends to a consumer in the
  * other, both importing "shmchan" by name; the consumer's process maps the
- * prebuilt library from its own node_modules. Then C: a program linked
+ * prebuilt library from its own node_modules. Without that prebuilt library
+ * the error gives a cmake command, and what it builds is used. Then C: a program linked
  * against the prebuilt library with an rpath, and one built against
  * `cmake --install` of the package's sources through pkg-config.
  *
@@ -27,6 +28,7 @@ import {
   readdirSync,
   readFileSync,
   realpathSync,
+  renameSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -315,6 +317,41 @@ describe("apps that depend on it", () => {
       });
     }
   }
+});
+
+describe("where no prebuilt library fits", () => {
+  test("the error gives the source build, and the library it builds is used", async () => {
+    const installed = join(appDir("bun"), "node_modules", "shmchan");
+    const prebuilt = join(installed, "prebuilds", hostPlatform);
+    const aside = join(tmp, "prebuilt-aside");
+    // As on a platform without a prebuilt library: this one's is not there.
+    renameSync(prebuilt, aside);
+    try {
+      writeFileSync(
+        join(appDir("bun"), "attach.ts"),
+        'import { Channel } from "shmchan";\n' +
+          'try { Channel.attach({ key: 1n }, "recv"); } catch (err) { console.log(String(err)); }\n',
+      );
+      const said = run("bun", ["run", "attach.ts"], { cwd: appDir("bun") }).stdout;
+      const command = /build it from source with `([^`]+)`/.exec(said)?.[1];
+      assert.ok(command, `no build command in: ${said}`);
+      assert.match(command, new RegExp(`^cmake -S ${installed}/ -B ${installed}/build `));
+      // The user runs it, with CMake and a compiler.
+      run("sh", ["-c", command], { env: process.env });
+      const key = BigInt(`0x${randomBytes(6).toString("hex")}`) + 1n;
+      const rx = start("bun", "consumer.ts", [String(key), "1"]);
+      assert.deepEqual(await rx.next(), { ready: true, version: pkg.version }, rx.stderr);
+      assert.deepEqual(mappedLibraries(rx.pid), [join(installed, "build", "libshmchan.so")]);
+      const tx = start("deno", "producer.ts", [String(key), "deno", "1"]);
+      assert.deepEqual(await tx.next(), { sent: 1 }, tx.stderr);
+      assert.deepEqual(await rx.next(), { messages: ["deno 0"] }, rx.stderr);
+      assert.equal(await rx.exit(), 0);
+      assert.equal(await tx.exit(), 0);
+    } finally {
+      rmSync(join(installed, "build"), { recursive: true, force: true });
+      renameSync(aside, prebuilt);
+    }
+  });
 });
 
 describe("C programs", () => {
