@@ -53,7 +53,11 @@ const ALLOWED = [
   /^(package\.json|README\.md|LICENSE|CHANGELOG\.md|CMakeLists\.txt)$/,
   /^dist\/[a-z_]+\.(js|d\.ts|json)$/,
   /^prebuilds\/manifest\.json$/,
-  new RegExp(`^prebuilds\\/(${Object.keys(spec.platforms).join("|")})\\/(${spec.artifacts.map((a) => a.file.replace(".", "\\.")).join("|")})$`),
+  new RegExp(
+    `^prebuilds\\/(${Object.keys(spec.platforms).join("|")})\\/(${
+      spec.artifacts.map((a) => a.file.replace(".", "\\.")).join("|")
+    })$`,
+  ),
   /^csrc\/[a-z_]+\.(c|h|map|pc\.in|md)$/,
 ];
 const MAX_TARBALL_BYTES = 200_000;
@@ -120,7 +124,10 @@ const APPS = {
       run("bun", ["init", "-y"], { cwd: dir });
       // bun init asks for "latest" types: pin them to this repository's versions.
       const app = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
-      app.devDependencies = { "@types/bun": pkg.devDependencies["bun-types"], typescript: pkg.devDependencies.typescript };
+      app.devDependencies = {
+        "@types/bun": pkg.devDependencies["bun-types"],
+        typescript: pkg.devDependencies.typescript,
+      };
       writeFileSync(join(dir, "package.json"), JSON.stringify(app, null, 2));
       run("bun", ["install", "--ignore-scripts"], { cwd: dir });
       run("bun", ["add", "--ignore-scripts", `./${relative(dir, tarball)}`], { cwd: dir });
@@ -138,12 +145,15 @@ const APPS = {
   deno: {
     setup(dir) {
       mkdirSync(dir);
-      write(join(dir, "package.json"), JSON.stringify({
-        name: "deno-app",
-        private: true,
-        type: "module",
-        dependencies: { shmchan: `file:${relative(dir, tarball)}` },
-      }));
+      write(
+        join(dir, "package.json"),
+        JSON.stringify({
+          name: "deno-app",
+          private: true,
+          type: "module",
+          dependencies: { shmchan: `file:${relative(dir, tarball)}` },
+        }),
+      );
       write(join(dir, "deno.json"), JSON.stringify({ nodeModulesDir: "manual" }));
       run("npm", ["install", "--ignore-scripts", "--no-audit", "--no-fund"], { cwd: dir });
     },
@@ -151,7 +161,10 @@ const APPS = {
       run("deno", ["check", "consumer.ts", "producer.ts"], { cwd: dir });
     },
     // The flags the README gives.
-    command: (script, args) => ["deno", ["run", "--allow-ffi", "--allow-net", "--allow-env=SHMCHAN_LIB", script, ...args]],
+    command: (
+      script,
+      args,
+    ) => ["deno", ["run", "--allow-ffi", "--allow-net", "--allow-env=SHMCHAN_LIB", script, ...args]],
     args: "Deno.args",
   },
 };
@@ -181,7 +194,13 @@ function start(name, script, args) {
   child.stderr.setEncoding("utf8").on("data", (chunk) => (err += chunk));
   const exit = new Promise((resolve) => child.on("close", (code) => resolve(code)));
   const guard = (p, what) =>
-    Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error(`${name} ${script}: ${what} took over 30 s; stderr:\n${err}`)), 30_000).unref())]);
+    Promise.race([
+      p,
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error(`${name} ${script}: ${what} took over 30 s; stderr:\n${err}`)), 30_000)
+          .unref()
+      ),
+    ]);
   return {
     pid: child.pid,
     next: () => guard(lines.length ? Promise.resolve(lines.shift()) : new Promise((r) => waiting.push(r)), "a line"),
@@ -242,8 +261,15 @@ describe("the tarball", () => {
     const stray = files.filter((f) => !ALLOWED.some((re) => re.test(f)));
     assert.deepEqual(stray, [], `files nobody needs: ${stray.join(", ")}`);
     const required = [
-      "package.json", "README.md", "LICENSE", "CHANGELOG.md", "CMakeLists.txt", "dist/index.js", "dist/index.d.ts",
-      "csrc/shmchan.h", "prebuilds/manifest.json",
+      "package.json",
+      "README.md",
+      "LICENSE",
+      "CHANGELOG.md",
+      "CMakeLists.txt",
+      "dist/index.js",
+      "dist/index.d.ts",
+      "csrc/shmchan.h",
+      "prebuilds/manifest.json",
       ...Object.keys(spec.platforms).flatMap((p) => spec.artifacts.map((a) => `prebuilds/${p}/${a.file}`)),
     ];
     for (const f of required) assert.ok(files.includes(f), `${f} is missing from the tarball`);
@@ -289,7 +315,10 @@ describe("apps that depend on it", () => {
       assert.ok(existsSync(join(installed, "dist", "index.js")));
       assert.ok(!existsSync(join(installed, "build")), "an install step built the library");
       APPS[name].typecheck(appDir(name));
-      assert.ok(!existsSync(trapLog), `build tools were called:\n${existsSync(trapLog) ? readFileSync(trapLog, "utf8") : ""}`);
+      assert.ok(
+        !existsSync(trapLog),
+        `build tools were called:\n${existsSync(trapLog) ? readFileSync(trapLog, "utf8") : ""}`,
+      );
     });
   }
 
@@ -395,7 +424,9 @@ int main(void)
     const src = join(tmp, "c-rpath", "app.c");
     write(src, C_APP);
     const exe = join(tmp, "c-rpath", "app");
-    run("cc", [src, `-I${installed}/csrc`, `-L${libdir}`, "-lshmchan", `-Wl,-rpath,${libdir}`, "-o", exe], { env: cEnv() });
+    run("cc", [src, `-I${installed}/csrc`, `-L${libdir}`, "-lshmchan", `-Wl,-rpath,${libdir}`, "-o", exe], {
+      env: cEnv(),
+    });
     assert.equal(run(exe, [], { env: cEnv() }).stdout, `${pkg.version}\n`);
   });
 
