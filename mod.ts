@@ -1,17 +1,8 @@
 /**
  * shmchan: keyed message channels between processes, in POSIX shared memory,
  * for Deno and Bun on Linux. See README.md.
+ *
+ * This is the entry for imports from the sources (a checkout); the package
+ * "shmchan" serves the same API compiled (dist/index.js, from src/index.ts).
  */
-export {
-  type Access,
-  type AttachTarget,
-  Channel,
-  type CreateOptions,
-  type Delivery,
-  libraryVersion,
-  type MessageData,
-  type SendOptions,
-  Subscriber,
-  type WaitOptions,
-} from "./src/channel.ts";
-export { ChannelError, type ErrorCode } from "./src/errors.ts";
+export * from "./src/index.ts";

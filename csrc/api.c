@@ -14,6 +14,7 @@
  * (through after_consume when a member leaves).
  */
 #include "internal.h"
+#include "shmchan_test.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -93,7 +94,7 @@ SHMC_API int shmc__test_start_position(uint64_t pos)
 
 SHMC_API int shmc_version(void)
 {
-	return (0 << 16) | (1 << 8) | 0;
+	return (0 << 16) | (2 << 8) | 0;
 }
 
 SHMC_API int shmc_create(uint64_t key, uint32_t delivery, uint32_t ring_entries,
@@ -336,8 +337,18 @@ SHMC_API const char *shmc_strerror(int code)
 	case EMFILE: return "too many open handles in this process";
 	case EFAULT: return "bad buffer";
 	default: {
-		/* Other errno values: glibc's static description, if any. */
-		const char *d = code < 0 && code > -4096 ? strerrordesc_np(-code) : NULL;
+		/* Other errno values: glibc's static description, if any. The
+		 * GNU strerror_r returns it, or fills buf for an unknown code
+		 * (strerrordesc_np would need glibc 2.32). */
+		const char *d = NULL;
+#ifdef __GLIBC__
+		char buf[64];
+		if (code < 0 && code > -4096) {
+			d = strerror_r(-code, buf, sizeof(buf));
+			if (d == buf)
+				d = NULL;
+		}
+#endif
 		return d ? d : "unknown error";
 	}
 	}

@@ -68,18 +68,19 @@ int shmc__registry_lock(struct registry **out)
 	}
 	if (flock(g_reg_fd, LOCK_EX) < 0)
 		return -errno;
-	struct stat st;
+	/* The size by lseek, not fstat: fstat is a glibc 2.33 symbol. */
+	off_t reg_size = lseek(g_reg_fd, 0, SEEK_END);
 	int err;
-	if (fstat(g_reg_fd, &st) < 0) {
+	if (reg_size < 0) {
 		err = -errno;
 		goto fail;
 	}
-	if (st.st_size == 0) {
+	if (reg_size == 0) {
 		if (ftruncate(g_reg_fd, REGISTRY_SIZE) < 0) {
 			err = -errno;
 			goto fail;
 		}
-	} else if ((size_t)st.st_size != REGISTRY_SIZE) {
+	} else if ((size_t)reg_size != REGISTRY_SIZE) {
 		err = -EBADMSG;
 		goto fail;
 	}

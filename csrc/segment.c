@@ -146,8 +146,8 @@ static int segment_open(const char *name, bool writable, size_t size, int *fd_ou
 	int fd = shm_open(name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
 	if (fd < 0)
 		return errno == ENOENT ? -ENOENT : -errno;
-	struct stat st;
-	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != size) {
+	off_t real_size = lseek(fd, 0, SEEK_END);
+	if (real_size < 0 || (uint64_t)real_size != size) {
 		close(fd);
 		return -EBADMSG;
 	}

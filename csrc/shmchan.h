@@ -212,13 +212,6 @@ SHMC_API const char *shmc_strerror(int code);
 /* shmc_version - the library version as 0xMMmmpp. */
 SHMC_API int shmc_version(void);
 
-/*
- * shmc__test_start_position - internal, for tests only: channels created by
- * this process afterwards start their 64-bit positions at @pos instead of 0,
- * so that tests can cross the wrap of the counters. Returns 0.
- */
-SHMC_API int shmc__test_start_position(uint64_t pos);
-
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,5 @@
 // Builds the C library (build/libshmchan.so) and the C tests with CMake.
-// Runs as the npm `postinstall` and as `npm run build`.
+// `npm run build`; `npm test` and `npm run demo` run it first (pretest, predemo).
 import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";

@@ -102,8 +102,16 @@ export interface Backend {
   readonly runtime: "deno" | "bun";
   /** This process's id. */
   pid(): number;
-  /** An environment variable, or undefined when unset or not readable. */
-  env(name: string): string | undefined;
+  /** `<os>-<arch>` in Node's names: "linux-x64", "linux-arm64", "darwin-arm64", ... */
+  platform(): string;
+  /**
+   * An environment variable: its value, undefined when unset (or explicitly
+   * denied), null when the runtime's permissions hide it (Deno without
+   * --allow-env).
+   */
+  env(name: string): string | undefined | null;
+  /** Why this process may not dlopen `path` (Deno without --allow-ffi), or null. */
+  ffiDenied(path: string): string | null;
   /** dlopen the library at `path` (throws the runtime's error on failure). */
   open(path: string): Native;
   /**

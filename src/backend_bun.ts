@@ -62,7 +62,9 @@ function listenDoorbell(name: string, onRing: () => void): DoorbellSocket {
 export const backend: Backend = {
   runtime: "bun",
   pid: () => process.pid,
+  platform: () => `${process.platform}-${process.arch}`,
   env: (name) => process.env[name],
+  ffiDenied: () => null,
   open,
   listenDoorbell,
 };

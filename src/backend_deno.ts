@@ -1,12 +1,21 @@
 /** The Deno backend: Deno.dlopen and Deno.listen. */
 import { type Backend, type DoorbellSocket, mapSymbols, type Native } from "./backend.ts";
 
-function env(name: string): string | undefined {
+function env(name: string): string | undefined | null {
   // Read only with permission already granted: never prompt, never throw.
-  const state = Deno.permissions.querySync?.({ name: "env", variable: name });
-  if (state?.state !== "granted") return undefined;
-  return Deno.env.get(name);
+  const state = Deno.permissions.querySync({ name: "env", variable: name }).state;
+  if (state === "granted") return Deno.env.get(name);
+  return state === "denied" ? undefined : null;
 }
+
+function ffiDenied(path: string): string | null {
+  if (Deno.permissions.querySync({ name: "ffi", path }).state === "granted") return null;
+  return "run Deno with --allow-ffi (and --allow-net, for the socket that wakes waiting receivers): " +
+    "loading the C library needs it; e.g. deno run --allow-ffi --allow-net --allow-env=SHMCHAN_LIB app.ts";
+}
+
+/** Deno.build.arch in Node's names. */
+const ARCH: Record<string, string> = { x86_64: "x64", aarch64: "arm64" };
 
 function open(path: string): Native {
   const symbols = mapSymbols((args, result) => ({ parameters: [...args], result }));
@@ -81,7 +90,9 @@ function listenDoorbell(name: string, onRing: () => void): DoorbellSocket {
 export const backend: Backend = {
   runtime: "deno",
   pid: () => Deno.pid,
+  platform: () => `${Deno.build.os}-${ARCH[Deno.build.arch] ?? Deno.build.arch}`,
   env,
+  ffiDenied,
   open,
   listenDoorbell,
 };

@@ -68,6 +68,7 @@ const MAX_U32 = 0xffff_ffff;
 const MAX_I32 = 0x7fff_ffff;
 const EAGAIN = -errnoOf("EAGAIN");
 const ENOBUFS = -errnoOf("ENOBUFS");
+const ENOENT = -errnoOf("ENOENT");
 
 const encoder = new TextEncoder();
 /** Messages per batch call, and the most bytes a batch scratch takes. */
@@ -77,6 +78,13 @@ const BATCH_BYTES = 1 << 20;
 const INTERNAL = Symbol("shmchan.internal");
 
 const einval = (detail: string) => ChannelError.of("EINVAL", detail);
+/** EMSGSIZE that names both sizes. */
+const tooLong = (bytes: number, max: number) =>
+  ChannelError.of("EMSGSIZE", `message of ${bytes} bytes, maxMessageSize ${max}`);
+/** The UTF-8 length of a string (for error messages only: it encodes). */
+const utf8Length = (s: string) => encoder.encode(s).byteLength;
+/** A key as a message shows it: decimal and hex. */
+const showKey = (key: bigint) => `${key} (0x${key.toString(16)})`;
 const closedError = (what: string) => ChannelError.of("ENOENT", `handle is closed (${what})`);
 
 function hasOwn(o: object, k: string): boolean {
@@ -196,16 +204,14 @@ class Handle {
       } else {
         const scratch = (this.#sendScratch ??= new Uint8Array(this.maxMessageSize));
         const { read, written } = encoder.encodeInto(data, scratch);
-        if (read < data.length) throw ChannelError.of("EMSGSIZE", "message longer than maxMessageSize");
+        if (read < data.length) throw tooLong(utf8Length(data), this.maxMessageSize);
         bytes = scratch.subarray(0, written);
       }
     } else {
       bytes = bytesOf(data);
     }
     // Checked here too: a length past 2^32-1 would wrap in the u32 argument.
-    if (bytes.byteLength > this.maxMessageSize) {
-      throw ChannelError.of("EMSGSIZE", `message of ${bytes.byteLength} bytes, maxMessageSize ${this.maxMessageSize}`);
-    }
+    if (bytes.byteLength > this.maxMessageSize) throw tooLong(bytes.byteLength, this.maxMessageSize);
     return bytes;
   }
 
@@ -253,14 +259,14 @@ class Handle {
         const { read, written } = encoder.encodeInto(data, pack.subarray(off, off + max));
         if (read < data.length) {
           flush();
-          throw ChannelError.of("EMSGSIZE", "message longer than maxMessageSize");
+          throw tooLong(utf8Length(data), max);
         }
         len = written;
       } else {
         const bytes = bytesOf(data);
         if (bytes.byteLength > max) {
           flush();
-          throw ChannelError.of("EMSGSIZE", "message longer than maxMessageSize");
+          throw tooLong(bytes.byteLength, max);
         }
         pack.set(bytes, off);
         len = bytes.byteLength;
@@ -485,14 +491,18 @@ export class Channel implements Disposable {
     if (hasKey === hasId) throw new TypeError("attach needs exactly one of { key } or { id }");
     const bits = typeof access === "string" && hasOwn(ACCESS, access) ? ACCESS[access] : 0;
     if (bits === 0) throw einval(`access must be "send", "recv" or "both"`);
-    let h: number;
+    let rc: number, what: string;
     if (hasKey) {
-      h = check(lib().shmc_attach_key(toKey(target.key), bits), "attach");
+      const key = toKey(target.key);
+      rc = lib().shmc_attach_key(key, bits);
+      what = `key ${showKey(key)}`;
     } else {
       const id = toInt(target.id, "id", 1, MAX_I32, 0);
-      h = check(lib().shmc_attach_id(id, bits), "attach");
+      rc = lib().shmc_attach_id(id, bits);
+      what = `id ${id}`;
     }
-    return new Subscriber(INTERNAL, h);
+    if (rc === ENOENT) throw ChannelError.of("ENOENT", `no live channel with ${what} (attach)`);
+    return new Subscriber(INTERNAL, check(rc, `attach to ${what}`));
   }
 
   /** True once destroyed. */

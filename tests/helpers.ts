@@ -72,9 +72,9 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 /** Runs a macrotask turn: lets pending I/O callbacks (doorbell bytes) run. */
 export const tick = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
-/** The command line that runs `script` under a runtime. */
-export function commandFor(rt: Runtime, script: string, args: string[]): [string, string[]] {
-  if (rt === "deno") return [binary("deno"), ["run", ...DENO_FLAGS, script, ...args]];
+/** The command line that runs `script` under a runtime (Deno with `denoFlags`). */
+export function commandFor(rt: Runtime, script: string, args: string[], denoFlags = DENO_FLAGS): [string, string[]] {
+  if (rt === "deno") return [binary("deno"), ["run", ...denoFlags, script, ...args]];
   return [binary("bun"), ["run", script, ...args]];
 }
 
@@ -82,6 +82,8 @@ export interface ChildOptions {
   /** Run as this uid/gid through setpriv (root only). */
   asUser?: number;
   env?: Record<string, string>;
+  /** Deno's permission flags instead of DENO_FLAGS. */
+  denoFlags?: string[];
 }
 
 /**
@@ -100,7 +102,7 @@ export class Child {
 
   constructor(rt: Runtime, args: string[], opts: ChildOptions = {}) {
     this.rt = rt;
-    let [cmd, argv] = commandFor(rt, peerScript, args);
+    let [cmd, argv] = commandFor(rt, peerScript, args, opts.denoFlags);
     if (opts.asUser !== undefined) {
       const id = String(opts.asUser);
       argv = [`--reuid=${id}`, `--regid=${id}`, "--clear-groups", cmd, ...argv];

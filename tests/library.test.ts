@@ -1,17 +1,23 @@
-/** Loading the C library: the default path, SHMCHAN_LIB, and a missing library. */
+/** Loading the C library: the default path, SHMCHAN_LIB, and a missing or broken library. */
 import assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Channel, libraryVersion } from "../mod.ts";
-import { peer, root, runtimes, uniqueKey } from "./helpers.ts";
+import { commandFor, peer, root, runtimes, uniqueKey } from "./helpers.ts";
 
 describe("the C library", () => {
   test("is found next to the package and reports its version", () => {
     const [major, minor, patch] = libraryVersion();
     assert.ok([major, minor, patch].every((n) => Number.isInteger(n) && n >= 0));
     assert.ok(major + minor + patch > 0, "version 0.0.0");
+  });
+
+  test("reports the version of the package", () => {
+    const pkg = JSON.parse(readFileSync(`${root}package.json`, "utf8")) as { version: string };
+    assert.equal(libraryVersion().join("."), pkg.version);
   });
 
   for (const rt of runtimes) {
@@ -30,14 +36,60 @@ describe("the C library", () => {
       }
     });
 
-    test(`${rt}: a missing library is an Error that says how to build it`, { timeout: 60_000 }, async () => {
+    test(`${rt}: SHMCHAN_LIB naming a missing file is an Error that says so and how to build one`, {
+      timeout: 60_000,
+    }, async () => {
       const child = peer(rt, ["attach", 1, "recv"], { env: { SHMCHAN_LIB: "/nonexistent/libshmchan.so" } });
       const line = await child.next<{ ok: boolean; code: string }>();
       assert.equal(line.ok, false);
-      assert.match(line.code, /^Error: shmchan: cannot load the C library \/nonexistent\/libshmchan\.so/);
-      assert.match(line.code, /npm install/);
-      assert.match(line.code, /npm run build/);
+      assert.match(
+        line.code,
+        /^Error: shmchan: SHMCHAN_LIB points at \/nonexistent\/libshmchan\.so, which does not exist/,
+      );
+      assert.match(line.code, /cmake -S .* -B .*build .*-DSHMCHAN_TESTS=OFF && cmake --build /);
       assert.equal(await child.exit(), 0);
+    });
+
+    test(`${rt}: SHMCHAN_LIB naming a file that is no library is an Error with the loader's reason`, {
+      timeout: 60_000,
+    }, async () => {
+      const child = peer(rt, ["attach", 1, "recv"], { env: { SHMCHAN_LIB: `${root}README.md` } });
+      const line = await child.next<{ ok: boolean; code: string }>();
+      assert.equal(line.ok, false);
+      assert.match(
+        line.code,
+        /^Error: shmchan: cannot load the C library .*README\.md \(SHMCHAN_LIB\): .*invalid ELF header/,
+      );
+      assert.equal(await child.exit(), 0);
+    });
+
+    test(`${rt}: a checkout whose library is not built says to run npm run build`, {
+      timeout: 60_000,
+    }, () => {
+      // The sources without build/: a fresh checkout before `npm run build`.
+      const dir = mkdtempSync(join(tmpdir(), "shmchan-checkout-"));
+      try {
+        cpSync(`${root}src`, join(dir, "src"), { recursive: true });
+        cpSync(`${root}mod.ts`, join(dir, "mod.ts"));
+        const script = join(dir, "attach.ts");
+        writeFileSync(
+          script,
+          'import { Channel } from "./mod.ts";\n' +
+            'try { Channel.attach({ key: 1n }, "recv"); } catch (err) { console.log(String(err)); }\n',
+        );
+        const [cmd, args] = commandFor(rt, script, []);
+        const env: Record<string, string | undefined> = { ...process.env, NO_COLOR: "1" };
+        delete env.SHMCHAN_LIB;
+        const r = spawnSync(cmd, args, { cwd: dir, encoding: "utf8", env });
+        assert.equal(r.status, 0, r.stderr);
+        assert.match(
+          r.stdout,
+          /^Error: shmchan: the C library .*shmchan-checkout-[^/]*\/build\/libshmchan\.so is not built/,
+        );
+        assert.match(r.stdout, /run `npm run build` in /);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   }
 });

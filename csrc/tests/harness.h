@@ -201,7 +201,8 @@ void th_kill(pid_t pid);
 void th_forget(pid_t pid);
 /*
  * Wait until @pid (its main thread) sleeps in a futex system call: then it
- * is really parked, not spinning. Returns 0, or -ETIMEDOUT.
+ * is really parked, not spinning. Reads /proc/<pid>/syscall, and the wchan
+ * as well (which also holds under qemu-user). Returns 0, or -ETIMEDOUT.
  */
 int th_wait_futex_blocked(pid_t pid, int timeout_ms);
 

@@ -242,12 +242,11 @@ static void one_round(unsigned round, struct figures *fig)
 		seq++;
 
 	/* Keep sending: every send must find room within its 1 s timeout. */
-	unsigned more = 8 * ring + 200, timeouts = 0;
+	unsigned more = 8 * ring + 200;
 	for (unsigned i = 0; i < more && ok; i++) {
 		len = th_msg_build(buf, th_msg_len(MAXMSG, 7, seq), 7, seq);
 		int x = shmc_send(snd, buf, len, 0, 1000000000ll);
 		if (x != (int)len) {
-			timeouts++;
 			CHECK_MSG(0, "round %u: send %u after the kill: %s", round, seq,
 				  th_errname(x));
 			break;

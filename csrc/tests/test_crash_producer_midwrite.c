@@ -376,7 +376,7 @@ static void scenario(uint32_t delivery, int stage, int mode, bool reuse, uint32_
 struct race {
 	uint64_t key;
 	int32_t chan_id;
-	atomic_uint l_ready, d_ready, go, trigger, d_done, hit, unexpected, stop;
+	atomic_uint l_ready, d_ready, go, trigger, d_done, hit, unexpected, stop, unstaged;
 	atomic_int first;
 	atomic_ullong l_sent, l_enobufs, d_pos;
 };
@@ -464,7 +464,14 @@ static int race_d_main(void *arg)
 	int idx = th_member_of(&m, h);
 	REQUIRE_MSG(idx >= 0, "D member");
 	atomic_store(&rs_race->d_ready, 1);
-	REQUIRE_MSG(th_await_u32(&rs_race->trigger, 1, 10000) == 0, "D: no trigger");
+	if (th_await_u32(&rs_race->trigger, 1, 10000) != 0) {
+		/* Under qemu-user (even qemu-x86_64 on x86_64) the write-protection
+		 * fault that stages this race never reaches L's handler: the runner
+		 * sets SHMCHAN_EMULATED=1 and the case is reported inconclusive. */
+		REQUIRE_MSG(getenv("SHMCHAN_EMULATED"), "D: no trigger");
+		atomic_store(&rs_race->unstaged, 1);
+		_exit(0);
+	}
 	/* L is inside claim_position(), between loading tail and its CAS. */
 	uint64_t t = atomic_load(&m.ctl->tail);
 	REQUIRE_MSG(atomic_load(&m.slots[t & m.mask].seq) == SEQ(t, SLOT_FREE), "D: slot not free");
@@ -496,9 +503,11 @@ static void claim_race(struct figures *fig)
 	REQUIRE_MSG(th_await_u32(&rs_race->l_ready, 1, 10000) == 0 &&
 			   th_await_u32(&rs_race->d_ready, 1, 10000) == 0, "L, D");
 	atomic_store(&rs_race->go, 1);
-	CHECK_MSG(th_wait(d, 10000) == 0 && atomic_load(&rs_race->d_done), "D failed");
+	CHECK_MSG(th_wait(d, 15000) == 0 && (atomic_load(&rs_race->d_done) || atomic_load(&rs_race->unstaged)),
+		  "D failed");
 	uint64_t t0 = th_now_ns();
-	while (!atomic_load(&rs_race->hit) && th_now_ns() - t0 < 3000000000ull)
+	while (!atomic_load(&rs_race->hit) && !atomic_load(&rs_race->unstaged) &&
+	       th_now_ns() - t0 < 3000000000ull)
 		th_sleep_ms(1);
 	if (!atomic_load(&rs_race->hit) || atomic_load(&rs_race->unexpected)) {
 		printf("  %-34s race not staged (hit %u, unexpected write %u): inconclusive\n", label,
@@ -1084,7 +1093,7 @@ static void random_kills(uint32_t delivery, unsigned rounds, uint64_t seed)
 			  "%s: consumer %u did not reach the end marker", dname(delivery), c);
 	CHECK_MSG(odd_exits == 0, "%u producers exited before being killed", odd_exits);
 
-	unsigned long long sent_total = 0, lost = 0, extra = 0;
+	unsigned long long sent_total = 0, lost = 0;
 	for (uint32_t p = 0; p < next_id; p++)
 		sent_total += atomic_load(&rs->sent[p]);
 	for (unsigned c = 0; c < rs->consumers; c++) {
@@ -1098,7 +1107,6 @@ static void random_kills(uint32_t delivery, unsigned rounds, uint64_t seed)
 				x += g - s - 1;
 		}
 		lost += l;
-		extra += x;
 		CHECK_MSG(atomic_load(&rs->bad[c]) == 0 && atomic_load(&rs->dup[c]) == 0 &&
 			  atomic_load(&rs->gap[c]) == 0 && atomic_load(&rs->unknown[c]) == 0 && l == 0 &&
 			  x == 0,

@@ -7,6 +7,7 @@
  * a multi-process stress run all behave as far from the wrap.
  */
 #include "harness.h"
+#include "shmchan_test.h"
 
 static uint64_t start_below(uint32_t n)
 {

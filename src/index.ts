@@ -1,0 +1,17 @@
+/**
+ * The public API of shmchan: what `import ... from "shmchan"` gives (compiled
+ * to dist/index.js) and what mod.ts re-exports for imports from source.
+ */
+export {
+  type Access,
+  type AttachTarget,
+  Channel,
+  type CreateOptions,
+  type Delivery,
+  libraryVersion,
+  type MessageData,
+  type SendOptions,
+  Subscriber,
+  type WaitOptions,
+} from "./channel.ts";
+export { ChannelError, type ErrorCode } from "./errors.ts";
