@@ -5,7 +5,14 @@
 import type { Backend, Native } from "./backend.ts";
 import { backend as denoBackend } from "./backend_deno.ts";
 
-const runtimeGlobals = globalThis as { Bun?: unknown; Deno?: unknown };
+const runtimeGlobals = globalThis as {
+  Bun?: unknown;
+  Deno?: unknown;
+  process?: { version?: string; versions?: { node?: string } };
+};
+
+/** The oldest Node.js major line supported. */
+const NODE_MIN_MAJOR = 22;
 
 async function detectBackend(): Promise<Backend> {
   if (runtimeGlobals.Bun !== undefined) {
@@ -14,7 +21,17 @@ async function detectBackend(): Promise<Backend> {
     return ((await import(bunBackend)) as { backend: Backend }).backend;
   }
   if (runtimeGlobals.Deno !== undefined) return denoBackend;
-  throw new Error("shmchan runs under Deno or Bun; this runtime is neither");
+  const node = runtimeGlobals.process?.versions?.node;
+  if (node !== undefined) {
+    if (Number(node.split(".")[0]) < NODE_MIN_MAJOR) {
+      throw new Error(
+        `shmchan needs Node.js ${NODE_MIN_MAJOR} or newer; this is Node.js ${runtimeGlobals.process?.version}`,
+      );
+    }
+    const nodeBackend = "./backend_node.ts";
+    return ((await import(nodeBackend)) as { backend: Backend }).backend;
+  }
+  throw new Error("shmchan runs under Node.js, Deno or Bun; this runtime is none of them");
 }
 
 /** The backend of the running runtime. */
