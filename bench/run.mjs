@@ -9,7 +9,7 @@
  *   node bench/run.mjs --quick         smoke run, well under a minute
  *   options: --runtime=deno|bun|node (repeatable)  --repeat=N  --no-c  --no-js  --no-build
  *            --only=REGEX (case names)  --json=FILE  --md=FILE
- *   env: DENO, BUN, NODE: runtime binaries (default node_modules/.bin/{deno,bun,node})
+ *   env: DENO, BUN, NODE_BIN: runtime binaries (default node_modules/.bin/{deno,bun,node})
  *
  * Every case runs in its own process group under a timeout; the group is
  * killed when the case ends or times out, so no child outlives the run.
@@ -54,7 +54,8 @@ if (flag("help")) {
 const BIN = {
   deno: process.env.DENO || path.join(ROOT, "node_modules", ".bin", "deno"),
   bun: process.env.BUN || path.join(ROOT, "node_modules", ".bin", "bun"),
-  node: process.env.NODE || path.join(ROOT, "node_modules", ".bin", "node"),
+  // Not NODE: npm sets that to the node running npm itself.
+  node: process.env.NODE_BIN || path.join(ROOT, "node_modules", ".bin", "node"),
 };
 const CASE_TIMEOUT_MS = 60_000;
 const failures = [];
