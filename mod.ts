@@ -1,6 +1,6 @@
 /**
  * shmchan: keyed message channels between processes, in POSIX shared memory,
- * for Deno and Bun on Linux. See README.md.
+ * for Node.js, Deno and Bun on Linux. See README.md.
  */
 export {
   type Access,

@@ -1,7 +1,8 @@
 /**
  * Channels between processes, against a child of each runtime: under
- * `deno test` this covers Deno→Deno and Deno→Bun, under `bun test`
- * Bun→Bun and Bun→Deno.
+ * `deno test` this covers Deno→Deno, Deno→Bun and Deno→Node, under
+ * `bun test` Bun→Bun, Bun→Deno and Bun→Node, under `node --test`
+ * Node→Node, Node→Deno and Node→Bun.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";

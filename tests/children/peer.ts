@@ -1,5 +1,5 @@
 /**
- * A child process for the cross-process tests; runs under Deno or Bun.
+ * A child process for the cross-process tests; runs under Deno, Bun or Node.
  * Usage: peer.ts <command> <key> [args...]; it writes one JSON object per
  * stdout line and exits by itself (every wait has a timeout).
  *
