@@ -351,15 +351,19 @@ for (const rt of runtimes) {
 }
 
 describe(`${runtime} parent, a Node cluster worker`, () => {
-  test("a worker's pending recv wakes on its own doorbell when this process sends", T, () =>
-    withChildren(async (spawn) => {
-      const key = uniqueKey();
-      using ch = Channel.create({ key });
-      const child = spawn("node", ["cluster-recv", key]);
-      assert.equal((await child.next()).ready, true, child.stderr);
-      ch.trySend("to the worker");
-      assert.deepEqual(await child.next(), { message: "to the worker" });
-      assert.deepEqual(await child.next(), { workerExit: 0 });
-      assert.equal(await child.exit(), 0);
-    }));
+  test(
+    "a worker's pending recv wakes on its own doorbell when this process sends",
+    T,
+    () =>
+      withChildren(async (spawn) => {
+        const key = uniqueKey();
+        using ch = Channel.create({ key });
+        const child = spawn("node", ["cluster-recv", key]);
+        assert.equal((await child.next()).ready, true, child.stderr);
+        ch.trySend("to the worker");
+        assert.deepEqual(await child.next(), { message: "to the worker" });
+        assert.deepEqual(await child.next(), { workerExit: 0 });
+        assert.equal(await child.exit(), 0);
+      }),
+  );
 });

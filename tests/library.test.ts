@@ -71,10 +71,23 @@ describe("Node.js versions", () => {
         if (ext === ".ts") {
           dir = mkdtempSync(join(tmpdir(), "shmchan-js-"));
           const tsc = spawnSync(binary("node"), [
-            `${root}node_modules/typescript/bin/tsc`, "--ignoreConfig", "--noCheck", "--skipLibCheck",
-            "--target", "ES2022", "--module", "ESNext", "--moduleResolution", "bundler",
-            "--allowImportingTsExtensions", "--rewriteRelativeImportExtensions",
-            "--rootDir", root, "--outDir", dir, `${root}mod.ts`,
+            `${root}node_modules/typescript/bin/tsc`,
+            "--ignoreConfig",
+            "--noCheck",
+            "--skipLibCheck",
+            "--target",
+            "ES2022",
+            "--module",
+            "ESNext",
+            "--moduleResolution",
+            "bundler",
+            "--allowImportingTsExtensions",
+            "--rewriteRelativeImportExtensions",
+            "--rootDir",
+            root,
+            "--outDir",
+            dir,
+            `${root}mod.ts`,
           ], { encoding: "utf8" });
           assert.equal(tsc.status, 0, tsc.stdout + tsc.stderr);
           writeFileSync(join(dir, "package.json"), '{ "type": "module" }\n');
