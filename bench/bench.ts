@@ -1,23 +1,24 @@
 /**
- * shmchan's JavaScript benchmarks: one file that runs unchanged under Deno and
- * Bun. `bench.ts CASE [--quick]` runs the measuring side of one case, spawns
- * its peer processes (this same file, with a role name, under the same
+ * shmchan's JavaScript benchmarks: one file that runs unchanged under Deno,
+ * Bun and Node. `bench.ts CASE [--quick]` runs the measuring side of one case,
+ * spawns its peer processes (this same file, with a role name, under the same
  * runtime), prints one JSON result line and exits. bench/run.mjs drives it.
  *
  *   deno run -A bench/bench.ts rt-shmc-await      bun bench/bench.ts rt-shmc-await
+ *   node bench/bench.ts rt-shmc-await             (Node 24 or newer: the file uses `using`)
  *
  * Cases (64 B messages unless said; every peer is a separate process):
  *   rt-shmc-await     round trip, default `await recvInto()` on both sides
  *   rt-shmc-park      round trip, `await recvInto(buf, { spin: 0 })`: always park
  *   rt-shmc-spin      round trip, both sides loop on tryRecvInto()
  *   rt-net            round trip, node:net Unix socket echo
- *   rt-native         round trip, Deno.listen/connect or Bun.listen/connect (unix)
+ *   rt-native         round trip, Deno.listen/connect or Bun.listen/connect (unix; not Node)
  *   rt-ipc            round trip, Bun.spawn ipc (Bun only)
  *   pair              one process: 64 B trySend + tryRecvInto, ns per pair
  *   tput-shmc-SIZE    one producer -> one spinning consumer, trySend / tryRecvInto
  *   tput-shmc-many-SIZE  the same with trySendMany (64 at a time) / tryRecvMany
  *   tput-net-SIZE     the same over a node:net Unix stream, fixed-size messages
- *   tput-native-SIZE  the same over Deno.connect / Bun.connect
+ *   tput-native-SIZE  the same over Deno.connect / Bun.connect (not Node)
  *   bcast-shmc        one producer -> 4 receivers (broadcast), `await recvInto()`
  *   bcast-net         one producer writing every message to 4 Unix sockets
  *   mcast-shmc        one producer -> 2 competing workers (multicast)
@@ -40,7 +41,7 @@ import { Channel, ChannelError, type Subscriber } from "../mod.ts";
 
 // deno-lint-ignore no-explicit-any
 const G = globalThis as any;
-const RUNTIME: "deno" | "bun" = G.Bun !== undefined ? "bun" : "deno";
+const RUNTIME: "deno" | "bun" | "node" = G.Bun !== undefined ? "bun" : G.Deno !== undefined ? "deno" : "node";
 const SCRIPT = decodeURIComponent(new URL(import.meta.url).pathname);
 const ARGS: string[] = RUNTIME === "deno" ? G.Deno.args : process.argv.slice(2);
 const QUICK = ARGS.includes("--quick");
@@ -366,6 +367,7 @@ async function bunPinger(path: string): Promise<Pinger> {
 }
 
 async function rtSocket(kind: "net" | "native"): Promise<void> {
+  if (kind === "native" && RUNTIME === "node") fail("rt-native: Node's own sockets are node:net (rt-net)");
   const path = tmpSocketPath("rt");
   const child = new Child("echo-server", [kind, path]);
   try {
@@ -592,6 +594,7 @@ function acceptN(path: string, n: number): Promise<[net.Server, net.Socket[]]> {
 }
 
 async function tputSocket(kind: "net" | "native", size: number): Promise<void> {
+  if (kind === "native" && RUNTIME === "node") fail("tput-native: Node's own sockets are node:net (tput-net)");
   const path = tmpSocketPath("tput");
   try {
     const msg = new Uint8Array(size).fill(0xab);

@@ -1,15 +1,15 @@
 #!/usr/bin/env node
 /**
  * The benchmark driver: builds the C floor benchmark, runs every case of
- * bench/c/cbench.c and bench/bench.ts (under Deno and Bun), each side by side
+ * bench/c/cbench.c and bench/bench.ts (under Deno, Bun and Node), each side by side
  * with its baseline in the same run, and prints a markdown table with the
  * machine it ran on.
  *
  *   node bench/run.mjs                 full run (about 3-4 minutes)
  *   node bench/run.mjs --quick         smoke run, well under a minute
- *   options: --runtime=deno|bun (repeatable)  --repeat=N  --no-c  --no-js  --no-build
+ *   options: --runtime=deno|bun|node (repeatable)  --repeat=N  --no-c  --no-js  --no-build
  *            --only=REGEX (case names)  --json=FILE  --md=FILE
- *   env: DENO, BUN: runtime binaries (default node_modules/.bin/{deno,bun})
+ *   env: DENO, BUN, NODE_BIN: runtime binaries (default node_modules/.bin/{deno,bun,node})
  *
  * Every case runs in its own process group under a timeout; the group is
  * killed when the case ends or times out, so no child outlives the run.
@@ -40,10 +40,10 @@ const RUNTIMES = flag("no-js")
   ? []
   : opt("runtime").length
   ? opt("runtime").flatMap((r) => r.split(","))
-  : ["deno", "bun"];
+  : ["deno", "bun", "node"];
 for (const rt of RUNTIMES) {
-  if (rt !== "deno" && rt !== "bun") {
-    console.error(`unknown runtime ${rt}: use --runtime=deno or --runtime=bun`);
+  if (rt !== "deno" && rt !== "bun" && rt !== "node") {
+    console.error(`unknown runtime ${rt}: use --runtime=deno, --runtime=bun or --runtime=node`);
     process.exit(2);
   }
 }
@@ -54,6 +54,8 @@ if (flag("help")) {
 const BIN = {
   deno: process.env.DENO || path.join(ROOT, "node_modules", ".bin", "deno"),
   bun: process.env.BUN || path.join(ROOT, "node_modules", ".bin", "bun"),
+  // Not NODE: npm sets that to the node running npm itself.
+  node: process.env.NODE_BIN || path.join(ROOT, "node_modules", ".bin", "node"),
 };
 const CASE_TIMEOUT_MS = 60_000;
 const failures = [];
@@ -160,7 +162,7 @@ function machine() {
     memory_gib: Math.round(os.totalmem() / 2 ** 30),
     deno: RUNTIMES.includes("deno") ? version(BIN.deno, ["--version"]) : "-",
     bun: RUNTIMES.includes("bun") ? version(BIN.bun, ["--version"]) : "-",
-    node: process.version,
+    node: RUNTIMES.includes("node") ? version(BIN.node, ["--version"]) : process.version,
     loadavg_start: os.loadavg().map((x) => x.toFixed(2)).join(" "),
   };
 }
@@ -344,7 +346,7 @@ function table(res, mach) {
   for (const rt of RUNTIMES) {
     const j = res[rt];
     if (!j) continue;
-    const R = rt === "deno" ? "Deno" : "Bun";
+    const R = { deno: "Deno", bun: "Bun", node: "Node" }[rt];
     const pr = j["pair"], cpair = res.c?.["c.shmc.pair"];
     if (pr) {
       row(R, "one process: 64 B `trySend` + `tryRecvInto` pair, vs the same pair from C",
@@ -488,8 +490,9 @@ async function main() {
     res[rt] = {};
     for (const k of JS_CASES) {
       if (k === "rt-ipc" && rt !== "bun") continue;
+      if (rt === "node" && /^(rt|tput)-native/.test(k)) continue; // Node's sockets are node:net
       if (ONLY && !ONLY.test(k)) continue;
-      const args = rt === "deno" ? ["run", "-A", "--quiet", "bench/bench.ts", k] : ["bench/bench.ts", k];
+      const args = rt === "deno" ? ["run", "-A", "--quiet", "bench/bench.ts", k] : ["bench/bench.ts", k]; // bun, node
       if (QUICK) args.push("--quick");
       const repeat = k.startsWith("idle-") ? 1 : REPEAT;
       const r = await runCase(`${rt} ${k}`, BIN[rt], args, repeat);

@@ -2,8 +2,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
 
-/** "deno" or "bun". */
-export const runtime: string = (globalThis as { Bun?: unknown }).Bun !== undefined ? "bun" : "deno";
+const G = globalThis as { Bun?: unknown; Deno?: unknown };
+/** "deno", "bun" or "node". */
+export const runtime: string = G.Bun !== undefined ? "bun" : G.Deno !== undefined ? "deno" : "node";
 
 export const decode = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -27,7 +28,9 @@ export function spawnSame(script: string | URL, args: string[]): Spawned {
   const path = decodeURIComponent(new URL(script, import.meta.url).pathname);
   const argv = runtime === "deno"
     ? ["run", "--allow-ffi", "--allow-net", "--allow-env", path, ...args]
-    : ["run", path, ...args];
+    : runtime === "bun"
+    ? ["run", path, ...args]
+    : [path, ...args];
   const child = spawn(process.execPath, argv, { stdio: ["ignore", "inherit", "inherit"] });
   // Listen at once: a child may exit before anyone asks.
   const exited = new Promise<number>((resolve) => child.on("close", (code) => resolve(code ?? 1)));

@@ -4,6 +4,7 @@
  *
  *   deno run --allow-ffi --allow-net --allow-env --allow-run examples/broadcast.ts
  *   bun run examples/broadcast.ts
+ *   node examples/broadcast.ts
  */
 import process from "node:process";
 import { Channel } from "../mod.ts";

@@ -4,6 +4,7 @@
  *
  *   deno run --allow-ffi --allow-net examples/consumer.ts <key> [name]
  *   bun run examples/consumer.ts <key> [name]
+ *   node examples/consumer.ts <key> [name]
  */
 import process from "node:process";
 import { Channel } from "../mod.ts";

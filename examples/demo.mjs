@@ -1,5 +1,5 @@
-// `npm run demo`: a Deno producer and three consumers (Deno and Bun), each
-// its own process, sharing one broadcast channel. Exits by itself.
+// `npm run demo`: a Node.js producer and three consumers (Deno, Bun and
+// Node.js), each its own process, sharing one broadcast channel. Exits by itself.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
@@ -8,10 +8,14 @@ import { fileURLToPath } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (rt) => join(root, "node_modules", ".bin", rt);
 const key = (randomBytes(8).readBigUInt64BE() >> 2n) + 1n;
-const colors = { producer: 33, "deno-consumer": 36, "bun-consumer-1": 35, "bun-consumer-2": 32 };
+const colors = { producer: 33, "deno-consumer": 36, "bun-consumer": 35, "node-consumer": 32 };
 
 function start(name, rt, script, args) {
-  const argv = rt === "deno" ? ["run", "--allow-ffi", "--allow-net", script, ...args] : ["run", script, ...args];
+  const argv = rt === "deno"
+    ? ["run", "--allow-ffi", "--allow-net", script, ...args]
+    : rt === "bun"
+    ? ["run", script, ...args]
+    : [script, ...args];
   const child = spawn(bin(rt), argv, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
   const tag = process.stdout.isTTY ? `\x1b[${colors[name]}m[${name}]\x1b[0m` : `[${name}]`;
   for (const stream of [child.stdout, child.stderr]) {
@@ -34,11 +38,11 @@ function start(name, rt, script, args) {
 
 const consumers = [
   ["deno-consumer", "deno"],
-  ["bun-consumer-1", "bun"],
-  ["bun-consumer-2", "bun"],
+  ["bun-consumer", "bun"],
+  ["node-consumer", "node"],
 ];
-console.log(`shmchan demo: key ${key}, one Deno producer, ${consumers.length} consumers (Deno and Bun)\n`);
-const producer = start("producer", "deno", "examples/producer.ts", [String(key), String(consumers.length), "5"]);
+console.log(`shmchan demo: key ${key}, one Node.js producer, ${consumers.length} consumers (Deno, Bun, Node.js)\n`);
+const producer = start("producer", "node", "examples/producer.ts", [String(key), String(consumers.length), "5"]);
 const guard = setTimeout(() => {
   console.error("demo: timed out");
   process.exit(1);

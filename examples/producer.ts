@@ -5,6 +5,7 @@
  *
  *   deno run --allow-ffi --allow-net examples/producer.ts <key> [consumers] [count]
  *   bun run examples/producer.ts <key> [consumers] [count]
+ *   node examples/producer.ts <key> [consumers] [count]
  * and, in other terminals, examples/consumer.ts <key> <name>.
  */
 import process from "node:process";

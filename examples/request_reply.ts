@@ -5,6 +5,7 @@
  *
  *   deno run --allow-ffi --allow-net --allow-env --allow-run examples/request_reply.ts
  *   bun run examples/request_reply.ts
+ *   node examples/request_reply.ts
  */
 import process from "node:process";
 import { Channel } from "../mod.ts";

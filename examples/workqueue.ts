@@ -5,6 +5,7 @@
  *
  *   deno run --allow-ffi --allow-net --allow-env --allow-run examples/workqueue.ts
  *   bun run examples/workqueue.ts
+ *   node examples/workqueue.ts
  */
 import process from "node:process";
 import { Channel } from "../mod.ts";

@@ -16,8 +16,10 @@
 // it exports, that no symbol is left unresolved.
 //
 // To add an artifact (say a Node-API addon), append it to "artifacts" in
-// src/prebuilds.json: { cmakeTarget, file, exports }, exports being a regular
-// expression that every exported symbol must match.
+// src/prebuilds.json: { cmakeTarget, file, exports, undefined? }, exports
+// being a regular expression that every exported symbol must match, and
+// undefined one for the symbols the host process resolves (the Node-API
+// addon's napi_*), which may stay unresolved.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -99,7 +101,10 @@ function checkArtifact(path, artifact, p) {
   const stray = elf.exports.filter((s) => !pattern.test(s));
   if (stray.length) problems.push(`exports ${stray.join(", ")} (only ${artifact.exports} may be exported)`);
   if (!elf.exports.length) problems.push("exports nothing");
-  if (elf.unversioned.length) problems.push(`leaves unresolved: ${elf.unversioned.join(", ")}`);
+  // Symbols the host resolves (the Node-API addon's napi_*: Node provides them).
+  const hostResolved = artifact.undefined ? new RegExp(artifact.undefined) : null;
+  const unresolved = elf.unversioned.filter((s) => !hostResolved?.test(s));
+  if (unresolved.length) problems.push(`leaves unresolved: ${unresolved.join(", ")}`);
   const odd = elf.needed.filter((n) => !ALLOWED_NEEDED.test(n));
   if (odd.length) problems.push(`needs ${odd.join(", ")}`);
   if (elf.tls) problems.push("has thread-local storage (a static TLS block that dlopen may not find room for)");

@@ -1,15 +1,16 @@
 /**
  * The boundary between the runtime-neutral channel code and one runtime's
  * FFI and sockets: the C symbol table, the typed native surface derived from
- * it, and the Backend interface that backend_deno.ts and backend_bun.ts
- * implement.
+ * it, and the Backend interface that backend_deno.ts, backend_bun.ts and
+ * backend_node.ts implement.
  */
 
 /**
  * The C functions bound, with their declarations (csrc/shmchan.h).
  * Argument types: "u64" is passed as a BigInt (keys, create/attach only),
- * "buffer" as a Uint8Array, every other integer as a plain number, so both
- * runtimes keep their fast-call paths on send and receive.
+ * "buffer" as a Uint8Array, every other integer as a plain number, so Deno
+ * and Bun keep their fast-call paths on send and receive (under Node the
+ * addon csrc/node/shmchan_node.c wraps each function with these types).
  */
 export const SYMBOLS = {
   /** int shmc_create(uint64_t key, uint32_t delivery, uint32_t ring_entries, uint32_t max_msg_size, uint32_t mode, uint32_t flags); */
@@ -99,7 +100,7 @@ export interface DoorbellSocket {
 
 /** What the channel code needs from a runtime. */
 export interface Backend {
-  readonly runtime: "deno" | "bun";
+  readonly runtime: "deno" | "bun" | "node";
   /** This process's id. */
   pid(): number;
   /** `<os>-<arch>` in Node's names: "linux-x64", "linux-arm64", "darwin-arm64", ... */

@@ -9,7 +9,10 @@ import { backend as denoBackend } from "./backend_deno.ts";
 import PREBUILDS from "./prebuilds.json" with { type: "json" };
 
 /** The runtimes that have a backend. */
-export type RuntimeName = "deno" | "bun";
+export type RuntimeName = "deno" | "bun" | "node";
+
+/** The oldest Node.js major line supported. */
+const NODE_MIN_MAJOR = 22;
 
 /**
  * The runtime that `globals` belong to. Anything without a backend gets one
@@ -17,11 +20,15 @@ export type RuntimeName = "deno" | "bun";
  */
 export function detectRuntime(globals: object = globalThis): RuntimeName {
   const g = globals as { Bun?: unknown; Deno?: unknown; process?: { versions?: { node?: unknown } } };
+  // Bun and Deno report a Node.js version too: look for them first.
   if (g.Bun !== undefined) return "bun";
   if (g.Deno !== undefined) return "deno";
   const node = g.process?.versions?.node;
-  const which = typeof node === "string" ? `Node.js ${node}` : "an unknown runtime";
-  throw new Error(`shmchan runs under Deno 2 and Bun 1, and this runtime (${which}) is neither of them.`);
+  if (typeof node === "string") {
+    if (Number(node.split(".")[0]) >= NODE_MIN_MAJOR) return "node";
+    throw new Error(`shmchan needs Node.js ${NODE_MIN_MAJOR} or newer; this is Node.js v${node}`);
+  }
+  throw new Error("shmchan runs under Node.js 22+, Deno 2 and Bun 1, and this runtime is none of them.");
 }
 
 async function loadBackend(runtime: RuntimeName): Promise<Backend> {
@@ -32,6 +39,10 @@ async function loadBackend(runtime: RuntimeName): Promise<Backend> {
       // A specifier in a variable: Deno's checker must not follow it.
       const bunBackend = "./backend_bun.ts";
       return ((await import(bunBackend)) as { backend: Backend }).backend;
+    }
+    case "node": {
+      const nodeBackend = "./backend_node.ts";
+      return ((await import(nodeBackend)) as { backend: Backend }).backend;
     }
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Channels between processes, against a child of each runtime: under
- * `deno test` this covers Deno→Deno and Deno→Bun, under `bun test`
- * Bun→Bun and Bun→Deno.
+ * `deno test` this covers Deno→Deno, Deno→Bun and Deno→Node, under
+ * `bun test` Bun→Bun, Bun→Deno and Bun→Node, under `node --test`
+ * Node→Node, Node→Deno and Node→Bun.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -348,3 +349,21 @@ for (const rt of runtimes) {
       }));
   });
 }
+
+describe(`${runtime} parent, a Node cluster worker`, () => {
+  test(
+    "a worker's pending recv wakes on its own doorbell when this process sends",
+    T,
+    () =>
+      withChildren(async (spawn) => {
+        const key = uniqueKey();
+        using ch = Channel.create({ key });
+        const child = spawn("node", ["cluster-recv", key]);
+        assert.equal((await child.next()).ready, true, child.stderr);
+        ch.trySend("to the worker");
+        assert.deepEqual(await child.next(), { message: "to the worker" });
+        assert.deepEqual(await child.next(), { workerExit: 0 });
+        assert.equal(await child.exit(), 0);
+      }),
+  );
+});

@@ -1,25 +1,32 @@
 /**
- * Shared helpers for the test suite, which runs unchanged under `deno test`
- * and `bun test` (both implement node:test and node:assert).
+ * Shared helpers for the test suite, which runs unchanged under `deno test`,
+ * `bun test` and `node --test` (node:test and node:assert).
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { ChannelError } from "../mod.ts";
 
-export type Runtime = "deno" | "bun";
+export type Runtime = "deno" | "bun" | "node";
 
+const G = globalThis as { Bun?: unknown; Deno?: unknown };
 /** The runtime running this suite. */
-export const runtime: Runtime = (globalThis as { Bun?: unknown }).Bun !== undefined ? "bun" : "deno";
-/** Both runtimes, for cases run against a child of each. */
-export const runtimes: Runtime[] = ["deno", "bun"];
+export const runtime: Runtime = G.Bun !== undefined ? "bun" : G.Deno !== undefined ? "deno" : "node";
+/** Every runtime, for cases run against a child of each. */
+export const runtimes: Runtime[] = ["deno", "bun", "node"];
 
 const path = (rel: string) => decodeURIComponent(new URL(rel, import.meta.url).pathname);
 /** The package root. */
 export const root = path("../");
-/** A runtime's binary, as installed by npm. */
-export const binary = (rt: Runtime) => path(`../node_modules/.bin/${rt}`);
+/**
+ * A runtime's binary, as installed by npm; for Node children of a Node
+ * parent, the parent's own (CI runs the suite under several Node lines).
+ */
+export const binary = (rt: Runtime) =>
+  rt === "node" && runtime === "node" ? process.execPath : path(`../node_modules/.bin/${rt}`);
+/** ".ts", or ".js" when this suite runs compiled (scripts/compile-tests.mjs). */
+export const ext = import.meta.url.slice(import.meta.url.lastIndexOf("."));
 /** The child script used by the cross-process cases. */
-export const peerScript = path("./children/peer.ts");
+export const peerScript = path(`./children/peer${ext}`);
 
 /** Deno's flags for shmchan: FFI for the library, net for the doorbell socket. */
 export const DENO_FLAGS = ["--allow-ffi", "--allow-net", "--allow-env", "--allow-read"];
@@ -75,6 +82,7 @@ export const tick = () => new Promise<void>((resolve) => setTimeout(resolve, 0))
 /** The command line that runs `script` under a runtime (Deno with `denoFlags`). */
 export function commandFor(rt: Runtime, script: string, args: string[], denoFlags = DENO_FLAGS): [string, string[]] {
   if (rt === "deno") return [binary("deno"), ["run", ...denoFlags, script, ...args]];
+  if (rt === "node") return [binary("node"), [script, ...args]];
   return [binary("bun"), ["run", script, ...args]];
 }
 
@@ -190,12 +198,12 @@ export function unprivilegedBlocker(uid: number): string | null {
   const has = spawnSync("setpriv", ["--version"], { stdio: "ignore" });
   if (has.error || has.status !== 0) return "setpriv is not installed";
   const files = [
-    binary("deno"),
-    binary("bun"),
+    ...runtimes.map(binary),
     `${root}build/libshmchan.so`,
+    `${root}build/shmchan_node.node`,
     peerScript,
-    `${root}mod.ts`,
-    `${root}src/channel.ts`,
+    `${root}mod${ext}`,
+    `${root}src/channel${ext}`,
   ];
   const probe = spawnSync(
     "setpriv",

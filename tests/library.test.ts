@@ -1,4 +1,7 @@
-/** Loading the C library: the default path, SHMCHAN_LIB, and a missing or broken library. */
+/**
+ * Loading the C library: the default path, SHMCHAN_LIB, and a missing or
+ * broken library; and the runtime detection's answer to a Node.js too old.
+ */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -6,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Channel, libraryVersion } from "../mod.ts";
-import { commandFor, peer, root, runtimes, uniqueKey } from "./helpers.ts";
+import { binary, commandFor, ext, peer, root, runtimes, uniqueKey } from "./helpers.ts";
 
 describe("the C library", () => {
   test("is found next to the package and reports its version", () => {
@@ -92,4 +95,68 @@ describe("the C library", () => {
       }
     });
   }
+});
+
+/** A Node.js older than 22 on PATH (outside node_modules), such as a system's own. */
+function olderNode(): string | undefined {
+  for (const dir of (process.env.PATH ?? "").split(":")) {
+    if (!dir || dir.includes("node_modules")) continue;
+    const r = spawnSync(join(dir, "node"), ["--version"], { encoding: "utf8" });
+    if (r.status === 0 && Number(r.stdout.trim().replace(/^v/, "").split(".")[0]) < 22) return join(dir, "node");
+  }
+  return undefined;
+}
+
+const older = olderNode();
+
+describe("Node.js versions", () => {
+  // The installed package is compiled JavaScript, which any Node can load:
+  // the detection in src/library.ts must then say what is wrong.
+  test(
+    "a Node.js older than 22 gets one clear error when it imports shmchan",
+    { skip: older ? undefined : "no Node.js older than 22 on PATH", timeout: 60_000 },
+    () => {
+      let dir: string | undefined;
+      let entry = `${root}mod.js`;
+      try {
+        if (ext === ".ts") {
+          dir = mkdtempSync(join(tmpdir(), "shmchan-js-"));
+          const tsc = spawnSync(binary("node"), [
+            `${root}node_modules/typescript/bin/tsc`,
+            "--ignoreConfig",
+            "--noCheck",
+            "--skipLibCheck",
+            "--target",
+            "ES2022",
+            "--module",
+            "ESNext",
+            "--moduleResolution",
+            "bundler",
+            "--allowImportingTsExtensions",
+            "--rewriteRelativeImportExtensions",
+            "--rootDir",
+            root,
+            "--outDir",
+            dir,
+            `${root}mod.ts`,
+          ], { encoding: "utf8" });
+          assert.equal(tsc.status, 0, tsc.stdout + tsc.stderr);
+          copyFileSync(`${root}src/prebuilds.json`, join(dir, "src", "prebuilds.json"));
+          writeFileSync(join(dir, "package.json"), '{ "type": "module" }\n');
+          entry = join(dir, "mod.js");
+        }
+        const r = spawnSync(older!, [entry], { encoding: "utf8" });
+        const version = spawnSync(older!, ["--version"], { encoding: "utf8" }).stdout.trim();
+        assert.equal(r.status, 1, r.stderr);
+        assert.equal(r.stdout, "");
+        assert.ok(
+          r.stderr.includes(`Error: shmchan needs Node.js 22 or newer; this is Node.js ${version}\n`),
+          r.stderr,
+        );
+        assert.doesNotMatch(r.stderr, /ERR_|Cannot find|SyntaxError/);
+      } finally {
+        if (dir) rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });

@@ -1,5 +1,5 @@
 /**
- * A child process for the cross-process tests; runs under Deno or Bun.
+ * A child process for the cross-process tests; runs under Deno, Bun or Node.
  * Usage: peer.ts <command> <key> [args...]; it writes one JSON object per
  * stdout line and exits by itself (every wait has a timeout).
  *
@@ -15,6 +15,9 @@
  *                                  with a send targeted at "from"; stop on body "STOP"
  *   detach-pending <key>           a recv() pending when detach() runs: {code}, then exit by itself
  *   idle-cpu <key> <ms>            park in recv() for <ms> ms: {code, cpuMs}
+ *   cluster-recv <key>             Node only: fork a node:cluster worker that attaches "recv",
+ *                                  {ready, id}, and parks in recv() (spin 0): {message};
+ *                                  then the primary {workerExit} once it disconnects
  *   consume <key>                  attach "recv", {ready}, then receive as fast as it can
  *                                  until killed, reporting nothing
  *   flood <key> <producer>         attach "send", {ready}, then send checksummed messages
@@ -129,6 +132,21 @@ async function main(): Promise<void> {
         out({ code: (err as ChannelError).code ?? String(err) });
       }
       return; // nothing keeps the process alive now: it must exit by itself
+    }
+    case "cluster-recv": {
+      const { default: cluster } = await import("node:cluster");
+      if (cluster.isPrimary) {
+        const worker = cluster.fork();
+        out({ workerExit: await new Promise((resolve) => worker.on("exit", resolve)) });
+        return;
+      }
+      // The worker's doorbell must be its own, not the primary's.
+      using sub = Channel.attach({ key }, "recv");
+      const pending = sub.recv({ ...WAIT, spin: 0 });
+      out({ ready: true, id: sub.id });
+      out({ message: decode(await pending) });
+      cluster.worker!.disconnect();
+      return;
     }
     case "consume": {
       const sub = Channel.attach({ key }, "recv");

@@ -1,0 +1,450 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shmchan_node.node: the Node-API addon through which Node.js calls
+ * libshmchan.so (src/backend_node.ts loads it).
+ *
+ * It is a shim, not a second copy of the library: open(path) dlopens the
+ * shared object that Deno and Bun load too (build/libshmchan.so or
+ * $SHMCHAN_LIB) and returns one JavaScript function per C function of
+ * src/backend.ts's SYMBOLS, taking the same arguments as under Deno and Bun:
+ * "u64" a BigInt, "buffer" an ArrayBufferView, every other integer a number.
+ * `signatures` lists what each wrapper takes, so that the TypeScript side
+ * can refuse an addon built from another version of that table.
+ *
+ * The napi_* symbols are left undefined and resolved by the host process
+ * when Node loads the addon, so one build serves every Node version with
+ * Node-API 8 (Node 22, 24, 26, ...), with no compiler on the user's machine.
+ *
+ * Buffers are checked against the lengths passed with them: a length past
+ * the end of its buffer returns -EINVAL instead of reaching the C library.
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* From csrc/shmchan.h: the buffer shmc_info() fills holds this many u64. */
+#define INFO_COUNT 12u
+/* Longest library path accepted by open(), with its NUL. */
+#define PATH_CAP 4096
+
+/* The C functions, resolved from one dlopen'ed library. */
+struct lib {
+	int (*create)(uint64_t, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t);
+	int (*destroy)(int);
+	int (*attach_key)(uint64_t, uint32_t);
+	int (*attach_id)(int32_t, uint32_t);
+	int (*detach)(int);
+	int (*info)(int, uint64_t *);
+	int (*try_send)(int, const void *, uint32_t, uint32_t);
+	int (*try_recv)(int, void *, uint32_t);
+	int (*try_send_many)(int, const void *, const uint32_t *, uint32_t, uint32_t);
+	int (*try_recv_many)(int, void *, uint32_t, uint32_t *, uint32_t);
+	int (*set_doorbell)(const char *, uint32_t);
+	int (*park)(int, uint32_t);
+	int (*unpark)(int, uint32_t);
+	int (*version)(void);
+};
+
+/* A buffer argument: its bytes and their count. */
+struct buf {
+	void *data;
+	size_t len;
+};
+
+/* ---- arguments ------------------------------------------------------------ */
+
+/*
+ * The arguments of one call, with their count checked; the library table
+ * comes in as the callback's data. NULL (with a TypeError thrown) when too
+ * few were passed.
+ */
+static struct lib *args_of(napi_env env, napi_callback_info info, size_t want, napi_value *argv)
+{
+	size_t argc = want;
+	void *data = NULL;
+	if (napi_get_cb_info(env, info, &argc, argv, NULL, &data) != napi_ok)
+		return NULL;
+	if (argc < want) {
+		napi_throw_type_error(env, NULL, "shmchan addon: too few arguments");
+		return NULL;
+	}
+	return data;
+}
+
+static bool get_i32(napi_env env, napi_value v, int32_t *out)
+{
+	if (napi_get_value_int32(env, v, out) == napi_ok)
+		return true;
+	napi_throw_type_error(env, NULL, "shmchan addon: expected a number");
+	return false;
+}
+
+static bool get_u32(napi_env env, napi_value v, uint32_t *out)
+{
+	if (napi_get_value_uint32(env, v, out) == napi_ok)
+		return true;
+	napi_throw_type_error(env, NULL, "shmchan addon: expected a number");
+	return false;
+}
+
+static bool get_u64(napi_env env, napi_value v, uint64_t *out)
+{
+	bool lossless = false;
+	if (napi_get_value_bigint_uint64(env, v, out, &lossless) != napi_ok) {
+		napi_throw_type_error(env, NULL, "shmchan addon: expected a bigint");
+		return false;
+	}
+	if (!lossless) {
+		napi_throw_range_error(env, NULL, "shmchan addon: bigint outside 0 .. 2^64-1");
+		return false;
+	}
+	return true;
+}
+
+/* A typed array's or DataView's bytes (byte offset applied). */
+static bool get_buf(napi_env env, napi_value v, struct buf *out)
+{
+	bool is = false;
+	napi_typedarray_type type;
+	size_t count = 0;
+	if (napi_is_typedarray(env, v, &is) == napi_ok && is &&
+	    napi_get_typedarray_info(env, v, &type, &count, &out->data, NULL, NULL) == napi_ok) {
+		static const size_t width[] = {
+			[napi_int8_array] = 1,	     [napi_uint8_array] = 1,	[napi_uint8_clamped_array] = 1,
+			[napi_int16_array] = 2,	     [napi_uint16_array] = 2,	[napi_int32_array] = 4,
+			[napi_uint32_array] = 4,     [napi_float32_array] = 4,	[napi_float64_array] = 8,
+			[napi_bigint64_array] = 8,   [napi_biguint64_array] = 8,
+		};
+		size_t w = (size_t)type < sizeof width / sizeof width[0] ? width[type] : 0;
+		if (w == 0) {
+			napi_throw_type_error(env, NULL, "shmchan addon: unsupported typed array");
+			return false;
+		}
+		out->len = count * w;
+		return true;
+	}
+	if (napi_is_dataview(env, v, &is) == napi_ok && is &&
+	    napi_get_dataview_info(env, v, &out->len, &out->data, NULL, NULL) == napi_ok)
+		return true;
+	napi_throw_type_error(env, NULL, "shmchan addon: expected an ArrayBufferView");
+	return false;
+}
+
+static napi_value result(napi_env env, int rc)
+{
+	napi_value v = NULL;
+	napi_create_int32(env, rc, &v);
+	return v;
+}
+
+/* ---- one wrapper per C function ------------------------------------------ */
+
+static napi_value js_create(napi_env env, napi_callback_info info)
+{
+	napi_value a[6];
+	struct lib *l = args_of(env, info, 6, a);
+	uint64_t key;
+	uint32_t delivery, entries, size, mode, flags;
+	if (!l || !get_u64(env, a[0], &key) || !get_u32(env, a[1], &delivery) || !get_u32(env, a[2], &entries) ||
+	    !get_u32(env, a[3], &size) || !get_u32(env, a[4], &mode) || !get_u32(env, a[5], &flags))
+		return NULL;
+	return result(env, l->create(key, delivery, entries, size, mode, flags));
+}
+
+static napi_value js_destroy(napi_env env, napi_callback_info info)
+{
+	napi_value a[1];
+	struct lib *l = args_of(env, info, 1, a);
+	int32_t h;
+	if (!l || !get_i32(env, a[0], &h))
+		return NULL;
+	return result(env, l->destroy(h));
+}
+
+static napi_value js_attach_key(napi_env env, napi_callback_info info)
+{
+	napi_value a[2];
+	struct lib *l = args_of(env, info, 2, a);
+	uint64_t key;
+	uint32_t access;
+	if (!l || !get_u64(env, a[0], &key) || !get_u32(env, a[1], &access))
+		return NULL;
+	return result(env, l->attach_key(key, access));
+}
+
+static napi_value js_attach_id(napi_env env, napi_callback_info info)
+{
+	napi_value a[2];
+	struct lib *l = args_of(env, info, 2, a);
+	int32_t id;
+	uint32_t access;
+	if (!l || !get_i32(env, a[0], &id) || !get_u32(env, a[1], &access))
+		return NULL;
+	return result(env, l->attach_id(id, access));
+}
+
+static napi_value js_detach(napi_env env, napi_callback_info info)
+{
+	napi_value a[1];
+	struct lib *l = args_of(env, info, 1, a);
+	int32_t h;
+	if (!l || !get_i32(env, a[0], &h))
+		return NULL;
+	return result(env, l->detach(h));
+}
+
+static napi_value js_info(napi_env env, napi_callback_info info)
+{
+	napi_value a[2];
+	struct lib *l = args_of(env, info, 2, a);
+	int32_t h;
+	struct buf out;
+	if (!l || !get_i32(env, a[0], &h) || !get_buf(env, a[1], &out))
+		return NULL;
+	if (out.len < INFO_COUNT * sizeof(uint64_t) || ((uintptr_t)out.data & 7u) != 0)
+		return result(env, -EINVAL);
+	return result(env, l->info(h, out.data));
+}
+
+static napi_value js_try_send(napi_env env, napi_callback_info info)
+{
+	napi_value a[4];
+	struct lib *l = args_of(env, info, 4, a);
+	int32_t h;
+	struct buf msg;
+	uint32_t len, target;
+	if (!l || !get_i32(env, a[0], &h) || !get_buf(env, a[1], &msg) || !get_u32(env, a[2], &len) ||
+	    !get_u32(env, a[3], &target))
+		return NULL;
+	if (len > msg.len)
+		return result(env, -EINVAL);
+	return result(env, l->try_send(h, msg.data, len, target));
+}
+
+static napi_value js_try_recv(napi_env env, napi_callback_info info)
+{
+	napi_value a[3];
+	struct lib *l = args_of(env, info, 3, a);
+	int32_t h;
+	struct buf into;
+	uint32_t cap;
+	if (!l || !get_i32(env, a[0], &h) || !get_buf(env, a[1], &into) || !get_u32(env, a[2], &cap))
+		return NULL;
+	if (cap > into.len)
+		return result(env, -EINVAL);
+	return result(env, l->try_recv(h, into.data, cap));
+}
+
+/* @lens must hold @count aligned u32 inside its buffer. */
+static bool lens_fit(const struct buf *lens, uint32_t count)
+{
+	return ((uintptr_t)lens->data & 3u) == 0 && (uint64_t)count * sizeof(uint32_t) <= lens->len;
+}
+
+static napi_value js_try_send_many(napi_env env, napi_callback_info info)
+{
+	napi_value a[5];
+	struct lib *l = args_of(env, info, 5, a);
+	int32_t h;
+	struct buf msgs, lens;
+	uint32_t count, target;
+	if (!l || !get_i32(env, a[0], &h) || !get_buf(env, a[1], &msgs) || !get_buf(env, a[2], &lens) ||
+	    !get_u32(env, a[3], &count) || !get_u32(env, a[4], &target))
+		return NULL;
+	if (!lens_fit(&lens, count))
+		return result(env, -EINVAL);
+	/* The library reads the messages back to back: they must all lie in @msgs. */
+	uint64_t total = 0;
+	const uint32_t *len = lens.data;
+	for (uint32_t i = 0; i < count; i++)
+		total += len[i];
+	if (total > msgs.len)
+		return result(env, -EINVAL);
+	return result(env, l->try_send_many(h, msgs.data, lens.data, count, target));
+}
+
+static napi_value js_try_recv_many(napi_env env, napi_callback_info info)
+{
+	napi_value a[5];
+	struct lib *l = args_of(env, info, 5, a);
+	int32_t h;
+	struct buf into, lens;
+	uint32_t cap, max;
+	if (!l || !get_i32(env, a[0], &h) || !get_buf(env, a[1], &into) || !get_u32(env, a[2], &cap) ||
+	    !get_buf(env, a[3], &lens) || !get_u32(env, a[4], &max))
+		return NULL;
+	if (cap > into.len || !lens_fit(&lens, max))
+		return result(env, -EINVAL);
+	return result(env, l->try_recv_many(h, into.data, cap, lens.data, max));
+}
+
+static napi_value js_set_doorbell(napi_env env, napi_callback_info info)
+{
+	napi_value a[2];
+	struct lib *l = args_of(env, info, 2, a);
+	struct buf addr;
+	uint32_t len;
+	if (!l || !get_buf(env, a[0], &addr) || !get_u32(env, a[1], &len))
+		return NULL;
+	if (len > addr.len)
+		return result(env, -EINVAL);
+	return result(env, l->set_doorbell(addr.data, len));
+}
+
+static napi_value js_park(napi_env env, napi_callback_info info)
+{
+	napi_value a[2];
+	struct lib *l = args_of(env, info, 2, a);
+	int32_t h;
+	uint32_t what;
+	if (!l || !get_i32(env, a[0], &h) || !get_u32(env, a[1], &what))
+		return NULL;
+	return result(env, l->park(h, what));
+}
+
+static napi_value js_unpark(napi_env env, napi_callback_info info)
+{
+	napi_value a[2];
+	struct lib *l = args_of(env, info, 2, a);
+	int32_t h;
+	uint32_t what;
+	if (!l || !get_i32(env, a[0], &h) || !get_u32(env, a[1], &what))
+		return NULL;
+	return result(env, l->unpark(h, what));
+}
+
+static napi_value js_version(napi_env env, napi_callback_info info)
+{
+	napi_value a[1];
+	struct lib *l = args_of(env, info, 0, a);
+	if (!l)
+		return NULL;
+	return result(env, l->version());
+}
+
+/* ---- the table ------------------------------------------------------------ */
+
+struct entry {
+	const char *name;
+	/* Argument types and result, as in SYMBOLS: "u64,u32:i32". */
+	const char *signature;
+	napi_callback fn;
+	/* Where in struct lib the resolved symbol goes. */
+	size_t slot;
+};
+
+#define SLOT(f) (offsetof(struct lib, f))
+
+static const struct entry ENTRIES[] = {
+	{ "shmc_create", "u64,u32,u32,u32,u32,u32:i32", js_create, SLOT(create) },
+	{ "shmc_destroy", "i32:i32", js_destroy, SLOT(destroy) },
+	{ "shmc_attach_key", "u64,u32:i32", js_attach_key, SLOT(attach_key) },
+	{ "shmc_attach_id", "i32,u32:i32", js_attach_id, SLOT(attach_id) },
+	{ "shmc_detach", "i32:i32", js_detach, SLOT(detach) },
+	{ "shmc_info", "i32,buffer:i32", js_info, SLOT(info) },
+	{ "shmc_try_send", "i32,buffer,u32,u32:i32", js_try_send, SLOT(try_send) },
+	{ "shmc_try_recv", "i32,buffer,u32:i32", js_try_recv, SLOT(try_recv) },
+	{ "shmc_try_send_many", "i32,buffer,buffer,u32,u32:i32", js_try_send_many, SLOT(try_send_many) },
+	{ "shmc_try_recv_many", "i32,buffer,u32,buffer,u32:i32", js_try_recv_many, SLOT(try_recv_many) },
+	{ "shmc_set_doorbell", "buffer,u32:i32", js_set_doorbell, SLOT(set_doorbell) },
+	{ "shmc_park", "i32,u32:i32", js_park, SLOT(park) },
+	{ "shmc_unpark", "i32,u32:i32", js_unpark, SLOT(unpark) },
+	{ "shmc_version", ":i32", js_version, SLOT(version) },
+};
+#define ENTRY_COUNT (sizeof ENTRIES / sizeof ENTRIES[0])
+
+_Static_assert(sizeof(struct lib) == ENTRY_COUNT * sizeof(void (*)(void)), "one table entry per struct lib member");
+_Static_assert(sizeof(void *) == sizeof(void (*)(void)), "dlsym results fit function pointers");
+
+static void throw_missing(napi_env env, const char *path, const char *symbol)
+{
+	char msg[PATH_CAP + 64];
+	snprintf(msg, sizeof msg, "%s: undefined symbol: %s", path, symbol);
+	napi_throw_error(env, NULL, msg);
+}
+
+/*
+ * open(path): dlopen the library and return { shmc_create, ... }. The library
+ * stays loaded for the life of the process: the functions returned may be
+ * called until the end, and handles live in the library.
+ */
+static napi_value js_open(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1];
+	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok)
+		return NULL;
+	char path[PATH_CAP];
+	size_t n = 0;
+	if (argc < 1 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &n) != napi_ok) {
+		napi_throw_type_error(env, NULL, "shmchan addon: open(path) needs a string");
+		return NULL;
+	}
+	if (n + 1 >= sizeof path) {
+		napi_throw_range_error(env, NULL, "shmchan addon: library path too long");
+		return NULL;
+	}
+	void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!dl) {
+		const char *why = dlerror();
+		napi_throw_error(env, NULL, why ? why : "dlopen failed");
+		return NULL;
+	}
+	struct lib resolved;
+	for (size_t i = 0; i < ENTRY_COUNT; i++) {
+		void *sym = dlsym(dl, ENTRIES[i].name);
+		if (!sym) {
+			dlclose(dl);
+			throw_missing(env, path, ENTRIES[i].name);
+			return NULL;
+		}
+		/* POSIX: dlsym's object pointer holds a function's address. */
+		memcpy((char *)&resolved + ENTRIES[i].slot, &sym, sizeof sym);
+	}
+	struct lib *l = malloc(sizeof *l);
+	if (!l) {
+		dlclose(dl);
+		napi_throw_error(env, NULL, "shmchan addon: out of memory");
+		return NULL;
+	}
+	*l = resolved;
+	napi_value obj = NULL;
+	if (napi_create_object(env, &obj) != napi_ok)
+		goto fail;
+	for (size_t i = 0; i < ENTRY_COUNT; i++) {
+		napi_value fn;
+		if (napi_create_function(env, ENTRIES[i].name, NAPI_AUTO_LENGTH, ENTRIES[i].fn, l, &fn) != napi_ok ||
+		    napi_set_named_property(env, obj, ENTRIES[i].name, fn) != napi_ok)
+			goto fail;
+	}
+	return obj;
+fail:
+	/* Functions already made may hold `l`: keep it and the library. */
+	return NULL;
+}
+
+/* The registration macro defines its functions without prototypes. */
+#pragma GCC diagnostic ignored "-Wmissing-prototypes"
+NAPI_MODULE_INIT(/* napi_env env, napi_value exports */)
+{
+	napi_value fn, sigs, s;
+	if (napi_create_function(env, "open", NAPI_AUTO_LENGTH, js_open, NULL, &fn) != napi_ok ||
+	    napi_set_named_property(env, exports, "open", fn) != napi_ok || napi_create_object(env, &sigs) != napi_ok)
+		return NULL;
+	for (size_t i = 0; i < ENTRY_COUNT; i++) {
+		if (napi_create_string_utf8(env, ENTRIES[i].signature, NAPI_AUTO_LENGTH, &s) != napi_ok ||
+		    napi_set_named_property(env, sigs, ENTRIES[i].name, s) != napi_ok)
+			return NULL;
+	}
+	if (napi_set_named_property(env, exports, "signatures", sigs) != napi_ok)
+		return NULL;
+	return exports;
+}

@@ -1,0 +1,112 @@
+/**
+ * The Node.js backend: the Node-API addon shmchan_node.node (csrc/node/),
+ * which dlopens the same libshmchan.so as Deno and Bun, and node:net for the
+ * doorbell. Imported only under Node, through a specifier held in a variable.
+ */
+import { existsSync } from "node:fs";
+import * as net from "node:net";
+import process from "node:process";
+import { type Backend, type DoorbellSocket, type Native, SYMBOLS } from "./backend.ts";
+
+/** What the addon exports (csrc/node/shmchan_node.c). */
+interface Addon {
+  open(path: string): Native;
+  /** Per C function, its argument types and result: "i32,buffer,u32,u32:i32". */
+  signatures: Record<string, string>;
+}
+
+const fromRoot = (rel: string) => decodeURIComponent(new URL(`../${rel}`, import.meta.url).pathname);
+const platform = () => `${process.platform}-${process.arch}`;
+
+/**
+ * The addon: the one built from source beside the C library (a checkout,
+ * or a package built from source), else, in the compiled package, the
+ * prebuilt one of this platform (scripts/prebuild.mjs, src/prebuilds.json).
+ */
+function addonPath(): string {
+  const built = fromRoot("build/shmchan_node.node");
+  if (import.meta.url.endsWith(".ts") || existsSync(built)) return built;
+  return fromRoot(`prebuilds/${platform()}/shmchan_node.node`);
+}
+
+let addon: Addon | undefined;
+
+function loadAddon(): Addon {
+  if (addon) return addon;
+  const ADDON_PATH = addonPath();
+  const module = { exports: {} as Addon };
+  try {
+    process.dlopen(module, ADDON_PATH);
+  } catch (cause) {
+    throw new Error(`cannot load the Node addon ${ADDON_PATH}: ${(cause as Error)?.message ?? cause}`, { cause });
+  }
+  // An addon built from another version of SYMBOLS would mistake arguments.
+  for (const [name, decl] of Object.entries(SYMBOLS)) {
+    const want = `${decl.args.join(",")}:${decl.result}`;
+    const got = module.exports.signatures?.[name];
+    if (got !== want) {
+      throw new Error(
+        `the Node addon ${ADDON_PATH} does not match this version of shmchan ` +
+          `(${name}: ${got ?? "missing"}, expected ${want}); rebuild it with \`npm run build\``,
+      );
+    }
+  }
+  return (addon = module.exports);
+}
+
+function open(path: string): Native {
+  return loadAddon().open(path);
+}
+
+function listenDoorbell(name: string, onRing: () => void): DoorbellSocket {
+  const conns = new Set<net.Socket>();
+  let referenced = false;
+  const server = net.createServer((conn) => {
+    conns.add(conn);
+    if (!referenced) conn.unref();
+    // Any byte is a hint to retry every waiter; the content is irrelevant.
+    conn.on("data", onRing);
+    conn.on("close", () => conns.delete(conn));
+    // A reset connection: "close" follows; nothing else to do.
+    conn.on("error", () => {});
+  });
+  // Bound in this process even in a cluster worker (`exclusive`), where the
+  // primary would otherwise listen. Node binds at once but reports a failure
+  // only on the next tick: it is detected here and thrown, as Deno and Bun
+  // throw from listen (the late "error" event is then ignored).
+  server.on("error", () => {});
+  server.listen({ path: "\0" + name, exclusive: true });
+  if (!server.listening) {
+    server.close();
+    throw new Error(`cannot listen on the doorbell socket @${name}`);
+  }
+  server.unref();
+
+  return {
+    ref() {
+      referenced = true;
+      server.ref();
+      for (const c of conns) c.ref();
+    },
+    unref() {
+      referenced = false;
+      server.unref();
+      for (const c of conns) c.unref();
+    },
+    close() {
+      server.close();
+      for (const c of conns) c.destroy();
+      conns.clear();
+    },
+  };
+}
+
+export const backend: Backend = {
+  runtime: "node",
+  pid: () => process.pid,
+  platform,
+  env: (name) => process.env[name],
+  ffiDenied: () => null,
+  open,
+  listenDoorbell,
+};
