@@ -154,6 +154,7 @@ function main() {
       "-DCMAKE_BUILD_TYPE=Release",
       "-DSHMCHAN_TESTS=ON",
       "-DCMAKE_SHARED_LINKER_FLAGS=-Wl,-z,defs -s",
+      "-DCMAKE_MODULE_LINKER_FLAGS=-s",
       `-DCMAKE_CROSSCOMPILING_EMULATOR=${emu ? emu.join(";") : ""}`,
     ], { stdio: ["ignore", "ignore", "inherit"] });
     const targets = testing.includes(name) ? [] : ["--target", ...spec.artifacts.map((a) => a.cmakeTarget)];

@@ -55,6 +55,9 @@ function loadAddon(): Addon {
 }
 
 function open(path: string): Native {
+  // A library that is not there is reported as dlopen reports it (the loader
+  // then looks further), before the addon, which sits beside it, is needed.
+  if (!existsSync(path)) throw new Error(`${path}: cannot open shared object file: No such file or directory`);
   return loadAddon().open(path);
 }
 

@@ -96,3 +96,45 @@ describe("the runtime", () => {
     );
   });
 });
+
+describe("Deno permissions", () => {
+  test("without --allow-ffi, the error leads with the missing flag, and says nothing else", {
+    timeout: 60_000,
+  }, async () => {
+    // Neither ffi nor env: the missing ffi flag is the one thing said.
+    const flags = DENO_FLAGS.filter((f) => f !== "--allow-ffi" && f !== "--allow-env");
+    const child = peer("deno", ["attach", uniqueKey(), "recv"], { denoFlags: flags });
+    const line = await child.next<{ ok: boolean; code: string }>();
+    assert.equal(line.ok, false);
+    assert.match(line.code, /^Error: shmchan: run Deno with --allow-ffi \(and --allow-net/);
+    assert.doesNotMatch(line.code, /npm (install|run build)/);
+    assert.equal(await child.exit(), 0);
+    assert.doesNotMatch(child.stderr, /SHMCHAN_LIB/);
+  });
+
+  test("without --allow-env, SHMCHAN_LIB is ignored and a notice says so once", { timeout: 60_000 }, async () => {
+    const key = uniqueKey();
+    using _ch = Channel.create({ key });
+    const flags = DENO_FLAGS.filter((f) => f !== "--allow-env");
+    // SHMCHAN_LIB names no library: if it were read, the attach would fail.
+    const child = peer("deno", ["attach", key, "recv"], {
+      denoFlags: flags,
+      env: { SHMCHAN_LIB: "/nonexistent/libshmchan.so" },
+    });
+    assert.equal((await child.next()).ok, true, child.stderr);
+    assert.equal(await child.exit(), 0);
+    const notices = child.stderr.split("\n").filter((l) => l.includes("SHMCHAN_LIB is not read"));
+    assert.equal(notices.length, 1, child.stderr);
+    assert.match(notices[0], /^shmchan: SHMCHAN_LIB is not read: .*--allow-env=SHMCHAN_LIB/);
+  });
+
+  test("with --deny-env=SHMCHAN_LIB there is no notice", { timeout: 60_000 }, async () => {
+    const key = uniqueKey();
+    using _ch = Channel.create({ key });
+    const flags = [...DENO_FLAGS.filter((f) => f !== "--allow-env"), "--deny-env=SHMCHAN_LIB"];
+    const child = peer("deno", ["attach", key, "recv"], { denoFlags: flags });
+    assert.equal((await child.next()).ok, true, child.stderr);
+    assert.equal(await child.exit(), 0);
+    assert.doesNotMatch(child.stderr, /SHMCHAN_LIB/);
+  });
+});

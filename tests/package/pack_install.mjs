@@ -14,8 +14,9 @@
  * against the prebuilt library with an rpath, and one built against
  * `cmake --install` of the package's sources through pkg-config.
  *
- * To add a runtime (a Node app, say), add an entry to APPS: every ordered
- * pair of apps exchanges messages.
+ * A fresh Node app (a package.json dependency on the tarball, `npm install
+ * --ignore-scripts`, tsc with Node's types) is the third. To add a runtime,
+ * add an entry to APPS: every ordered pair of apps exchanges messages.
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -59,8 +60,12 @@ const ALLOWED = [
     })$`,
   ),
   /^csrc\/[a-z_]+\.(c|h|map|pc\.in|md)$/,
+  // The Node addon's sources, for a source build (CMakeLists.txt adds csrc/node).
+  /^csrc\/node\/(shmchan_node\.c|CMakeLists\.txt)$/,
 ];
 const MAX_TARBALL_BYTES = 200_000;
+/** The Node types of the fresh Node app, pinned like everything else here. */
+const NODE_TYPES = "24.19.4";
 
 let tmp, tarball, userEnv, trapLog;
 
@@ -166,6 +171,46 @@ const APPS = {
       args,
     ) => ["deno", ["run", "--allow-ffi", "--allow-net", "--allow-env=SHMCHAN_LIB", script, ...args]],
     args: "Deno.args",
+  },
+  node: {
+    setup(dir) {
+      mkdirSync(dir);
+      write(
+        join(dir, "package.json"),
+        JSON.stringify({
+          name: "node-app",
+          private: true,
+          type: "module",
+          dependencies: { shmchan: `file:${relative(dir, tarball)}` },
+          devDependencies: { "@types/node": NODE_TYPES, typescript: pkg.devDependencies.typescript },
+        }),
+      );
+      // As `tsc --init` would for Node: Node's module rules, .ts imports allowed (Node strips the types).
+      write(
+        join(dir, "tsconfig.json"),
+        JSON.stringify({
+          compilerOptions: {
+            target: "esnext",
+            module: "nodenext",
+            strict: true,
+            noEmit: true,
+            allowImportingTsExtensions: true,
+            erasableSyntaxOnly: true,
+            types: ["node"],
+            skipLibCheck: true,
+          },
+        }),
+      );
+      writeFileSync(join(dir, "tsconfig.strict.json"), STRICT_TSCONFIG);
+      run("npm", ["install", "--ignore-scripts", "--no-audit", "--no-fund"], { cwd: dir });
+    },
+    typecheck(dir) {
+      run(join(dir, "node_modules", ".bin", "tsc"), ["-p", "tsconfig.json"], { cwd: dir });
+      run(join(dir, "node_modules", ".bin", "tsc"), ["-p", "tsconfig.strict.json"], { cwd: dir });
+    },
+    // Node 22.18+ runs .ts files outside node_modules by stripping their types.
+    command: (script, args) => ["node", [script, ...args]],
+    args: "process.argv.slice(2)",
   },
 };
 
