@@ -20,6 +20,8 @@ export const root = path("../");
 export const binary = (rt: Runtime) => path(`../node_modules/.bin/${rt}`);
 /** The child script used by the cross-process cases. */
 export const peerScript = path("./children/peer.ts");
+/** The `shmchan` command. */
+export const cliScript = path("../src/cli/shmchan.ts");
 
 /** Deno's flags for shmchan: FFI for the library, net for the doorbell socket. */
 export const DENO_FLAGS = ["--allow-ffi", "--allow-net", "--allow-env", "--allow-read"];
@@ -81,6 +83,10 @@ export function commandFor(rt: Runtime, script: string, args: string[]): [string
 export interface ChildOptions {
   /** Run as this uid/gid through setpriv (root only). */
   asUser?: number;
+  /** Run inside this network namespace through `ip netns exec` (root only). */
+  netns?: string;
+  /** The script to run; default children/peer.ts. */
+  script?: string;
   env?: Record<string, string>;
 }
 
@@ -100,11 +106,15 @@ export class Child {
 
   constructor(rt: Runtime, args: string[], opts: ChildOptions = {}) {
     this.rt = rt;
-    let [cmd, argv] = commandFor(rt, peerScript, args);
+    let [cmd, argv] = commandFor(rt, opts.script ?? peerScript, args);
     if (opts.asUser !== undefined) {
       const id = String(opts.asUser);
       argv = [`--reuid=${id}`, `--regid=${id}`, "--clear-groups", cmd, ...argv];
       cmd = "setpriv";
+    }
+    if (opts.netns !== undefined) {
+      argv = ["netns", "exec", opts.netns, cmd, ...argv];
+      cmd = "ip";
     }
     this.process = spawn(cmd, argv, {
       cwd: root,
