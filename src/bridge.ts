@@ -9,6 +9,10 @@
  *         into the channel, waiting for room, holding at most `maxPending`;
  *   both  both, on a broadcast channel, without echoing a message back.
  *
+ * Core NATS is at most once; with `jetstream` the bridge goes through a
+ * stream instead: at least once, de-duplicated by message id when
+ * publishing and by sequence number when delivering.
+ *
  * Accounting (README "Across machines"). Every message a bridge publishes
  * carries two headers: `Shmchan-Origin`, a random id of the bridge, and
  * `Shmchan-Seq`, 1, 2, 3, … per origin. A receiving bridge (not in a queue
@@ -21,8 +25,11 @@
  * publish those messages when its own receiver takes them.
  *
  * The NATS client (@nats-io/transport-node, an optional peer dependency) is
- * loaded on the first bridge(): applications that never bridge never load it.
+ * loaded on the first bridge(), the JetStream client (@nats-io/jetstream,
+ * optional too) on the first JetStream bridge: applications that never
+ * bridge never load either.
  */
+import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import type { Msg, NatsConnection, NodeConnectionOptions, Subscription } from "@nats-io/transport-node";
 import { Channel, type Delivery, type Subscriber } from "./channel.ts";
 import { ChannelError } from "./errors.ts";
@@ -46,6 +53,17 @@ export interface BridgeOptions {
   direction: Direction;
   /** `in`/`both`: subscribe in this queue group (each message to one member). */
   queue?: string;
+  /**
+   * At-least-once through a JetStream stream instead of core NATS (the
+   * server needs JetStream: `nats-server -js`). `out` publishes into
+   * `stream` (created for the subject if missing) and keeps each message
+   * until the stream acknowledges it, retrying with the same message id, so
+   * that the stream drops a retry that had landed after all; `in` reads
+   * through the durable consumer `durable` (created if missing; bridges
+   * sharing it share the messages) and acknowledges each message once it is
+   * in the ring, skipping redeliveries it has already delivered.
+   */
+  jetstream?: { stream: string; durable?: string };
   /** Credentials, unless they are in the URL. */
   user?: string;
   pass?: string;
@@ -92,10 +110,15 @@ export interface BridgeStats {
     received: number;
     /** Messages handed to NATS while connected (each got a sequence number). */
     published: number;
-    /** Taken but not published: NATS down (broadcast), or longer than the server's max_payload. */
+    /**
+     * Taken but not published: NATS down (broadcast), longer than the
+     * server's max_payload, or (JetStream) still unacknowledged at close().
+     */
     dropped: number;
     /** `both`: taken back from the ring after this bridge had put them there, not published. */
     echoes: number;
+    /** JetStream: publishes repeated because no acknowledgement came. */
+    retried: number;
   };
   /** NATS → channel (`in`, `both`). */
   inbound: {
@@ -111,6 +134,8 @@ export interface BridgeStats {
     pending: number;
     /** Arrived from NATS with this bridge's own origin, not delivered. */
     echoes: number;
+    /** JetStream: redeliveries of messages already delivered, acknowledged and skipped. */
+    duplicates: number;
   };
   connection: {
     connected: boolean;
@@ -166,8 +191,14 @@ const BATCH = 64;
 /** Published since the last flush before the next one is started: messages, bytes. */
 const FLUSH_MESSAGES = 4096;
 const FLUSH_BYTES = 1 << 20;
+/** JetStream: publishes awaiting their acknowledgement, at most. */
+const JS_WINDOW = 256;
+/** JetStream: milliseconds to wait for an acknowledgement before retrying. */
+const JS_ACK_TIMEOUT = 5000;
 /** Origins whose numbers a receiving bridge remembers. */
 const MAX_ORIGINS = 4096;
+/** JetStream: numbers skipped by one jump that are still expected. */
+const MAX_MISSING = 65536;
 
 type Nats = typeof import("@nats-io/transport-node");
 let natsModule: Promise<Nats> | undefined;
@@ -183,6 +214,29 @@ function loadNats(): Promise<Nats> {
     );
   });
   return natsModule;
+}
+
+type JetStreamModule = typeof import("@nats-io/jetstream");
+let jetStreamModule: Promise<JetStreamModule> | undefined;
+
+/** The JetStream client, loaded on the first bridge that asks for it. */
+function loadJetStream(): Promise<JetStreamModule> {
+  jetStreamModule ??= import("@nats-io/jetstream").catch((cause) => {
+    jetStreamModule = undefined;
+    throw new Error(
+      "a JetStream bridge needs the JetStream client, an optional peer dependency: npm install @nats-io/jetstream",
+      { cause },
+    );
+  });
+  return jetStreamModule;
+}
+
+/** What a JetStream bridge works with. */
+interface JetStreamParts {
+  client: JetStreamClient;
+  manager: JetStreamManager;
+  stream: string;
+  durable: string;
 }
 
 const einval = (detail: string) => ChannelError.of("EINVAL", detail);
@@ -247,6 +301,57 @@ function parseServer(raw: unknown): Server {
   return out;
 }
 
+/** A stream or consumer name as JetStream accepts it. */
+const JS_NAME = /^[^\s.*>/\\]+$/;
+
+function checkJetStream(value: unknown, subject: string): { stream: string; durable: string } | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "object" || value === null) throw new TypeError("jetstream must be { stream, durable? }");
+  const { stream, durable } = value as { stream?: unknown; durable?: unknown };
+  if (typeof stream !== "string") throw new TypeError("jetstream.stream must be a string");
+  if (durable !== undefined && typeof durable !== "string") throw new TypeError("jetstream.durable must be a string");
+  if (!JS_NAME.test(stream)) throw einval(`jetstream.stream "${stream}" is not a stream name (no spaces, . * > / \\)`);
+  const name = durable ?? `shmchan-${subject.replace(/[.*>]/g, "_")}`;
+  if (!JS_NAME.test(name)) throw einval(`jetstream.durable "${name}" is not a consumer name (no spaces, . * > / \\)`);
+  return { stream, durable: name };
+}
+
+/**
+ * The JetStream side of a bridge: the stream (created for the subject if
+ * missing) and, for `in`, the durable consumer (created if missing).
+ */
+async function setUpJetStream(
+  nc: NatsConnection,
+  where: string,
+  o: { stream: string; durable: string },
+  subject: string,
+  consumes: boolean,
+): Promise<JetStreamParts> {
+  const js = await loadJetStream();
+  let jsm;
+  try {
+    jsm = await js.jetstreamManager(nc);
+  } catch (err) {
+    throw ChannelError.of("EOPNOTSUPP", `NATS server ${where} has no JetStream (start it with -js)`, { cause: err });
+  }
+  try {
+    await jsm.streams.info(o.stream);
+  } catch (err) {
+    if (!(err instanceof js.JetStreamApiError && err.code === js.JetStreamApiCodes.StreamNotFound)) throw err;
+    await jsm.streams.add({ name: o.stream, subjects: [subject] });
+  }
+  if (consumes) {
+    await jsm.consumers.add(o.stream, {
+      durable_name: o.durable,
+      ack_policy: js.AckPolicy.Explicit,
+      deliver_policy: js.DeliverPolicy.All,
+      filter_subject: subject,
+      max_ack_pending: 1024,
+    });
+  }
+  return { client: js.jetstream(nc), manager: jsm, ...o };
+}
+
 function isConnection(value: unknown): value is NatsConnection {
   return typeof value === "object" && value !== null && !Array.isArray(value) &&
     typeof (value as NatsConnection).publish === "function" &&
@@ -291,6 +396,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const isCode = (err: unknown, code: string) => err instanceof ChannelError && err.code === code;
 
 /**
@@ -314,6 +420,10 @@ export async function bridge(options: BridgeOptions): Promise<Bridge> {
   if (queue !== undefined) {
     if (direction === "out") throw einval('queue applies to a subscription: direction "in" or "both"');
     if (queue === "" || /\s/.test(queue)) throw einval(`queue "${queue}" is not a NATS queue group name`);
+  }
+  const jsOption = checkJetStream(options.jetstream, subject);
+  if (jsOption !== undefined && queue !== undefined) {
+    throw einval("queue does not apply to JetStream: in bridges that share a durable consumer share its messages");
   }
   const cfg = {
     maxPending: toCount(options.maxPending, "maxPending", 0, DEFAULTS.maxPending),
@@ -416,7 +526,10 @@ export async function bridge(options: BridgeOptions): Promise<Bridge> {
   }
 
   try {
-    const b = new BridgeImpl(await loadNats(), nc, owned, where, options, subject, queue, cfg, rx, tx);
+    const js = jsOption === undefined
+      ? undefined
+      : await setUpJetStream(nc, where, jsOption, subject, tx !== undefined);
+    const b = new BridgeImpl(await loadNats(), nc, owned, where, options, subject, queue, cfg, rx, tx, js);
     await b.start();
     return b;
   } catch (err) {
@@ -427,10 +540,20 @@ export async function bridge(options: BridgeOptions): Promise<Bridge> {
 }
 
 interface Config {
+  reconnectWait: number;
   maxPending: number;
   maxPendingBytes: number;
   markAfter: number;
   closeTimeout: number;
+}
+
+/** A message published into a stream, until acknowledged. */
+interface JsEntry {
+  msg: Uint8Array;
+  seq: number;
+  /** The latest attempt: true once acknowledged, false if it failed. */
+  acked: Promise<boolean>;
+  ok: boolean;
 }
 
 /** Per-origin numbers seen by a receiving bridge. */
@@ -439,6 +562,8 @@ interface OriginState {
   hi: number;
   /** Of those, counted lost (a late arrival takes one back). */
   lost: number;
+  /** JetStream: numbers below `hi` not delivered yet (a retried publish may land late). */
+  missing?: Set<number>;
 }
 
 class BridgeImpl implements Bridge {
@@ -460,9 +585,14 @@ class BridgeImpl implements Bridge {
   #tx: Subscriber | undefined;
   #sub?: Subscription;
   #markSub?: Subscription;
+  #js: JetStreamParts | undefined;
+  #jsIn?: Promise<void>;
+  #jsMessages?: { close(): Promise<void | Error> };
   #status?: AsyncIterable<unknown> & { stop?: () => void };
 
   #connected = true;
+  /** Reconnected, waiting until JetStream answers again. */
+  #reconnecting = false;
   #server: string;
   #closing = false;
   #closePromise?: Promise<BridgeStats>;
@@ -484,6 +614,10 @@ class BridgeImpl implements Bridge {
   #heldOut: Uint8Array[] = [];
   /** `both`: what the inbound side put into the ring, oldest first. */
   #inserted: Uint8Array[] = [];
+  /** JetStream: publishes not yet acknowledged, in order. */
+  #jsPending: JsEntry[] = [];
+  /** JetStream: set at close() after closeTimeout: stop retrying. */
+  #jsGiveUp = false;
 
   // in
   #held: Uint8Array[] = [];
@@ -507,8 +641,10 @@ class BridgeImpl implements Bridge {
     cfg: Config,
     rx: Subscriber | undefined,
     tx: Subscriber | undefined,
+    js: JetStreamParts | undefined,
   ) {
     this.#nats = nats;
+    this.#js = js;
     this.#nc = nc;
     this.#owned = owned;
     this.#server = where;
@@ -523,8 +659,8 @@ class BridgeImpl implements Bridge {
     this.delivery = (rx ?? tx)!.delivery;
     this.finished = new Promise((resolve) => (this.#finish = resolve));
     this.#stats = {
-      outbound: { received: 0, published: 0, dropped: 0, echoes: 0 },
-      inbound: { received: 0, delivered: 0, dropped: 0, lost: 0, pending: 0, echoes: 0 },
+      outbound: { received: 0, published: 0, dropped: 0, echoes: 0, retried: 0 },
+      inbound: { received: 0, delivered: 0, dropped: 0, lost: 0, pending: 0, echoes: 0, duplicates: 0 },
       connection: { connected: true, server: "", disconnects: 0, reconnects: 0 },
     };
   }
@@ -534,7 +670,12 @@ class BridgeImpl implements Bridge {
     this.#maxPayload = this.#nc.info?.max_payload ?? Infinity;
     this.#server = this.#nc.getServer() || this.#server;
     this.#watchStatus();
-    if (this.#tx) {
+    if (this.#tx && this.#js) {
+      const consumer = await this.#js.client.consumers.get(this.#js.stream, this.#js.durable);
+      const messages = await consumer.consume({ max_messages: 256 });
+      this.#jsMessages = messages;
+      this.#jsIn = this.#runJetStreamIn(messages);
+    } else if (this.#tx) {
       const sopts = this.#queue === undefined ? {} : { queue: this.#queue };
       this.#sub = this.#nc.subscribe(this.subject, {
         ...sopts,
@@ -606,17 +747,22 @@ class BridgeImpl implements Bridge {
               }
               break;
             case "reconnect":
-              if (!this.#connected) {
-                this.#connected = true;
+              if (!this.#connected && !this.#reconnecting) {
                 this.#stats.connection.reconnects++;
                 if (s.server) this.#server = s.server;
                 this.#maxPayload = this.#nc.info?.max_payload ?? this.#maxPayload;
                 this.#emit({ type: "reconnect", server: s.server });
-                const r = this.#reconnected;
-                this.#reconnected = undefined;
-                r?.resolve();
-                // What an outage lost at the end of a burst is counted at once.
-                this.#publishMark();
+                this.#reconnecting = true;
+                void this.#untilUsable().then(() => this.#js && this.#jsResend()).then(() => {
+                  this.#reconnecting = false;
+                  if (this.#closing) return;
+                  this.#connected = true;
+                  const r = this.#reconnected;
+                  this.#reconnected = undefined;
+                  r?.resolve();
+                  // What an outage lost at the end of a burst is counted at once.
+                  this.#publishMark();
+                });
               }
               break;
             case "error":
@@ -636,6 +782,24 @@ class BridgeImpl implements Bridge {
       this.#onEvent(e);
     } catch {
       // An observer's failure does not stop the bridge.
+    }
+  }
+
+  /**
+   * After a reconnect: at once for core NATS. JetStream answers only once the
+   * restarted server has recovered its streams; a publish before that fails
+   * while a later one may land, out of order, so the bridge waits until the
+   * stream answers.
+   */
+  async #untilUsable(): Promise<void> {
+    if (!this.#js) return;
+    while (!this.#closing && !this.#nc.isClosed()) {
+      try {
+        await this.#js.manager.streams.info(this.#js.stream);
+        return;
+      } catch {
+        await sleep(this.#cfg.reconnectWait);
+      }
     }
   }
 
@@ -727,6 +891,13 @@ class BridgeImpl implements Bridge {
       out.dropped++;
       return;
     }
+    if (this.#js) {
+      this.#seq++;
+      const entry: JsEntry = { msg, seq: this.#seq, acked: Promise.resolve(false), ok: false };
+      this.#jsPublish(entry);
+      this.#jsPending.push(entry);
+      return;
+    }
     const h = this.#nats.headers();
     h.set(ORIGIN_HEADER, this.origin);
     h.set(SEQ_HEADER, String(this.#seq + 1));
@@ -748,6 +919,10 @@ class BridgeImpl implements Bridge {
    * started and the previous one awaited: at most two windows in flight.
    */
   async #window(): Promise<void> {
+    if (this.#js) {
+      while (this.#jsPending.length >= JS_WINDOW) await this.#jsSettle(1);
+      return;
+    }
     if (this.#unflushedMsgs < FLUSH_MESSAGES && this.#unflushedBytes < FLUSH_BYTES) return;
     this.#unflushedMsgs = 0;
     this.#unflushedBytes = 0;
@@ -766,6 +941,7 @@ class BridgeImpl implements Bridge {
   }
 
   #publishMark(): void {
+    if (this.#js) return; // the stream keeps every message: no gaps to count
     if (this.#seq === 0 || !this.#connected || this.#nc.isClosed()) return;
     const h = this.#nats.headers();
     h.set(ORIGIN_HEADER, this.origin);
@@ -776,6 +952,134 @@ class BridgeImpl implements Bridge {
     } catch {
       // The next mark carries the same information.
     }
+  }
+
+  // ---- JetStream ------------------------------------------------------------
+
+  /** Publishes (again) into the stream; `acked` resolves false on any failure. */
+  #jsPublish(entry: JsEntry): void {
+    const h = this.#nats.headers();
+    h.set(ORIGIN_HEADER, this.origin);
+    h.set(SEQ_HEADER, String(entry.seq));
+    entry.acked = this.#js!.client
+      .publish(this.subject, entry.msg, { msgID: `${this.origin}.${entry.seq}`, headers: h, timeout: JS_ACK_TIMEOUT })
+      .then(() => (entry.ok = true), () => false);
+  }
+
+  /**
+   * After a reconnect, before anything new: what was in flight when the
+   * connection broke may or may not have landed. Each is published again,
+   * in order, waiting for each acknowledgement (the stream drops those that
+   * had landed), so nothing published later can overtake it.
+   */
+  async #jsResend(): Promise<void> {
+    for (const entry of this.#jsPending) {
+      while (!entry.ok && !this.#closing && !this.#nc.isClosed()) {
+        this.#stats.outbound.retried++;
+        this.#jsPublish(entry);
+        if (!(await entry.acked)) await sleep(this.#cfg.reconnectWait);
+      }
+    }
+  }
+
+  /**
+   * Waits until the oldest `count` publishes (all, for Infinity) are
+   * acknowledged. When one failed, everything in flight settles first, then
+   * the failed ones are published again, one at a time and in order, with
+   * their message ids (a retry of one that had landed is dropped by the
+   * stream as a duplicate), until acknowledged or close() gives up.
+   */
+  async #jsSettle(count: number): Promise<void> {
+    const out = this.#stats.outbound;
+    while (count-- > 0 && this.#jsPending.length > 0) {
+      const entry = this.#jsPending[0];
+      if (!(await entry.acked)) {
+        await Promise.all(this.#jsPending.map((e) => e.acked));
+        while (!(await entry.acked)) {
+          if (this.#jsGiveUp) return;
+          if (!this.#connected) await Promise.race([this.#untilReconnected(), sleep(this.#cfg.reconnectWait)]);
+          else await sleep(this.#cfg.reconnectWait);
+          if (this.#jsGiveUp) return;
+          out.retried++;
+          this.#jsPublish(entry);
+        }
+      }
+      this.#jsPending.shift();
+      out.published++;
+    }
+  }
+
+  /** Reads the durable consumer: each message into the ring, then acknowledged. */
+  async #runJetStreamIn(messages: AsyncIterable<JsMsg>): Promise<void> {
+    try {
+      for await (const m of messages) {
+        if (!this.#accepting) break; // not acknowledged: redelivered to the next reader
+        await this.#jsDeliver(m);
+      }
+    } catch (err) {
+      if (!this.#closing) {
+        this.#fail(ChannelError.of("EIO", `JetStream consumer ${this.#js!.durable}: ${err}`, { cause: err }));
+      }
+    }
+  }
+
+  async #jsDeliver(m: JsMsg): Promise<void> {
+    const tx = this.#tx!;
+    const inb = this.#stats.inbound;
+    const h = m.headers;
+    const origin = h?.get(ORIGIN_HEADER) ?? "";
+    if (origin === this.origin) {
+      inb.echoes++;
+      m.ack();
+      return;
+    }
+    const seq = origin === "" ? NaN : Number(h!.get(SEQ_HEADER));
+    if (Number.isSafeInteger(seq) && seq > 0) {
+      // Delivered already? (A redelivery, flagged or not: a restarted server
+      // may have lost the consumer's record of what it had delivered.)
+      const st = this.#origins.get(origin);
+      if (st !== undefined && seq <= st.hi && !st.missing?.delete(seq)) {
+        inb.duplicates++;
+        m.ack();
+        return;
+      }
+      if (st === undefined) {
+        if (this.#origins.size >= MAX_ORIGINS) this.#origins.delete(this.#origins.keys().next().value!);
+        this.#origins.set(origin, { hi: seq, lost: 0 });
+      } else if (seq > st.hi) {
+        for (let n = st.hi + 1; n < seq && n < st.hi + MAX_MISSING; n++) (st.missing ??= new Set()).add(n);
+        st.hi = seq;
+      }
+    }
+    // Counted as received once it is delivered or dropped: one that close()
+    // interrupts is not acknowledged and comes again to the next reader.
+    const data = m.data;
+    if (data.byteLength > tx.maxMessageSize) {
+      inb.received++;
+      inb.dropped++;
+      m.term("longer than the channel's maxMessageSize");
+      return;
+    }
+    const both = this.#rx !== undefined;
+    if (both) this.#inserted.push(data);
+    try {
+      try {
+        tx.trySend(data);
+      } catch (err) {
+        if (!isCode(err, "ENOBUFS")) throw err;
+        await tx.send(data, { signal: this.#heldAbort.signal });
+      }
+    } catch (err) {
+      if (both) this.#inserted.pop();
+      if (this.#heldAbort.signal.aborted) return;
+      inb.received++;
+      inb.dropped++;
+      m.term(String(err));
+      return;
+    }
+    inb.received++;
+    inb.delivered++;
+    m.ack();
   }
 
   // ---- in: NATS -> channel ------------------------------------------------
@@ -894,12 +1198,26 @@ class BridgeImpl implements Bridge {
     this.#reconnected?.resolve();
     await this.#outLoop;
     if (this.#flushing) await this.#flushing;
+    if (this.#js && this.#jsPending.length > 0) {
+      const timer = setTimeout(() => (this.#jsGiveUp = true), this.#cfg.closeTimeout);
+      await this.#jsSettle(Infinity);
+      clearTimeout(timer);
+      this.#stats.outbound.dropped += this.#jsPending.length;
+      this.#jsPending.length = 0;
+    }
     this.#stats.outbound.dropped += this.#heldOut.length;
     this.#heldOut.length = 0;
     this.#publishMark();
     this.#rx?.[Symbol.dispose]();
     this.#inserted.length = 0;
-    // in: no more from NATS; deliver what is held, for a while.
+    // in: no more from NATS; deliver what is held, for a while. (JetStream:
+    // what is not acknowledged stays in the stream for the next reader.)
+    if (this.#jsMessages) {
+      this.#accepting = false;
+      this.#heldAbort.abort();
+      await this.#jsMessages.close().catch(() => {});
+      await this.#jsIn;
+    }
     if (this.#sub) {
       try {
         if (!this.#nc.isClosed()) await this.#sub.drain();

@@ -113,7 +113,7 @@ describe("bridge over a real nats-server", { skip: missing ?? undefined }, () =>
       await c.stop();
       assert.deepEqual(c.state, { received: 10_000, intact: 10_000, ordered: true, lastSeq: 9_999, stop: true });
       const out = await outA.close(), inn = await inB.close();
-      assert.deepEqual(out.outbound, { received: 10_000, published: 10_000, dropped: 0, echoes: 0 });
+      assert.deepEqual(out.outbound, { received: 10_000, published: 10_000, dropped: 0, echoes: 0, retried: 0 });
       assert.deepEqual(inn.inbound, {
         received: 10_000,
         delivered: 10_000,
@@ -121,6 +121,7 @@ describe("bridge over a real nats-server", { skip: missing ?? undefined }, () =>
         lost: 0,
         pending: 0,
         echoes: 0,
+        duplicates: 0,
       });
     }),
   );
@@ -266,6 +267,7 @@ describe("bridge over a real nats-server", { skip: missing ?? undefined }, () =>
         lost: 0,
         pending: 10,
         echoes: 0,
+        duplicates: 0,
       });
       const got: string[] = [];
       while (got.length < 14) got.push(text(await within(rx.recv(), 10_000, "held messages"))!);
@@ -313,7 +315,7 @@ describe("bridge over a real nats-server", { skip: missing ?? undefined }, () =>
       assert.equal(onSubject, 10, "each message on the subject once");
       for (const b of [bx, by]) {
         const st = b.stats();
-        assert.deepEqual(st.outbound, { received: 10, published: 5, dropped: 0, echoes: 5 });
+        assert.deepEqual(st.outbound, { received: 10, published: 5, dropped: 0, echoes: 5, retried: 0 });
         assert.equal(st.inbound.delivered, 5);
       }
     }),
@@ -434,6 +436,89 @@ describe("bridge errors", { skip: missing ?? undefined }, () => {
       await assert.rejects(bridge(null as unknown as Parameters<typeof bridge>[0]), TypeError);
       // A wildcard subscription is fine for "in".
       await (await bridge({ ...base, direction: "in", subject: "a.*.>" })).close();
+    }),
+  );
+});
+
+describe("bridge over JetStream (at least once)", { skip: missing ?? undefined }, () => {
+  test(
+    "10,000 checksummed messages through a server restart arrive all, once each, in order",
+    T,
+    scoped(async (s) => {
+      const server = await s.server({ jetstream: true });
+      const ka = uniqueKey(), kb = uniqueKey();
+      const a = s.channel({ key: ka });
+      s.channel({ key: kb });
+      const rx = s.attach(kb, "recv");
+      const opts = { nats: server.url(), subject: "durable.pipe", reconnectWait: 50, jetstream: { stream: "PIPE" } };
+      const outA = await s.bridge({ ...opts, key: ka, direction: "out" });
+      const inB = await s.bridge({ ...opts, key: kb, direction: "in" });
+      const c = consume(rx);
+      const producing = produce(a, 10_000, 50);
+      await until(() => c.state.received >= 3_000, "3,000 messages before the restart");
+      await server.restart(300);
+      await producing;
+      await until(() => c.state.received >= 10_000, "all 10,000 at B", 40_000);
+      await sleep(200); // a duplicate would arrive by now
+      await c.stop();
+      const out = await outA.close(), inn = await inB.close();
+      assert.equal(c.state.received, 10_000, "no duplicates");
+      assert.deepEqual({ intact: c.state.intact, ordered: c.state.ordered, lastSeq: c.state.lastSeq }, {
+        intact: 10_000,
+        ordered: true,
+        lastSeq: 9_999,
+      });
+      assert.ok(out.connection.reconnects >= 1 && inn.connection.reconnects >= 1, "both bridges reconnected");
+      assert.equal(out.outbound.published, 10_000);
+      assert.equal(out.outbound.dropped, 0);
+      assert.equal(inn.inbound.delivered, 10_000);
+      assert.equal(inn.inbound.lost + inn.inbound.dropped, 0);
+    }),
+  );
+
+  test(
+    "what an in bridge has not taken stays in the stream for the next one",
+    T,
+    scoped(async (s) => {
+      const server = await s.server({ jetstream: true });
+      const kb = uniqueKey();
+      s.channel({ key: kb });
+      const rx = s.attach(kb, "recv");
+      const nc = await s.nats(server.url());
+      const opts = {
+        nats: server.url(),
+        key: kb,
+        subject: "kept",
+        direction: "in" as const,
+        jetstream: { stream: "KEPT" },
+      };
+      await (await bridge(opts)).close(); // makes the stream and the durable consumer
+      const { jetstream } = await import("@nats-io/jetstream");
+      const js = jetstream(nc);
+      for (let i = 0; i < 5; i++) await js.publish("kept", `m${i}`);
+      const inB = await s.bridge(opts);
+      const got: string[] = [];
+      while (got.length < 5) got.push(text(await within(rx.recv(), 10_000, "kept messages"))!);
+      assert.deepEqual(got, ["m0", "m1", "m2", "m3", "m4"]);
+      assert.equal(inB.stats().inbound.delivered, 5);
+    }),
+  );
+
+  test(
+    "a server without JetStream is EOPNOTSUPP",
+    T,
+    scoped(async (s) => {
+      const server = await s.server();
+      const ka = uniqueKey();
+      s.channel({ key: ka });
+      await rejectsCode(
+        bridge({ nats: server.url(), key: ka, subject: "x", direction: "out", jetstream: { stream: "S" } }),
+        "EOPNOTSUPP",
+      );
+      await rejectsCode(
+        bridge({ nats: server.url(), key: ka, subject: "x", direction: "out", jetstream: { stream: "a.b" } }),
+        "EINVAL",
+      );
     }),
   );
 });

@@ -210,6 +210,10 @@ describe("shmchan bridge: usage and failures", { skip: missing ?? undefined }, (
           ["bridge", "--nats", "127.0.0.1:1", "--key", "5", "--subject", "x", "--direction", "out", "--bogus"],
           /unknown option --bogus/,
         ],
+        [
+          ["bridge", "--nats", "127.0.0.1:1", "--key", "5", "--subject", "x", "--direction", "in", "--durable", "d"],
+          /--durable needs --jetstream/,
+        ],
         [["frobnicate"], /unknown command "frobnicate"/],
       ] as Array<[string[], RegExp]>
     ) {

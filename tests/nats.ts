@@ -6,6 +6,9 @@
  * if a test failed before it could.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import * as net from "node:net";
 import process from "node:process";
 import { sleep } from "./helpers.ts";
@@ -45,6 +48,8 @@ export interface ServerOptions {
   pass?: string;
   /** Run inside this network namespace (the port is then any high port). */
   netns?: string;
+  /** Enable JetStream, storing in a fresh directory that restarts keep. */
+  jetstream?: boolean;
 }
 
 /** One nats-server process; restart() starts it again on the same port. */
@@ -54,11 +59,13 @@ export class NatsServer {
   readonly options: ServerOptions;
   #child?: ChildProcess;
   #log = "";
+  #storeDir?: string;
 
   private constructor(port: number, options: ServerOptions) {
     this.host = options.host ?? "127.0.0.1";
     this.port = port;
     this.options = options;
+    if (options.jetstream) this.#storeDir = mkdtempSync(join(tmpdir(), "shmchan-js-"));
   }
 
   /** Starts a server on a free port and waits until it is ready. */
@@ -73,8 +80,7 @@ export class NatsServer {
         return s;
       } catch (err) {
         lastError = err;
-        s.kill();
-        servers.delete(s);
+        await s.dispose();
       }
     }
     throw lastError;
@@ -94,6 +100,7 @@ export class NatsServer {
   #spawn(): Promise<void> {
     const args = ["-a", this.host, "-p", String(this.port)];
     if (this.options.user !== undefined) args.push("--user", this.options.user, "--pass", this.options.pass ?? "");
+    if (this.#storeDir !== undefined) args.push("-js", "-sd", this.#storeDir);
     const [cmd, argv] = this.options.netns
       ? ["ip", ["netns", "exec", this.options.netns, "nats-server", ...args]]
       : ["nats-server", args];
@@ -154,6 +161,7 @@ export class NatsServer {
   async dispose(): Promise<void> {
     await this.stop();
     servers.delete(this);
+    if (this.#storeDir !== undefined) rmSync(this.#storeDir, { recursive: true, force: true });
   }
 }
 

@@ -24,6 +24,11 @@ SIGINT or SIGTERM, then closes and prints its counters.
   --subject <subject>     NATS subject (in: wildcards allowed)
   --direction <d>         out | in | both
   --queue <group>         in/both: subscribe in this queue group
+  --jetstream <stream>    at least once through this JetStream stream (created
+                          for the subject if missing; the server needs -js)
+  --durable <name>        with --jetstream, in/both: the durable consumer
+                          (default shmchan-<subject>; bridges sharing it share
+                          the messages)
   --user <name>           credentials; default $NATS_USER, $NATS_PASSWORD
   --password <password>
   --token <token>         token authentication; default $NATS_TOKEN
@@ -35,6 +40,7 @@ SIGINT or SIGTERM, then closes and prints its counters.
   --help                  this text
 
 Needs the NATS client installed beside shmchan: npm install @nats-io/transport-node
+(and, for --jetstream, npm install @nats-io/jetstream)
 
 exit status: 0 stopped by a signal, 1 failure (cannot connect or attach, or
 the connection was lost for good), 2 bad usage`;
@@ -45,6 +51,8 @@ const FLAGS = {
   subject: "string",
   direction: "string",
   queue: "string",
+  jetstream: "string",
+  durable: "string",
   user: "string",
   password: "string",
   token: "string",
@@ -58,13 +66,16 @@ function describe(s: BridgeStats, direction: Direction): string {
   const parts: string[] = [];
   if (direction !== "in") {
     const o = s.outbound;
-    parts.push(`out: received ${o.received}, published ${o.published}, dropped ${o.dropped}, echoes ${o.echoes}`);
+    parts.push(
+      `out: received ${o.received}, published ${o.published}, dropped ${o.dropped}, echoes ${o.echoes}, ` +
+        `retried ${o.retried}`,
+    );
   }
   if (direction !== "out") {
     const i = s.inbound;
     parts.push(
       `in: received ${i.received}, delivered ${i.delivered}, dropped ${i.dropped}, lost ${i.lost}, ` +
-        `pending ${i.pending}`,
+        `pending ${i.pending}, duplicates ${i.duplicates}`,
     );
   }
   parts.push(`reconnects ${s.connection.reconnects}`);
@@ -92,6 +103,9 @@ export async function run(args: string[], io: Io): Promise<number> {
     throw new UsageError(`--direction must be out, in or both, not "${direction}"`);
   }
   const queue = str("queue");
+  const stream = str("jetstream");
+  const durable = str("durable");
+  if (durable !== undefined && stream === undefined) throw new UsageError("--durable needs --jetstream <stream>");
   if (queue !== undefined && direction === "out") throw new UsageError("--queue applies to --direction in or both");
   const maxPending = str("max-pending") === undefined ? undefined : parseCount(str("max-pending")!, "max-pending");
   const reconnectWait = str("reconnect-wait") === undefined
@@ -116,6 +130,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     subject,
     direction,
     ...(queue === undefined ? {} : { queue }),
+    ...(stream === undefined ? {} : { jetstream: durable === undefined ? { stream } : { stream, durable } }),
     ...(user === undefined ? {} : { user }),
     ...(pass === undefined ? {} : { pass }),
     ...(token === undefined ? {} : { token }),
