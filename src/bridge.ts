@@ -670,6 +670,23 @@ class BridgeImpl implements Bridge {
     this.#maxPayload = this.#nc.info?.max_payload ?? Infinity;
     this.#server = this.#nc.getServer() || this.#server;
     this.#watchStatus();
+    try {
+      await this.#subscribe();
+    } catch (err) {
+      this.#status?.stop?.();
+      throw err;
+    }
+    if (this.#rx) this.#outLoop = this.#runOut();
+    void this.#nc.closed().then((err) => {
+      if (!this.#closing) {
+        const why = err ? (err as Error).message : "closed";
+        this.#fail(ChannelError.of("ENOTCONN", `NATS connection to ${this.#server} ended: ${why}`, { cause: err }));
+      }
+    });
+  }
+
+  /** `in`, `both`: the subscriptions (core NATS) or the consumer (JetStream). */
+  async #subscribe(): Promise<void> {
     if (this.#tx && this.#js) {
       const consumer = await this.#js.client.consumers.get(this.#js.stream, this.#js.durable);
       const messages = await consumer.consume({ max_messages: 256 });
@@ -688,20 +705,8 @@ class BridgeImpl implements Bridge {
         });
       }
       // The server has the subscriptions once it answers.
-      try {
-        await this.#nc.flush();
-      } catch (err) {
-        this.#status?.stop?.();
-        throw err;
-      }
+      await this.#nc.flush();
     }
-    if (this.#rx) this.#outLoop = this.#runOut();
-    void this.#nc.closed().then((err) => {
-      if (!this.#closing) {
-        const why = err ? (err as Error).message : "closed";
-        this.#fail(ChannelError.of("ENOTCONN", `NATS connection to ${this.#server} ended: ${why}`, { cause: err }));
-      }
-    });
   }
 
   stats(): BridgeStats {
