@@ -208,8 +208,8 @@ function loadNats(): Promise<Nats> {
   natsModule ??= import("@nats-io/transport-node").catch((cause) => {
     natsModule = undefined;
     throw new Error(
-      "shmchan bridge needs the NATS client, an optional peer dependency: " +
-        "npm install @nats-io/transport-node (or bun add / deno add npm:@nats-io/transport-node)",
+      "the NATS bridge needs the NATS client, an optional peer dependency of shmchan: " +
+        "npm install @nats-io/transport-node",
       { cause },
     );
   });
