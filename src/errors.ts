@@ -61,6 +61,7 @@ const ERRNO = {
   ENOTCONN: 107,
   ETIMEDOUT: 110,
   ECONNREFUSED: 111,
+  EHOSTUNREACH: 113,
   EALREADY: 114,
   EINPROGRESS: 115,
   ESTALE: 116,
@@ -91,6 +92,9 @@ const DESCRIPTIONS: Partial<Record<ErrorCode, string>> = {
   EBADMSG: "shared segment failed validation",
   ENOSPC: "channel registry full",
   ENOMEM: "out of memory",
+  ECONNREFUSED: "connection refused",
+  EHOSTUNREACH: "host unreachable",
+  ENOTCONN: "not connected",
 };
 
 /** The errno number of a code name, e.g. `errnoOf("ENOENT") === 2`. */
@@ -105,18 +109,18 @@ export class ChannelError extends Error {
   /** The (positive) Linux errno number, e.g. `2`. */
   readonly errno: number;
 
-  constructor(errno: number, detail?: string) {
+  constructor(errno: number, detail?: string, options?: { cause?: unknown }) {
     const code: ErrorCode = NAMES.get(errno) ?? `E${errno}`;
     const text = detail ?? DESCRIPTIONS[code] ?? `error ${errno}`;
-    super(`${code}: ${text}`);
+    super(`${code}: ${text}`, options);
     this.name = "ChannelError";
     this.code = code;
     this.errno = errno;
   }
 
-  /** A ChannelError from an errno name. */
-  static of(code: keyof typeof ERRNO, detail?: string): ChannelError {
-    return new ChannelError(ERRNO[code], detail);
+  /** A ChannelError from an errno name; `cause` keeps the error it stands for. */
+  static of(code: keyof typeof ERRNO, detail?: string, options?: { cause?: unknown }): ChannelError {
+    return new ChannelError(ERRNO[code], detail, options);
   }
 }
 

@@ -27,6 +27,8 @@ export const binary = (rt: Runtime) =>
 export const ext = import.meta.url.slice(import.meta.url.lastIndexOf("."));
 /** The child script used by the cross-process cases. */
 export const peerScript = path(`./children/peer${ext}`);
+/** The `shmchan` command. */
+export const cliScript = path(`../src/cli/shmchan${ext}`);
 
 /** Deno's flags for shmchan: FFI for the library, net for the doorbell socket. */
 export const DENO_FLAGS = ["--allow-ffi", "--allow-net", "--allow-env", "--allow-read"];
@@ -89,6 +91,10 @@ export function commandFor(rt: Runtime, script: string, args: string[], denoFlag
 export interface ChildOptions {
   /** Run as this uid/gid through setpriv (root only). */
   asUser?: number;
+  /** Run inside this network namespace through `ip netns exec` (root only). */
+  netns?: string;
+  /** The script to run; default children/peer.ts. */
+  script?: string;
   env?: Record<string, string>;
   /** Deno's permission flags instead of DENO_FLAGS. */
   denoFlags?: string[];
@@ -110,11 +116,15 @@ export class Child {
 
   constructor(rt: Runtime, args: string[], opts: ChildOptions = {}) {
     this.rt = rt;
-    let [cmd, argv] = commandFor(rt, peerScript, args, opts.denoFlags);
+    let [cmd, argv] = commandFor(rt, opts.script ?? peerScript, args, opts.denoFlags);
     if (opts.asUser !== undefined) {
       const id = String(opts.asUser);
       argv = [`--reuid=${id}`, `--regid=${id}`, "--clear-groups", cmd, ...argv];
       cmd = "setpriv";
+    }
+    if (opts.netns !== undefined) {
+      argv = ["netns", "exec", opts.netns, cmd, ...argv];
+      cmd = "ip";
     }
     this.process = spawn(cmd, argv, {
       cwd: root,
