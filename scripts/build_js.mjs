@@ -8,7 +8,7 @@
 // own with no runtime's types at all (types: [], lib ESNext + DOM): they must
 // need nothing from Deno or Bun.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -30,8 +30,14 @@ rmSync(dist, { recursive: true, force: true });
 run(tsc, ["-p", "tsconfig.build.json"]);
 
 const RELATIVE_TS = /((?:from|import)\s*\(?\s*["'])(\.\.?\/[^"']+)\.ts(["'])/g;
-const declarations = readdirSync(dist).filter((f) => f.endsWith(".d.ts"));
-for (const file of readdirSync(dist)) {
+/** Every file under dist/, relative to it (src/cli/ compiles to dist/cli/). */
+const walk = (dir, prefix = "") =>
+  readdirSync(dir).flatMap((name) =>
+    statSync(join(dir, name)).isDirectory() ? walk(join(dir, name), `${prefix}${name}/`) : [`${prefix}${name}`]
+  );
+const files = walk(dist);
+const declarations = files.filter((f) => f.endsWith(".d.ts"));
+for (const file of files) {
   const path = join(dist, file);
   let text = readFileSync(path, "utf8");
   if (file.endsWith(".d.ts")) {
@@ -69,4 +75,4 @@ try {
 } finally {
   rmSync(check, { recursive: true, force: true });
 }
-console.log(`build:js: dist/ holds ${readdirSync(dist).length} files; the declarations need no runtime's types`);
+console.log(`build:js: dist/ holds ${files.length} files; the declarations need no runtime's types`);

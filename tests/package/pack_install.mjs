@@ -52,7 +52,7 @@ const TRAPPED = ["cmake", "ctest", "make", "gmake", "cc", "gcc", "clang", "c99",
 /** The tarball's files must match one of these; `npm pack` must stay small. */
 const ALLOWED = [
   /^(package\.json|README\.md|LICENSE|CHANGELOG\.md|CMakeLists\.txt)$/,
-  /^dist\/[a-z_]+\.(js|d\.ts|json)$/,
+  /^dist\/(cli\/)?[a-z_]+\.(js|d\.ts|json)$/,
   /^prebuilds\/manifest\.json$/,
   new RegExp(
     `^prebuilds\\/(${Object.keys(spec.platforms).join("|")})\\/(${
@@ -281,6 +281,8 @@ before(() => {
   symlinkSync(realpathSync(npmCli), join(tools, "npm"));
   symlinkSync(devBin("bun"), join(tools, "bun"));
   symlinkSync(devBin("deno"), join(tools, "deno"));
+  // A shell, as every machine has (npm exec runs its commands through sh).
+  symlinkSync("/bin/sh", join(tools, "sh"));
   for (const name of TRAPPED) {
     const trap = join(tools, name);
     writeFileSync(trap, `#!/bin/sh\necho "${name} $*" >> "${trapLog}"\nexit 127\n`);
@@ -366,6 +368,14 @@ describe("apps that depend on it", () => {
       );
     });
   }
+
+  test("the shmchan command runs from the installed package: npx in the Node app, bunx in the Bun app", () => {
+    const viaNpx = run("npm", ["exec", "--offline", "--", "shmchan", "--help"], { cwd: appDir("node") });
+    assert.match(viaNpx.stdout, /^usage: shmchan <command>/);
+    const viaBunx = run("bun", ["x", "shmchan", "--help"], { cwd: appDir("bun") });
+    assert.match(viaBunx.stdout, /^usage: shmchan <command>/);
+    assert.ok(!existsSync(trapLog), "build tools were called");
+  });
 
   for (const producer of Object.keys(APPS)) {
     for (const consumer of Object.keys(APPS)) {
