@@ -65,4 +65,5 @@ export const backend: Backend = {
   env: (name) => process.env[name],
   open,
   listenDoorbell,
+  unrefTimer: (timer) => (timer as unknown as { unref(): void }).unref(),
 };

@@ -84,4 +84,5 @@ export const backend: Backend = {
   env,
   open,
   listenDoorbell,
+  unrefTimer: (timer) => Deno.unrefTimer(timer as unknown as number),
 };

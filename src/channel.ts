@@ -18,7 +18,7 @@ import {
 } from "./backend.ts";
 import { ChannelError, check, errnoOf } from "./errors.ts";
 import { lib } from "./library.ts";
-import { failWaiters, waitFor, type WaitOptions } from "./wait.ts";
+import { failWaiters, SpinPolicy, waitFor, type WaitOptions } from "./wait.ts";
 
 export type { WaitOptions } from "./wait.ts";
 
@@ -176,6 +176,9 @@ class Handle {
   #recvScratch?: Uint8Array;
   #packScratch?: Uint8Array;
   #lensScratch?: Uint32Array;
+  /** When this handle's waits spin (one policy per direction). */
+  readonly recvPolicy = new SpinPolicy();
+  readonly sendPolicy = new SpinPolicy();
 
   constructor(h: number, maxMessageSize: number) {
     this.h = h;
@@ -292,6 +295,7 @@ class Handle {
       () => native.shmc_try_send(h, bytes, len, target),
       (rc) => rc,
       opts,
+      this.sendPolicy,
       keepAlive,
     );
   }
@@ -369,6 +373,7 @@ class Handle {
       () => native.shmc_try_recv(h, scratch, scratch.byteLength),
       (rc) => scratch.slice(0, rc),
       opts,
+      this.recvPolicy,
       keepAlive,
     );
   }
@@ -391,6 +396,7 @@ class Handle {
       () => native.shmc_try_recv(h, into, cap),
       (rc) => rc,
       opts,
+      this.recvPolicy,
       keepAlive,
     );
   }
