@@ -100,6 +100,8 @@ export class SpinPolicy {
   /** Mean µs between the starts of successive waits. */
   #period = 2 * SPIN_US;
   #lastStart = -Infinity;
+  /** µs the last wait spun. */
+  #lastSpun = 0;
   /** Waits between probes, and waits left until the next one. */
   #probeGap = 1;
   #untilProbe = 0;
@@ -112,10 +114,12 @@ export class SpinPolicy {
   /** Microseconds to spin before parking, for a wait starting at `now` (ms). */
   budget(now: number): number {
     if (this.#lastStart !== -Infinity) {
-      const sample = Math.min((now - this.#lastStart) * 1000, 1e6);
+      // Time between wait starts, less this handle's own spinning in it.
+      const sample = Math.min(Math.max(0, (now - this.#lastStart) * 1000 - this.#lastSpun), 1e6);
       this.#period += (sample - this.#period) * PERIOD_WEIGHT;
     }
     this.#lastStart = now;
+    this.#lastSpun = 0;
     if (!this.#misses.allows(now)) return 0;
     if (this.#credit > 0 || this.#period <= DENSE_PERIOD_US) return SPIN_US;
     if (--this.#untilProbe > 0) return 0;
@@ -124,6 +128,7 @@ export class SpinPolicy {
 
   /** The spin found what it waited for (`hit`), or spun `spunUs` in vain. */
   record(hit: boolean, spunUs: number): void {
+    this.#lastSpun = spunUs;
     if (hit) {
       this.#credit = Math.min(CREDIT_MAX, this.#credit + 1);
       this.#probeGap = 1;
