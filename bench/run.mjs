@@ -7,7 +7,7 @@
  * (shmchan against the runtime's sockets, paced the same way, interleaved
  * run by run), then the rest, then the goals, each held or not held.
  *
- *   node bench/run.mjs                 full run (about 10 minutes)
+ *   node bench/run.mjs                 full run (about 7 minutes)
  *   node bench/run.mjs --quick         smoke run, about a minute
  *   options: --runtime=deno|bun (repeatable)  --repeat=N  --no-c  --no-js  --no-build
  *            --no-paced  --only=REGEX (case names)  --json=FILE  --md=FILE
