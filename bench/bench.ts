@@ -8,6 +8,12 @@
  *   node bench/bench.ts rt-shmc-await             (Node 24 or newer: the file uses `using`)
  *
  * Cases (64 B messages unless said; every peer is a separate process):
+ *   paced-T-P         request/reply on traffic pattern P (b2b, 50us, 1ms, 10ms,
+ *                     burst: see PATTERNS) over transport T: shmc (default
+ *                     `await send()` / `await recv()` on both sides), shmc-park
+ *                     (`spin: 0`), shmc-spin (`spin: 30`), native
+ *                     (Deno.listen/connect, Bun.listen/connect), net (node:net);
+ *                     p50/p99 and CPU per request of both processes
  *   rt-shmc-await     round trip, default `await recvInto()` on both sides
  *   rt-shmc-park      round trip, `await recvInto(buf, { spin: 0 })`: always park
  *   rt-shmc-spin      round trip, both sides loop on tryRecvInto()
@@ -46,6 +52,11 @@ const SCRIPT = decodeURIComponent(new URL(import.meta.url).pathname);
 const ARGS: string[] = RUNTIME === "deno" ? G.Deno.args : process.argv.slice(2);
 const QUICK = ARGS.includes("--quick");
 const POS = ARGS.filter((a) => !a.startsWith("--"));
+/** --spin=US: the `spin` option of the paced shmchan waits (default: none, the library's own choice). */
+let SPIN_ARG = ARGS.find((a) => a.startsWith("--spin="))?.slice(7);
+if (POS[0]?.startsWith("paced-shmc-park-")) SPIN_ARG = "0";
+if (POS[0]?.startsWith("paced-shmc-spin-")) SPIN_ARG = "30";
+const WAIT_OPTS = SPIN_ARG === undefined ? undefined : { spin: Number(SPIN_ARG) };
 const WATCHDOG_MS = 50_000;
 
 /** Absolute time in ms (comparable across processes on one machine). */
@@ -124,7 +135,7 @@ class Child {
   constructor(role: string, args: (string | number | bigint)[]) {
     const argv = RUNTIME === "deno"
       ? ["run", "-A", "--quiet", SCRIPT, role, ...args.map(String)]
-      : [SCRIPT, role, ...args.map(String)];
+      : [...process.execArgv, SCRIPT, role, ...args.map(String)];
     this.proc = spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "inherit"] });
     children.add(this);
     this.proc.stdout!.setEncoding("utf8");
@@ -879,6 +890,182 @@ async function idleShmcReceiver(key: string): Promise<void> {
   await p;
 }
 
+// ---- paced request/reply: traffic with gaps --------------------------------------
+
+/**
+ * A request/reply pattern. `gapUs`: the pause before each request, after the
+ * previous reply (0: back-to-back). Gaps up to BUSY_GAP_MAX_US are spent
+ * busy (the client computes, exact to the µs); longer ones asleep
+ * (Atomics.wait: the client's thread is idle). `burst`: that many requests
+ * back-to-back, then `idleUs` asleep.
+ */
+interface Pattern {
+  gapUs: number;
+  burst?: number;
+  idleUs?: number;
+  n: number;
+}
+
+const PATTERNS: Record<string, Pattern> = {
+  b2b: { gapUs: 0, n: QUICK ? 2_000 : 10_000 },
+  "50us": { gapUs: 50, n: QUICK ? 600 : 4_000 },
+  "1ms": { gapUs: 1_000, n: QUICK ? 150 : 2_000 },
+  "10ms": { gapUs: 10_000, n: QUICK ? 30 : 300 },
+  burst: { gapUs: 0, burst: 16, idleUs: 10_000, n: QUICK ? 160 : 1_600 },
+};
+const BUSY_GAP_MAX_US = 200;
+
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+/** Blocks this thread for `us` (the event loop does not run meanwhile). */
+function sleepUs(us: number): void {
+  Atomics.wait(sleepCell, 0, 0, us / 1000);
+}
+
+/** Keeps this thread busy for `us`. */
+function busyUs(us: number): void {
+  const until = performance.now() + us / 1000;
+  while (performance.now() < until) { /* the client's own work */ }
+}
+
+/** A snapshot of a process's CPU: on-CPU ns per thread (schedstat), and utime+stime of all threads in ns. */
+interface CpuSnap {
+  tasks: Map<string, number>;
+  ticksNs: number;
+}
+
+function cpuSnap(pid: number): CpuSnap {
+  const tasks = new Map<string, number>();
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      tasks.set(t, Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, "utf8").split(" ")[0]));
+    } catch { /* thread ended */ }
+  }
+  return { tasks, ticksNs: cpuTime(pid)[0] * 1e7 };
+}
+
+/**
+ * On-CPU ns between two snapshots: per thread, so that a thread ending
+ * meanwhile does not subtract (its time after `a` is lost: threads of these
+ * runtimes live as long as the process).
+ */
+function cpuDelta(a: CpuSnap, b: CpuSnap): number {
+  let ns = 0;
+  for (const [t, v] of b.tasks) ns += v - (a.tasks.get(t) ?? 0);
+  return ns;
+}
+
+/** One request/reply client over some transport. */
+interface Requester {
+  request(msg: Uint8Array): Promise<void>;
+  close(): void;
+}
+
+async function socketRequester(kind: "native" | "net", path: string): Promise<Requester> {
+  if (kind === "native" && RUNTIME === "node") fail("node has no native socket API apart from node:net");
+  const p = kind === "net" ? await netPinger(path) : RUNTIME === "deno" ? await denoPinger(path) : await bunPinger(path);
+  return { request: (msg) => p.ping(msg), close: () => p.close() };
+}
+
+/**
+ * Paced request/reply, `transport` "shmc" (default `await send()` and
+ * `await recv()` on both sides) or a socket ("native", "net"), the
+ * measuring process as the client, an echo server as a child.
+ */
+async function paced(transport: string, patternName: string): Promise<void> {
+  const pat = PATTERNS[patternName];
+  if (!pat) fail(`unknown pattern ${patternName}`);
+  const warm = Math.max(50, Math.floor(pat.n / 10));
+  const total = warm + pat.n;
+  let child: Child;
+  let req: Requester;
+  const cleanup: (() => void)[] = [];
+  if (transport.startsWith("shmc")) {
+    const k1 = randomKey(), k2 = randomKey();
+    const ping = Channel.create({ key: k1, ringEntries: 64, maxMessageSize: MSG });
+    const pongCh = Channel.create({ key: k2, ringEntries: 64, maxMessageSize: MSG });
+    const pong = Channel.attach({ key: k2 }, "recv");
+    cleanup.push(() => pong.detach(), () => pongCh.destroy(), () => ping.destroy());
+    child = new Child("paced-shmc-echo", [k1, k2, total, ...(SPIN_ARG === undefined ? [] : [`--spin=${SPIN_ARG}`])]);
+    await child.expect("READY");
+    req = {
+      async request(msg) {
+        await ping.send(msg, WAIT_OPTS);
+        const r = await pong.recv(WAIT_OPTS);
+        if (r.byteLength !== MSG) fail("short reply");
+      },
+      close() {},
+    };
+  } else {
+    if (transport !== "native" && transport !== "net") fail(`unknown transport ${transport}`);
+    const path = tmpSocketPath("paced");
+    cleanup.push(() => rmSync(path, { force: true }));
+    child = new Child("echo-server", [transport, path]);
+    await child.expect("READY");
+    req = await socketRequester(transport, path);
+  }
+  const lat = new Float64Array(pat.n);
+  const msg = new Uint8Array(MSG).fill(1);
+  let gapWallMs = 0, busyMs = 0, cpu0: CpuSnap[] = [], tStart = 0;
+  for (let i = 0; i < total; i++) {
+    if (i === warm) {
+      cpu0 = [cpuSnap(process.pid), cpuSnap(child.pid)];
+      tStart = performance.now();
+    }
+    const g0 = performance.now();
+    if (pat.burst !== undefined) {
+      if (i % pat.burst === 0) sleepUs(pat.idleUs!);
+    } else if (pat.gapUs > 0) {
+      if (pat.gapUs <= BUSY_GAP_MAX_US) busyUs(pat.gapUs);
+      else sleepUs(pat.gapUs);
+    }
+    const t = performance.now();
+    if (i >= warm) {
+      gapWallMs += t - g0;
+      if (pat.gapUs > 0 && pat.gapUs <= BUSY_GAP_MAX_US) busyMs += t - g0;
+    }
+    await req.request(msg);
+    if (i >= warm) lat[i - warm] = (performance.now() - t) * 1000;
+  }
+  const cpu1 = [cpuSnap(process.pid), cpuSnap(child.pid)];
+  const secs = (performance.now() - tStart) / 1000;
+  req.close();
+  if ((await child.exited) !== 0) fail("echo server failed");
+  for (const f of cleanup) f();
+  const n = pat.n;
+  const clientNs = cpuDelta(cpu0[0], cpu1[0]) - busyMs * 1e6;
+  const serverNs = cpuDelta(cpu0[1], cpu1[1]);
+  out({
+    case: `paced-${transport}-${patternName}`,
+    kind: "paced",
+    transport,
+    pattern: patternName,
+    ...rtStats(lat),
+    p90_us: quantile(lat, 0.9),
+    gap_mean_us: (gapWallMs * 1000) / n,
+    client_cpu_us: clientNs / 1000 / n,
+    server_cpu_us: serverNs / 1000 / n,
+    cpu_us: (clientNs + serverNs) / 1000 / n,
+    server_cpu_ticks_us: (cpu1[1].ticksNs - cpu0[1].ticksNs) / 1000 / n,
+    secs,
+  });
+}
+
+function quantile(samples: Float64Array, p: number): number {
+  const s = Float64Array.from(samples).sort();
+  return s[Math.min(s.length - 1, Math.floor(s.length * p))];
+}
+
+/** The echo server of paced-shmc: default `await recv()` and `await send()`. */
+async function pacedShmcEcho(k1: string, k2: string, total: string): Promise<void> {
+  using inp = Channel.attach({ key: BigInt(k1) }, "recv");
+  using outp = Channel.attach({ key: BigInt(k2) }, "send");
+  console.log("READY");
+  for (let i = 0, n = Number(total); i < n; i++) {
+    const m = await inp.recv(WAIT_OPTS);
+    await outp.send(m, WAIT_OPTS);
+  }
+}
+
 // ---- dispatch -----------------------------------------------------------------------
 
 function main(): Promise<void> | void {
@@ -927,7 +1114,10 @@ function main(): Promise<void> | void {
       return fanShmcReceiver(rest[0]);
     case "idle-shmc-receiver":
       return idleShmcReceiver(rest[0]);
+    case "paced-shmc-echo":
+      return pacedShmcEcho(rest[0], rest[1], rest[2]);
   }
+  if (c && (m = c.match(/^paced-(shmc|shmc-park|shmc-spin|native|net)-(\w+)$/))) return paced(m[1], m[2]);
   if (c && (m = c.match(/^tput-(shmc|shmc-many|net|native)-(\d+)$/))) {
     const size = Number(m[2]);
     if (m[1] === "shmc" || m[1] === "shmc-many") return tputShmc(size, m[1] === "shmc-many");
@@ -940,7 +1130,7 @@ function main(): Promise<void> | void {
 /** Peer roles; they may keep serving after main() returns. Cases exit then. */
 const ROLES = new Set([
   "rt-shmc-echo", "echo-server", "ipc-echo", "tput-shmc-consumer",
-  "stream-consumer", "fan-shmc-receiver", "idle-shmc-receiver",
+  "stream-consumer", "fan-shmc-receiver", "idle-shmc-receiver", "paced-shmc-echo",
 ]);
 
 try {

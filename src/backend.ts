@@ -120,6 +120,8 @@ export interface Backend {
    * bytes arrive on any accepted connection. The socket starts unref'ed.
    */
   listenDoorbell(name: string, onRing: () => void): DoorbellSocket;
+  /** Let the process exit although this timer (from setTimeout) is pending. */
+  unrefTimer(timer: ReturnType<typeof setTimeout>): void;
 }
 
 /** SYMBOLS in a runtime's own shape, for dlopen. */

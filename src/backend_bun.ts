@@ -67,4 +67,5 @@ export const backend: Backend = {
   ffiDenied: () => null,
   open,
   listenDoorbell,
+  unrefTimer: (timer) => (timer as unknown as { unref(): void }).unref(),
 };

@@ -95,4 +95,5 @@ export const backend: Backend = {
   ffiDenied,
   open,
   listenDoorbell,
+  unrefTimer: (timer) => Deno.unrefTimer(timer as unknown as number),
 };

@@ -18,7 +18,7 @@ import {
 } from "./backend.ts";
 import { ChannelError, check, errnoOf } from "./errors.ts";
 import { lib } from "./library.ts";
-import { failWaiters, waitFor, type WaitOptions } from "./wait.ts";
+import { failWaiters, SpinPolicy, waitFor, type WaitOptions } from "./wait.ts";
 
 export type { WaitOptions } from "./wait.ts";
 
@@ -184,6 +184,9 @@ class Handle {
   #recvScratch?: Uint8Array;
   #packScratch?: Uint8Array;
   #lensScratch?: Uint32Array;
+  /** When this handle's waits spin (one policy per direction). */
+  readonly recvPolicy = new SpinPolicy();
+  readonly sendPolicy = new SpinPolicy();
 
   constructor(h: number, maxMessageSize: number) {
     this.h = h;
@@ -298,6 +301,7 @@ class Handle {
       () => native.shmc_try_send(h, bytes, len, target),
       (rc) => rc,
       opts,
+      this.sendPolicy,
       keepAlive,
     );
   }
@@ -375,6 +379,7 @@ class Handle {
       () => native.shmc_try_recv(h, scratch, scratch.byteLength),
       (rc) => scratch.slice(0, rc),
       opts,
+      this.recvPolicy,
       keepAlive,
     );
   }
@@ -397,6 +402,7 @@ class Handle {
       () => native.shmc_try_recv(h, into, cap),
       (rc) => rc,
       opts,
+      this.recvPolicy,
       keepAlive,
     );
   }

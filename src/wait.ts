@@ -1,8 +1,10 @@
 /**
- * Waiting without waste: spin briefly, then park on this process's doorbell.
+ * Waiting without waste: spin when it is likely to pay, else park on this
+ * process's doorbell at once (csrc/DESIGN.md §4, "Adaptive spinning").
  *
  * The handshake (csrc/shmchan.h, "event-loop integration"):
- *   1. try the operation; for a short, bounded spin keep trying;
+ *   1. try the operation; when SpinPolicy says so, keep trying for a short,
+ *      bounded spin;
  *   2. shmc_park(h, what): 1 means the condition already holds (retry now),
  *      0 means parked: whoever next sends (or frees a slot) writes one byte
  *      to this process's doorbell socket;
@@ -25,35 +27,129 @@ export interface WaitOptions {
   /** Rejects with `signal.reason` when aborted. */
   signal?: AbortSignal;
   /**
-   * Microseconds to keep retrying before parking (default 30; 0 parks at
-   * once). Spinning saves the wakeup (~5–30 µs) when a peer answers fast.
+   * Microseconds to keep retrying before parking, every time (0 parks at
+   * once). By default a wait spins up to 30 µs only when recent waits say
+   * that is likely to pay, and otherwise parks at once.
    */
   spin?: number;
 }
 
-/** Default spin before parking, in microseconds. */
-const DEFAULT_SPIN_US = 30;
+/** The adaptive spin: how long a wait spins when the rule says spin (µs). */
+const SPIN_US = 30;
 /** Longest setTimeout delay; longer timeouts re-arm. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Park/retry rounds in one go before yielding to the event loop. */
 const MAX_PARK_ROUNDS = 64;
 /**
- * A ring that finds nothing is retried once this much later (ms): a slot left
- * half-written by a dead sender is skipped only when seen stalled twice,
- * 10 ms apart (csrc/DESIGN.md §5), and nothing else would ring again.
+ * A receiver that a doorbell byte found with nothing to take is polled again
+ * this much later (ms): a slot left half-written by a dead sender is skipped
+ * only when seen stalled twice, 10 ms apart (csrc/DESIGN.md §5), and nothing
+ * else would ring again.
  */
 const STALL_RETRY_MS = 25;
 /**
- * A sender waiting for room retries this often (ms): a dead broadcast
- * receiver that gates the ring frees nothing and rings nobody. (C's blocking
- * calls sleep in 100 ms steps for the same reason.) Receivers never poll.
+ * A sender that has waited this long for room with no doorbell byte is
+ * polled, and again at this interval (ms): a dead broadcast receiver that
+ * gates the ring frees nothing and rings nobody. (C's blocking calls sleep in
+ * 100 ms steps for the same reason.) Receivers never poll.
  */
 const SEND_PROBE_MS = 100;
+
+/** Credit ceiling; a hit adds 1, a miss takes 2. */
+const CREDIT_MAX = 8;
+const CREDIT_MISS = 2;
+/** Probes grow to one in this many waits while spins miss. */
+const PROBE_GAP_MAX = 256;
+/** Traffic is dense when waits start on average at most this far apart (µs). */
+const DENSE_PERIOD_US = SPIN_US;
+/** Weight of a new sample in the mean period. */
+const PERIOD_WEIGHT = 1 / 64;
+
+/**
+ * Spinning that did not pay, bounded per process: at most `capUs` banked,
+ * refilled by `refill` of the wall time that passes, drawn on by each miss.
+ */
+export class MissBudget {
+  #us: number;
+  #at = -Infinity;
+  constructor(readonly capUs = 50_000, readonly refill = 0.01) {
+    this.#us = capUs;
+  }
+  /** Whether spinning may go on at `now` (ms). */
+  allows(now: number): boolean {
+    if (this.#at !== -Infinity) this.#us = Math.min(this.capUs, this.#us + (now - this.#at) * 1000 * this.refill);
+    this.#at = now;
+    return this.#us > 0;
+  }
+  spend(us: number): void {
+    this.#us -= us;
+  }
+}
+
+/** The process's miss budget (JS is single-threaded: one spin at a time). */
+const processMissBudget = new MissBudget();
+
+/**
+ * When a wait spins (csrc/DESIGN.md §4, "Adaptive spinning"): one per handle
+ * and direction. budget() is asked once per wait whose first try found
+ * nothing; record() is told how the spin it allowed ended.
+ */
+export class SpinPolicy {
+  /** Recent spins paid while > 0. */
+  #credit = CREDIT_MAX;
+  /** Mean µs between the starts of successive waits. */
+  #period = 2 * SPIN_US;
+  #lastStart = -Infinity;
+  /** µs the last wait spun. */
+  #lastSpun = 0;
+  /** Waits between probes, and waits left until the next one. */
+  #probeGap = 1;
+  #untilProbe = 0;
+  readonly #misses: MissBudget;
+
+  constructor(misses: MissBudget = processMissBudget) {
+    this.#misses = misses;
+  }
+
+  /** Microseconds to spin before parking, for a wait starting at `now` (ms). */
+  budget(now: number): number {
+    if (this.#lastStart !== -Infinity) {
+      // Time between wait starts, less this handle's own spinning in it.
+      const sample = Math.min(Math.max(0, (now - this.#lastStart) * 1000 - this.#lastSpun), 1e6);
+      this.#period += (sample - this.#period) * PERIOD_WEIGHT;
+    }
+    this.#lastStart = now;
+    this.#lastSpun = 0;
+    if (!this.#misses.allows(now)) return 0;
+    if (this.#credit > 0 || this.#period <= DENSE_PERIOD_US) return SPIN_US;
+    if (--this.#untilProbe > 0) return 0;
+    return SPIN_US; // a probe
+  }
+
+  /** The spin found what it waited for (`hit`), or spun `spunUs` in vain. */
+  record(hit: boolean, spunUs: number): void {
+    this.#lastSpun = spunUs;
+    if (hit) {
+      this.#credit = Math.min(CREDIT_MAX, this.#credit + 1);
+      this.#probeGap = 1;
+      this.#untilProbe = 0;
+      return;
+    }
+    this.#misses.spend(spunUs);
+    if (this.#credit === 0 && this.#untilProbe <= 0) {
+      this.#probeGap = Math.min(PROBE_GAP_MAX, this.#probeGap * 2); // a probe missed
+    }
+    this.#credit = Math.max(0, this.#credit - CREDIT_MISS);
+    if (this.#credit === 0) this.#untilProbe = this.#probeGap;
+  }
+}
 
 /** A waiting operation on one handle. */
 interface Waiter {
   readonly h: number;
   readonly what: number;
+  /** When the process's probe timer should poll it (performance.now() ms); Infinity: never. */
+  probeAt: number;
   /** Retry; park when it would still wait. `rung`: after a doorbell byte. */
   poll(rung: boolean): void;
   /** End with an error (detach, destroy); the handle is still open. */
@@ -64,6 +160,38 @@ const waiters = new Set<Waiter>();
 /** Pending waiters per (handle, what): the park is withdrawn at zero. */
 const parkCounts = new Map<number, number>();
 let doorbell: DoorbellSocket | undefined;
+
+/** The process's one probe timer (see probeLater), and when it fires. */
+let probeTimer: ReturnType<typeof setTimeout> | undefined;
+let probeTimerAt = Infinity;
+
+/** Makes sure the probe timer fires by `at` (performance.now() ms). */
+function probeBy(at: number): void {
+  if (probeTimer !== undefined) {
+    if (probeTimerAt <= at) return;
+    clearTimeout(probeTimer);
+  }
+  probeTimerAt = at;
+  probeTimer = setTimeout(runProbes, Math.max(0, at - performance.now()));
+  backend.unrefTimer(probeTimer);
+}
+
+/** Polls the waiters whose probe is due; re-arms for the next one, if any. */
+function runProbes(): void {
+  probeTimer = undefined;
+  probeTimerAt = Infinity;
+  const now = performance.now();
+  let next = Infinity;
+  for (const w of [...waiters]) {
+    if (!waiters.has(w)) continue;
+    if (w.probeAt <= now) {
+      w.probeAt = Infinity;
+      w.poll(false);
+    }
+    if (waiters.has(w)) next = Math.min(next, w.probeAt);
+  }
+  if (next !== Infinity) probeBy(next);
+}
 
 const parkKey = (h: number, what: number) => h * 4 + what;
 
@@ -119,9 +247,9 @@ export function failWaiters(h: number, err: () => unknown): void {
   }
 }
 
-/** Validates WaitOptions; returns [timeout ms or Infinity, signal, spin µs]. */
-function waitOptions(opts: WaitOptions | undefined): [number, AbortSignal | undefined, number] {
-  if (opts === undefined) return [Infinity, undefined, DEFAULT_SPIN_US];
+/** Validates WaitOptions; returns [timeout ms or Infinity, signal, spin µs or undefined: adaptive]. */
+function waitOptions(opts: WaitOptions | undefined): [number, AbortSignal | undefined, number | undefined] {
+  if (opts === undefined) return [Infinity, undefined, undefined];
   if (typeof opts !== "object" || opts === null) throw new TypeError("options must be an object");
   const { timeout, signal, spin } = opts;
   let ms = Infinity;
@@ -133,7 +261,7 @@ function waitOptions(opts: WaitOptions | undefined): [number, AbortSignal | unde
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError("signal must be an AbortSignal");
   }
-  let us = DEFAULT_SPIN_US;
+  let us: number | undefined;
   if (spin !== undefined) {
     if (typeof spin !== "number") throw new TypeError("spin must be a number of microseconds");
     if (!(spin >= 0 && spin <= 1e6)) throw ChannelError.of("EINVAL", "spin must be 0 .. 1000000 microseconds");
@@ -146,7 +274,9 @@ function waitOptions(opts: WaitOptions | undefined): [number, AbortSignal | unde
  * Waits until `attempt()` returns something other than `retryCode`, then
  * resolves with `finish(rc)` (called synchronously, so it may read a scratch
  * buffer that the next attempt would overwrite) or rejects for rc < 0.
- * `keepAlive` (the handle object) stays reachable while the wait is pending.
+ * `policy` decides the spin (unless `opts.spin` forces one) and learns from
+ * it. `keepAlive` (the handle object) stays reachable while the wait is
+ * pending.
  */
 export function waitFor<T>(
   h: number,
@@ -156,21 +286,28 @@ export function waitFor<T>(
   attempt: () => number,
   finish: (rc: number) => T,
   opts: WaitOptions | undefined,
+  policy: SpinPolicy,
   keepAlive: object,
 ): Promise<T> {
-  let timeoutMs: number, signal: AbortSignal | undefined, spinUs: number;
+  let timeoutMs: number, signal: AbortSignal | undefined, forcedSpin: number | undefined;
   try {
-    [timeoutMs, signal, spinUs] = waitOptions(opts);
+    [timeoutMs, signal, forcedSpin] = waitOptions(opts);
   } catch (err) {
     return Promise.reject(err);
   }
   if (signal?.aborted) return Promise.reject(signal.reason);
 
-  // 1. Try, then spin for a bounded time.
+  // 1. Try; then spin for a bounded time if forced, or if the policy says so.
   let rc = attempt();
-  if (rc === retryCode && spinUs > 0 && timeoutMs > 0) {
-    const deadline = performance.now() + spinUs / 1000;
-    do rc = attempt(); while (rc === retryCode && performance.now() < deadline);
+  if (rc === retryCode && timeoutMs > 0) {
+    const start = performance.now();
+    const spinUs = forcedSpin ?? policy.budget(start);
+    if (spinUs > 0) {
+      const deadline = start + spinUs / 1000;
+      let now = start;
+      do rc = attempt(); while (rc === retryCode && (now = performance.now()) < deadline);
+      if (forcedSpin === undefined) policy.record(rc !== retryCode, (now - start) * 1000);
+    }
   }
   if (rc !== retryCode) {
     try {
@@ -184,16 +321,12 @@ export function waitFor<T>(
   // 2. Park and wait for the doorbell.
   return new Promise<T>((resolve, reject) => {
     let timer: ReturnType<typeof setTimeout> | undefined;
-    let retryTimer: ReturnType<typeof setTimeout> | undefined;
-    let probeTimer: ReturnType<typeof setInterval> | undefined;
     let done = false;
 
     const end = () => {
       done = true;
       unregister(waiter);
       if (timer !== undefined) clearTimeout(timer);
-      if (retryTimer !== undefined) clearTimeout(retryTimer);
-      if (probeTimer !== undefined) clearInterval(probeTimer);
       signal?.removeEventListener("abort", onAbort);
       void keepAlive;
     };
@@ -226,21 +359,29 @@ export function waitFor<T>(
     const waiter: Waiter = {
       h,
       what,
+      probeAt: Infinity,
       poll(rung: boolean) {
         if (done) return;
         for (let round = 0; round < MAX_PARK_ROUNDS; round++) {
-          const r = attempt();
-          if (r !== retryCode) return complete(r);
+          // A fresh wait has just tried (and maybe spun): park first, which
+          // re-checks after publishing the park.
+          if (!fresh || round > 0) {
+            const r = attempt();
+            if (r !== retryCode) return complete(r);
+          }
+          fresh = false;
           const parked = lib().shmc_park(h, what);
           if (parked < 0) return complete(parked);
           if (parked === 0) {
-            if (rung) retryLater(STALL_RETRY_MS);
+            // Parked. Slow paths only when something looks stalled.
+            if (what === SHMC_WAIT_SEND) probeAfter(SEND_PROBE_MS);
+            else if (rung) probeAfter(STALL_RETRY_MS);
             return;
           }
           // parked === 1: the condition holds already; try again.
         }
         // Others keep taking what we are woken for: yield, then go on.
-        retryLater(0);
+        probeAfter(0);
       },
       fail(err: unknown) {
         if (done) return;
@@ -248,13 +389,12 @@ export function waitFor<T>(
         reject(err);
       },
     };
-
-    const retryLater = (ms: number) => {
-      if (retryTimer !== undefined) return;
-      retryTimer = setTimeout(() => {
-        retryTimer = undefined;
-        waiter.poll(false);
-      }, ms);
+    let fresh = true;
+    const probeAfter = (ms: number) => {
+      const at = performance.now() + ms;
+      // A sender's probe moves on with every poll (it made no progress till now).
+      if (what === SHMC_WAIT_SEND || at < waiter.probeAt) waiter.probeAt = at;
+      probeBy(waiter.probeAt);
     };
 
     try {
@@ -264,7 +404,6 @@ export function waitFor<T>(
       return reject(err);
     }
     if (timeoutMs !== Infinity) arm(timeoutMs);
-    if (what === SHMC_WAIT_SEND) probeTimer = setInterval(() => waiter.poll(false), SEND_PROBE_MS);
     signal?.addEventListener("abort", onAbort, { once: true });
     waiter.poll(false);
   });

@@ -24,6 +24,14 @@ import { checkFlood } from "./flood.ts";
 
 const T = { timeout: 60_000 };
 
+/** Whether `p` has settled already (it then settles within a few microtask turns; a parked wait needs I/O). */
+async function settledNow(p: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  p.then(() => (settled = true), () => (settled = true));
+  for (let i = 0; i < 4; i++) await Promise.resolve();
+  return settled;
+}
+
 /** Kills whatever children a test left running, even when it failed. */
 async function withChildren(fn: (spawn: typeof peer) => Promise<void>): Promise<void> {
   const children: Child[] = [];
@@ -335,6 +343,60 @@ for (const rt of runtimes) {
           assert.equal(await child.exit(), 0);
         }),
     );
+
+    test("`spin: N` keeps trying for N µs: a message another process sends meanwhile is taken without parking", T, () =>
+      withChildren(async (spawn) => {
+        const key = uniqueKey();
+        using _ch = Channel.create({ key });
+        using rx = Channel.attach({ key }, "recv");
+        const sender = spawn(rt, ["send-later", key, 200, "caught spinning"]);
+        assert.equal((await sender.next()).ready, true);
+        // Blocks this thread for up to 1 s, retrying: the message comes after about 200 ms.
+        const pending = rx.recv({ spin: 1_000_000 });
+        assert.equal(await settledNow(pending), true, "the wait ended within its spin");
+        assert.equal(text(await pending), "caught spinning");
+        assert.equal(await sender.exit(), 0);
+      }));
+
+    test("`spin: 0` parks at once: the wait ends with the doorbell byte", T, () =>
+      withChildren(async (spawn) => {
+        const key = uniqueKey();
+        using _ch = Channel.create({ key });
+        using rx = Channel.attach({ key }, "recv");
+        const sender = spawn(rt, ["send-later", key, 200, "rung"]);
+        assert.equal((await sender.next()).ready, true);
+        const pending = rx.recv({ spin: 0 });
+        assert.equal(await settledNow(pending), false, "parked, not spinning");
+        assert.equal(text(await within(pending, 20_000, "the parked receive")), "rung");
+        assert.equal(await sender.exit(), 0);
+      }));
+
+    test("a parked receiver, no timer armed, skips a dead writer's slot once a send rings it", T, () =>
+      withChildren(async (spawn) => {
+        const key = uniqueKey();
+        using ch = Channel.create({ key, ringEntries: 8, maxMessageSize: 64 });
+        using rx = Channel.attach({ key }, "recv");
+        ch.trySend("before"); // the dead slot is not the channel's first position
+        assert.equal(text(rx.tryRecv()), "before");
+        const writer = spawn(rt, ["stay", key, "send"]);
+        assert.equal((await writer.next()).ready, true);
+        writer.kill("SIGKILL");
+        assert.equal(await writer.exit(), "SIGKILL");
+        // The dead writer "claimed" the next position and never published it.
+        // (Bun stages it: Deno opens /dev/shm files only with --allow-all.)
+        const stager = spawn("bun", ["stage-dead-writer", key, ch.id, writer.process.pid!]);
+        assert.ok((await stager.next<{ position: string }>()).position !== undefined);
+        assert.equal(await stager.exit(), 0);
+        const pending = rx.recv(); // parks: the next position is unpublished
+        assert.equal(await settledNow(pending), false);
+        // Published behind the stalled slot, and rings rx: its retry finds the
+        // slot stalled for under 10 ms, too soon to probe the writer, so it
+        // looks again 25 ms later (the one probe timer) and skips the slot.
+        ch.trySend("after the dead writer");
+        assert.equal(text(await within(pending, 20_000, "the message behind the dead slot")), "after the dead writer");
+        ch.trySend("and the next");
+        assert.equal(text(await within(rx.recv(), 20_000, "the next message")), "and the next");
+      }));
 
     test("a receiver parked for 500 ms uses almost no CPU", T, () =>
       withChildren(async (spawn) => {

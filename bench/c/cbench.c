@@ -11,6 +11,14 @@
  *   cbench shmc-rt-wait ITERS         shmchan C API, 64 B ping-pong, blocking shmc_send/shmc_recv
  *   cbench sock-rt     ITERS          Unix socketpair, 64 B ping-pong, blocking read/write
  *   cbench sock-tput   SIZE MSGS      Unix socketpair, one write() per message
+ *   cbench paced-shmc  PATTERN N      request/reply with gaps, blocking shmc_send/shmc_recv
+ *   cbench paced-sock  PATTERN N      the same over a blocking Unix socketpair
+ *
+ * PATTERN (as bench/bench.ts): b2b (back-to-back), 50us (the client computes
+ * 50 us between requests), 1ms and 10ms (the client sleeps), burst (16
+ * back-to-back requests, then 10 ms asleep). Paced cases report p50/p99 and
+ * the CPU time per request of both processes (client: its process CPU
+ * clock less the computed gaps; server: /proc/PID/schedstat).
  *
  * Each prints one JSON object per line on stdout. Two-process cases fork; the
  * child dies with its parent (PR_SET_PDEATHSIG) and both arm alarm(), so a
@@ -586,6 +594,194 @@ static void sock_tput(uint32_t size, uint64_t msgs)
 	print_tput("c.sock.tput", size, msgs, atomic_load(&sh->t1) - t0);
 }
 
+/* ---- paced request/reply ---------------------------------------------------- */
+
+struct pattern {
+	const char *name;
+	uint64_t gap_ns;    /* before each request: computed up to 200 us, slept above */
+	uint32_t burst;     /* >0: this many back-to-back, then idle_ns asleep */
+	uint64_t idle_ns;
+};
+
+static const struct pattern PATTERNS[] = {
+	{ "b2b", 0, 0, 0 },
+	{ "50us", 50000, 0, 0 },
+	{ "1ms", 1000000, 0, 0 },
+	{ "10ms", 10000000, 0, 0 },
+	{ "burst", 0, 16, 10000000 },
+};
+
+static const struct pattern *pattern_by_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof PATTERNS / sizeof PATTERNS[0]; i++)
+		if (!strcmp(PATTERNS[i].name, name))
+			return &PATTERNS[i];
+	fprintf(stderr, "cbench: unknown pattern %s\n", name);
+	exit(2);
+}
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
+	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
+		;
+}
+
+static uint64_t self_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* On-CPU ns of a single-threaded child (its one thread's schedstat). */
+static uint64_t child_cpu_ns(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/schedstat", (int)pid);
+	FILE *f = fopen(path, "r");
+	unsigned long long ns = 0;
+	if (!f || fscanf(f, "%llu", &ns) != 1)
+		die("schedstat", errno ? errno : EIO);
+	fclose(f);
+	return ns;
+}
+
+/* The gap before request @i; returns the ns spent computing (not asleep). */
+static uint64_t pace(const struct pattern *pt, uint64_t i)
+{
+	if (pt->burst) {
+		if (i % pt->burst == 0)
+			sleep_ns(pt->idle_ns);
+		return 0;
+	}
+	if (!pt->gap_ns)
+		return 0;
+	uint64_t t0 = now_ns();
+	if (pt->gap_ns > 200000) {
+		sleep_ns(pt->gap_ns);
+		return 0;
+	}
+	while (now_ns() - t0 < pt->gap_ns)
+		cpu_relax();
+	return now_ns() - t0;
+}
+
+struct rr {
+	int a, in;        /* shmchan: request channel (owner), reply subscriber */
+	int fd;           /* socketpair end */
+};
+
+static void rr_request(const struct rr *c, int shm, uint8_t *buf)
+{
+	if (shm) {
+		int r = shmc_send(c->a, buf, 64, 0, 5000000000ll);
+		if (r < 0)
+			die("shmc_send", r);
+		r = shmc_recv(c->in, buf, 64, 5000000000ll);
+		if (r != 64)
+			die("shmc_recv", r < 0 ? r : -EIO);
+	} else {
+		full_write(c->fd, buf, 64);
+		if (!full_read(c->fd, buf, 64))
+			die("echo closed", EIO);
+	}
+}
+
+static void paced(int shm, const char *pname, uint64_t n)
+{
+	const struct pattern *pt = pattern_by_name(pname);
+	uint64_t warm = n / 10 > 50 ? n / 10 : 50;
+	uint64_t ka = random_key(), kb = random_key();
+	struct shared *sh = shared_new(0, NULL);
+	struct rr c = { -1, -1, -1 };
+	int sv[2] = { -1, -1 };
+	if (shm) {
+		c.a = shmc_create(ka, SHMC_UNICAST, 64, 64, 0600, 0);
+		int b = shmc_create(kb, SHMC_UNICAST, 64, 64, 0600, 0);
+		if (c.a < 0 || b < 0)
+			die("shmc_create", c.a < 0 ? c.a : b);
+	} else if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) {
+		die("socketpair", errno);
+	}
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		uint8_t buf[64];
+		if (shm) {
+			int in = attach_retry(ka, SHMC_RECV), out = attach_retry(kb, SHMC_SEND);
+			if (in < 0 || out < 0)
+				die("attach", in < 0 ? in : out);
+			atomic_store(&sh->ready, 1);
+			for (uint64_t i = 0; i < warm + n; i++) {
+				int r = shmc_recv(in, buf, 64, 20000000000ll);
+				if (r < 0)
+					die("shmc_recv", r);
+				r = shmc_send(out, buf, (uint32_t)r, 0, 5000000000ll);
+				if (r < 0)
+					die("shmc_send", r);
+			}
+			shmc_detach(in);
+			shmc_detach(out);
+		} else {
+			close(sv[0]);
+			atomic_store(&sh->ready, 1);
+			while (full_read(sv[1], buf, 64))
+				full_write(sv[1], buf, 64);
+		}
+		_exit(0);
+	}
+	if (shm) {
+		c.in = attach_retry(kb, SHMC_RECV);
+		if (c.in < 0)
+			die("attach", c.in);
+	} else {
+		close(sv[1]);
+		c.fd = sv[0];
+	}
+	uint8_t buf[64] = { 1 };
+	uint32_t *ns = malloc(n * sizeof *ns);
+	wait_flag(&sh->ready, 1);
+	uint64_t busy = 0, gaps = 0, cpu0 = 0, ccpu0 = 0, t_start = 0;
+	for (uint64_t i = 0; i < warm + n; i++) {
+		if (i == warm) {
+			cpu0 = self_cpu_ns();
+			ccpu0 = child_cpu_ns(pid);
+			t_start = now_ns();
+		}
+		uint64_t g = now_ns();
+		uint64_t b = pace(pt, i);
+		uint64_t t = now_ns();
+		rr_request(&c, shm, buf);
+		if (i >= warm) {
+			ns[i - warm] = (uint32_t)(now_ns() - t);
+			busy += b;
+			gaps += t - g;
+		}
+	}
+	uint64_t cpu1 = self_cpu_ns(), ccpu1 = child_cpu_ns(pid), secs_ns = now_ns() - t_start;
+	if (shm) {
+		int st = reap(pid);
+		shmc_detach(c.in);
+		shmc_destroy(c.a);
+		if (st != 0)
+			die("shmc echo", EIO);
+	} else {
+		close(c.fd);
+		reap(pid);
+	}
+	qsort(ns, n, sizeof *ns, cmp_u32);
+	double client = ((double)(cpu1 - cpu0) - (double)busy) / 1000.0 / (double)n;
+	double server = (double)(ccpu1 - ccpu0) / 1000.0 / (double)n;
+	printf("{\"case\":\"c.paced.%s.%s\",\"kind\":\"paced\",\"transport\":\"%s\",\"pattern\":\"%s\","
+	       "\"n\":%llu,\"p50_us\":%.3f,\"p90_us\":%.3f,\"p99_us\":%.3f,\"min_us\":%.3f,"
+	       "\"gap_mean_us\":%.1f,\"client_cpu_us\":%.2f,\"server_cpu_us\":%.2f,\"cpu_us\":%.2f,\"secs\":%.3f}\n",
+	       shm ? "shmc" : "sock", pname, shm ? "shmc" : "sock", pname, (unsigned long long)n,
+	       ns[n / 2] / 1000.0, ns[(size_t)((double)n * 0.9)] / 1000.0,
+	       ns[(size_t)((double)n * 0.99)] / 1000.0, ns[0] / 1000.0, (double)gaps / 1000.0 / (double)n,
+	       client, server, client + server, (double)secs_ns / 1e9);
+	fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
 	alarm(WATCHDOG_S);
@@ -614,6 +810,8 @@ int main(int argc, char **argv)
 		sock_rt(a1);
 	else if (!strcmp(c, "sock-tput"))
 		sock_tput((uint32_t)a1, a2);
+	else if (!strcmp(c, "paced-shmc") || !strcmp(c, "paced-sock"))
+		paced(!strcmp(c, "paced-shmc"), argv[2], a2);
 	else {
 		fprintf(stderr, "cbench: unknown case %s\n", c);
 		return 2;

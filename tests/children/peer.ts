@@ -9,6 +9,12 @@
  *   recv-until-stop <key>          attach "recv", {ready, id}, for-await until "STOP": {messages}
  *   send <key> <msg>...            attach "send", send each (waiting for room): {sent}
  *   send-to <key> <target> <msg>   targeted send: {sent}
+ *   send-later <key> <ms> <msg>    attach "send", {ready}, wait <ms>, send: {sent}
+ *   stage-dead-writer <key> <channel id> <pid>
+ *                                  make the member of the (dead) process <pid> look as
+ *                                  if it died between claiming the next position and
+ *                                  publishing it (csrc/DESIGN.md §3), by writing the
+ *                                  control segment: {position}
  *   create <key> <delivery>        create, {ready, id}, then stay alive until killed
  *   stay <key> <access>            attach, {ready, id}, then stay alive (never reading) until killed
  *   echo <key>                     attach "both", {ready, id}; answer {"from", "body"} requests
@@ -23,6 +29,8 @@
  *   flood <key> <producer>         attach "send", {ready}, then send checksummed messages
  *                                  (see floodMessage) as fast as it can until killed
  */
+import { Buffer } from "node:buffer";
+import { closeSync, openSync, readdirSync, readSync, writeSync } from "node:fs";
 import process from "node:process";
 import { Channel, ChannelError } from "../../mod.ts";
 import { floodMessage } from "../flood.ts";
@@ -34,6 +42,62 @@ const toKey = (s: string) => BigInt(s);
 
 const [command, keyArg, ...rest] = process.argv.slice(2);
 const key = toKey(keyArg ?? "0");
+
+/**
+ * Offsets in the control segment (csrc/layout.h; the header records where
+ * the member table and the slots start).
+ */
+const CTL = { ringEntries: 16, membersOffset: 68, slotsOffset: 72, tail: 128, memberSize: 192, slotSize: 64 };
+const MEMBER = { pid: 12, claim: 32, claimN: 80 };
+const SLOT = { seq: 0, target: 8, writer: 12, len: 16 };
+const WRITING = 1n;
+
+/** See the usage above; returns the position left unpublished. */
+function stageDeadWriter(channelId: number, pid: number): string {
+  const name = readdirSync("/dev/shm").find((f) => f.startsWith(`shmchan.${channelId}.`) && f.endsWith(".c"));
+  if (!name) throw new Error(`no control segment for channel ${channelId}`);
+  const fd = openSync(`/dev/shm/${name}`, "r+");
+  try {
+    const read = (off: number, n: number) => {
+      const b = Buffer.alloc(n);
+      readSync(fd, b, 0, n, off);
+      return b;
+    };
+    const write = (off: number, b: Buffer) => writeSync(fd, b, 0, b.length, off);
+    const u32 = (v: number) => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32LE(v);
+      return b;
+    };
+    const u64 = (v: bigint) => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(v);
+      return b;
+    };
+    const hdr = read(0, CTL.tail + 8);
+    const entries = BigInt(hdr.readUInt32LE(CTL.ringEntries));
+    const members = hdr.readUInt32LE(CTL.membersOffset), slots = hdr.readUInt32LE(CTL.slotsOffset);
+    let idx = -1;
+    for (let i = 0; i < 64 && idx < 0; i++) {
+      if (read(members + i * CTL.memberSize + MEMBER.pid, 4).readUInt32LE() === pid) idx = i;
+    }
+    if (idx < 0) throw new Error(`no member of pid ${pid}`);
+    const t = hdr.readBigUInt64LE(CTL.tail);
+    const m = members + idx * CTL.memberSize;
+    const s = slots + Number(t % entries) * CTL.slotSize;
+    // The claim steps in order: record the claim, take the position, mark it.
+    write(m + MEMBER.claim, u64(t));
+    write(m + MEMBER.claimN, u32(1));
+    write(CTL.tail, u64(t + 1n));
+    write(s + SLOT.target, u32(0));
+    write(s + SLOT.writer, u32(idx + 1));
+    write(s + SLOT.len, u32(5));
+    write(s + SLOT.seq, u64(t * 4n + WRITING));
+    return String(t);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 async function main(): Promise<void> {
   switch (command) {
@@ -84,6 +148,17 @@ async function main(): Promise<void> {
         sent++;
       }
       out({ sent });
+      return;
+    }
+    case "send-later": {
+      using sub = Channel.attach({ key }, "send");
+      out({ ready: true });
+      await new Promise((resolve) => setTimeout(resolve, Number(rest[0])));
+      out({ sent: await sub.send(rest[1], WAIT) });
+      return;
+    }
+    case "stage-dead-writer": {
+      out({ position: stageDeadWriter(Number(rest[0]), Number(rest[1])) });
       return;
     }
     case "send-to": {

@@ -1,0 +1,93 @@
+/**
+ * csrc/DESIGN.md §4, "Adaptive spinning": the rule that decides whether a
+ * wait spins before it parks, driven with a synthetic clock (no timing is
+ * asserted). The cross-process behaviour of the `spin` option is in
+ * cross_process.test.ts.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { MissBudget, SpinPolicy } from "../src/wait.ts";
+
+/** Runs `n` waits starting `everyUs` apart from `t0` ms; `outcome` says whether each spin pays. */
+function drive(
+  p: SpinPolicy,
+  n: number,
+  everyUs: number,
+  outcome: (i: number) => boolean,
+  t0 = 0,
+): { spins: boolean[]; end: number } {
+  const spins: boolean[] = [];
+  let t = t0;
+  for (let i = 0; i < n; i++, t += everyUs / 1000) {
+    const us = p.budget(t);
+    spins.push(us > 0);
+    if (us > 0) {
+      assert.ok(us <= 30, `a spin is bounded (${us} µs)`);
+      const hit = outcome(i);
+      p.record(hit, hit ? 1 : us);
+    }
+  }
+  return { spins, end: t };
+}
+
+const count = (v: boolean[]) => v.filter(Boolean).length;
+
+describe("adaptive spinning", () => {
+  test("a wait spins while recent spins paid", () => {
+    const p = new SpinPolicy(new MissBudget());
+    const { spins } = drive(p, 500, 1000, () => true);
+    assert.equal(count(spins), 500);
+  });
+
+  test("when spins miss, sparse waits park at once and probe at most one wait in 256", () => {
+    const p = new SpinPolicy(new MissBudget());
+    const { spins } = drive(p, 4096, 1000, () => false);
+    assert.ok(count(spins.slice(0, 16)) <= 8, "the credit runs out after a few misses");
+    // The probe gap doubles with each probe that misses, up to 256 waits.
+    const late = spins.slice(2048);
+    assert.ok(count(late) <= 2048 / 256 + 1, `late probes: ${count(late)}`);
+    assert.ok(count(late) >= 1, "it still probes");
+  });
+
+  test("a probe that pays brings spinning back at once", () => {
+    const p = new SpinPolicy(new MissBudget());
+    const { end } = drive(p, 2048, 1000, () => false);
+    // Waits until the next probe, which now finds what it waits for.
+    let t = end;
+    while (p.budget(t) === 0) t += 1;
+    p.record(true, 1);
+    const after = drive(p, 100, 1000, () => true, t + 1);
+    assert.equal(count(after.spins), 100);
+  });
+
+  test("dense traffic spins though spins miss, within the miss budget, which refills with time", () => {
+    const budget = new MissBudget(50_000, 0.01);
+    const p = new SpinPolicy(budget);
+    // Waits 5 µs apart, every spin missing its full 30 µs.
+    const first = drive(p, 4000, 5, () => false);
+    const spunUs = count(first.spins) * 30;
+    assert.ok(count(first.spins.slice(100, 200)) === 100, "dense waits keep spinning");
+    assert.ok(spunUs >= 50_000 && spunUs <= 50_000 + 30 + 4000 * 5 * 0.01 + 30, `spun ${spunUs} µs`);
+    // Spent: only what 1% of the time refills (500 waits of 5 µs: 25 µs, one spin at most).
+    assert.ok(count(first.spins.slice(-500)) <= 1, "almost no spinning once the budget is spent");
+    // A second later the budget holds 1% of it again: 10 ms, about 333 spins.
+    const later = drive(p, 1000, 5, () => false, first.end + 1000);
+    assert.ok(count(later.spins) >= 300 && count(later.spins) <= 340, `spins after a second: ${count(later.spins)}`);
+  });
+
+  test("the miss budget bounds all the handles of a process together", () => {
+    const budget = new MissBudget(50_000, 0.01);
+    const a = new SpinPolicy(budget), b = new SpinPolicy(budget);
+    let t = 0, spun = 0;
+    for (let i = 0; i < 8000; i++, t += 0.005) {
+      for (const p of [a, b]) {
+        const us = p.budget(t);
+        if (us > 0) {
+          p.record(false, us);
+          spun += us;
+        }
+      }
+    }
+    assert.ok(spun <= 50_000 + 8000 * 5 * 0.01 + 60, `spun ${spun} µs in all`);
+  });
+});
