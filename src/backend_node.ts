@@ -112,4 +112,5 @@ export const backend: Backend = {
   ffiDenied: () => null,
   open,
   listenDoorbell,
+  unrefTimer: (timer) => void timer.unref(),
 };

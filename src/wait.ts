@@ -70,9 +70,13 @@ const PERIOD_WEIGHT = 1 / 64;
  * refilled by `refill` of the wall time that passes, drawn on by each miss.
  */
 export class MissBudget {
+  readonly capUs: number;
+  readonly refill: number;
   #us: number;
   #at = -Infinity;
-  constructor(readonly capUs = 50_000, readonly refill = 0.01) {
+  constructor(capUs = 50_000, refill = 0.01) {
+    this.capUs = capUs;
+    this.refill = refill;
     this.#us = capUs;
   }
   /** Whether spinning may go on at `now` (ms). */
