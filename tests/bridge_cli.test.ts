@@ -10,13 +10,13 @@ import { spawnSync } from "node:child_process";
 import process from "node:process";
 import { describe, test } from "node:test";
 import { Channel } from "../mod.ts";
-import { Child, cliScript, commandFor, root, type Runtime, runtime, uniqueKey } from "./helpers.ts";
+import { Child, cliScript, commandFor, ext, root, type Runtime, runtime, uniqueKey } from "./helpers.ts";
 import { makeTwoHosts, NatsServer, natsServerMissing } from "./nats.ts";
 
 const T = { timeout: 90_000 };
 const missing = process.env.CI ? null : natsServerMissing();
 const other: Runtime = runtime === "deno" ? "bun" : "deno";
-const bridgePeer = decodeURIComponent(new URL("./children/bridge_peer.ts", import.meta.url).pathname);
+const bridgePeer = decodeURIComponent(new URL(`./children/bridge_peer${ext}`, import.meta.url).pathname);
 const COUNT = 10_000;
 
 type Stats = {
