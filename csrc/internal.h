@@ -168,6 +168,12 @@ SHMC_INTERNAL void shmc__member_release_parks(struct handle *h, uint32_t idx);
 SHMC_INTERNAL int shmc__find_receiver(struct handle *h, uint32_t id);
 SHMC_INTERNAL bool shmc__probe_allowed(_Atomic uint64_t *last);
 
+/* fault.c */
+SHMC_INTERNAL int shmc__fault_register(struct handle *h);
+SHMC_INTERNAL void shmc__fault_unregister(struct handle *h);
+SHMC_INTERNAL void shmc__fault_own(struct handle *h);
+SHMC_INTERNAL uint64_t shmc__fault_member_hits(const struct handle *h);
+
 /* recover.c */
 SHMC_INTERNAL bool shmc__target_gone(struct handle *h, uint32_t target);
 SHMC_INTERNAL bool shmc__drop_if_target_gone(struct handle *h, uint64_t pos, uint64_t q);

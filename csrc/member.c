@@ -199,9 +199,14 @@ void shmc__view_refresh(struct handle *h)
 	pthread_mutex_lock(&h->view_lock);
 	store_relaxed(&h->refresh_ns, now_coarse_ns());
 	if (list_members(h->dfd, ino) == 0) {
+		uint64_t hits = shmc__fault_member_hits(h);
 		for (uint32_t i = 0; i < SHMC_MAX_MEMBERS; i++) {
 			if (h->me && i == h->member_idx)
 				continue;
+			if (hits & (1ull << i)) {
+				store_relaxed(&h->view[i].bad, true); /* its page faulted */
+				continue;
+			}
 			if (ino[i] != load_relaxed(&h->view[i].ino)) {
 				if (ino[i])
 					view_map(h, i, ino[i]);
@@ -438,6 +443,7 @@ int shmc__member_join(struct handle *h, uint32_t access)
 	h->me = p;
 	h->member_idx = idx;
 	h->member_id = m.id;
+	shmc__fault_own(h);
 	store_relaxed(&h->view[idx].ino, 1); /* ours: never refreshed */
 	struct shmc_wait *w = &h->waits[idx];
 	store_relaxed(&w->sleepers, 0);

@@ -8,7 +8,7 @@
  * Writes: a new channel's ctl and dat (created, sized, given their headers
  * and modes, linked), and the handle it is given (mappings, geometry, the
  * reserved region of member pages).
- * Calls: lookup.c (O_TMPFILE publication).
+ * Calls: lookup.c (O_TMPFILE publication), fault.c (registering mappings).
  */
 #include "internal.h"
 
@@ -66,6 +66,7 @@ struct handle *shmc__handle_new(void)
 
 void shmc__handle_unmap(struct handle *h)
 {
+	shmc__fault_unregister(h);
 	if (h->ctl && h->ctl != MAP_FAILED)
 		munmap(h->ctl, h->ctl_size);
 	if (h->dat && h->dat != MAP_FAILED)
@@ -162,7 +163,7 @@ static int handle_pointers(struct handle *h)
 		h->mregion = NULL;
 		return -errno;
 	}
-	return 0;
+	return shmc__fault_register(h);
 }
 
 /* Create one file of the channel out of sight: sized and mapped; the caller

@@ -8,6 +8,7 @@
 #include "harness.h"
 
 #include <dirent.h>
+#include <grp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -155,6 +156,12 @@ static const char *errno_name(long long v)
 	case -ETIMEDOUT: return "-ETIMEDOUT";
 	case -ECONNREFUSED: return "-ECONNREFUSED";
 	case -EPIPE: return "-EPIPE";
+	case -EIO: return "-EIO";
+	case -ENOTCONN: return "-ENOTCONN";
+	case -EALREADY: return "-EALREADY";
+	case -ERANGE: return "-ERANGE";
+	case -ELOOP: return "-ELOOP";
+	case -ENOTDIR: return "-ENOTDIR";
 	default: return NULL;
 	}
 }
@@ -415,6 +422,38 @@ int th_wait_futex_blocked(pid_t pid, int timeout_ms)
 			return -ETIMEDOUT;
 		th_sleep_ms(1);
 	}
+}
+
+int th_become(uid_t uid, gid_t gid)
+{
+	if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+		return -errno;
+	/* A set-uid transition makes a process undumpable, and then its own
+	 * /proc/self/fd links belong to root; an exec'd process would not be. */
+	prctl(PR_SET_DUMPABLE, 1);
+	return 0;
+}
+
+struct as_nobody {
+	th_child_fn fn;
+	void *arg;
+};
+
+static int nobody_main(void *p)
+{
+	struct as_nobody *a = p;
+	int err = th_become(TH_NOBODY, TH_NOBODY);
+	if (err < 0) {
+		th_fail_at(__FILE__, __LINE__, "cannot become uid %d: %s", TH_NOBODY, strerror(-err));
+		return TH_FAIL;
+	}
+	return a->fn(a->arg);
+}
+
+pid_t th_fork_nobody(th_child_fn fn, void *arg)
+{
+	struct as_nobody a = { fn, arg };
+	return th_fork(nobody_main, &a);
 }
 
 void *th_shared_alloc(size_t size)

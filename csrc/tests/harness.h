@@ -207,6 +207,17 @@ void th_forget(pid_t pid);
  */
 int th_wait_futex_blocked(pid_t pid, int timeout_ms);
 
+/*
+ * Become @uid/@gid (no supplementary groups) in this process, and stay
+ * dumpable (so that /proc/self/fd keeps working, as after an exec). 0, or
+ * -errno (not root).
+ */
+int th_become(uid_t uid, gid_t gid);
+/* The uid attack tests play their attacker as (nobody). */
+#define TH_NOBODY 65534
+/* th_fork() a child that becomes TH_NOBODY first, then runs @fn. */
+pid_t th_fork_nobody(th_child_fn fn, void *arg);
+
 /* Zeroed memory shared with forked children (MAP_SHARED | MAP_ANONYMOUS). */
 void *th_shared_alloc(size_t size);
 /* Spin-sleep until *flag >= value; 0, or -ETIMEDOUT. */
