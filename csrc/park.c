@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #define SPIN_ITERATIONS 2000       /* bounded spin before parking (~10-20 us) */
+#define IDLE_WAKES      4          /* futex returns with nothing to do before a pause */
+#define IDLE_PAUSE_NS   1000000    /* the pause: bounds what a bumped word costs */
 
 static int futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns)
 {
@@ -81,23 +83,52 @@ static bool ready(struct handle *h, uint32_t what)
 	return what == SHMC_WAIT_RECV ? has_message(h) : has_room(h);
 }
 
-/* Sleep while parked for up to @left_ns: FUTEX_WAIT on our wake word,
- * counted in `sleepers` so that a waker knows to FUTEX_WAKE us. */
-static void sleep_parked(struct handle *h, uint32_t w, int64_t left_ns)
+/*
+ * Sleep while parked for up to @left_ns (DESIGN.md 4): FUTEX_WAIT on our wake
+ * word, counted in `sleepers` so that a waker knows to FUTEX_WAKE us. A return
+ * that finds us still parked and nothing to do (the word bumped by somebody
+ * that did not wake us, a signal) sleeps again without spinning, after
+ * IDLE_WAKES in a row with a pause first, so that bumping the word in a loop
+ * costs a sleeper at most about a thousand wakeups a second. Returns when a
+ * waker cleared our park, when @what may succeed, or at the end of @left_ns.
+ */
+static void sleep_parked(struct handle *h, uint32_t what, uint32_t w, int64_t left_ns)
 {
 	struct shmc_wait *ws = &h->waits[h->member_idx];
-	/* SYNC: seq_cst, and a full barrier before the kernel reads the word
-	 * in FUTEX_WAIT, paired with wake_member's seq_cst increment of the
-	 * word and load of sleepers (Dekker): it sees us and wakes us, or our
-	 * FUTEX_WAIT sees its new word. */
-	fetch_add_seq_cst(&ws->sleepers, 1);
-	smp_mb();
-	futex_wait(&ws->wake, w, left_ns);
-	fetch_sub_seq_cst(&ws->sleepers, 1);
+	uint64_t end = now_ns() + (uint64_t)left_ns;
+	unsigned idle = 0;
+	for (;;) {
+		/* SYNC: seq_cst, and a full barrier before the kernel reads the
+		 * word in FUTEX_WAIT, paired with wake_member's seq_cst increment
+		 * of the word and load of sleepers (Dekker): it sees us and wakes
+		 * us, or our FUTEX_WAIT sees its new word. */
+		fetch_add_seq_cst(&ws->sleepers, 1);
+		smp_mb();
+		uint64_t now = now_ns();
+		int r = now >= end ? -ETIMEDOUT : futex_wait(&ws->wake, w, (int64_t)(end - now));
+		fetch_sub_seq_cst(&ws->sleepers, 1);
+		if (r == -ETIMEDOUT || poisoned(h))
+			return;
+		if (!(load_seq_cst(&ws->parked) & what) || ready(h, what))
+			return; /* woken, or there is something to do */
+		if ((now = now_ns()) >= end)
+			return;
+		if (++idle >= IDLE_WAKES) {
+			uint64_t pause = end - now < IDLE_PAUSE_NS ? end - now : IDLE_PAUSE_NS;
+			struct timespec ts = { 0, (long)pause };
+			nanosleep(&ts, NULL);
+		}
+		/* SYNC: acquire, as before parking; then the bit again, so that a
+		 * waker that bumped the word before this load has cleared it. */
+		w = load_acquire(&ws->wake);
+		if (!(load_seq_cst(&ws->parked) & what))
+			return;
+	}
 }
 
-/* Wait until @what may succeed, or until the deadline. Spin first (bounded),
- * then sleep on this member's futex word. Returns 0 to retry, or -ETIMEDOUT. */
+/* Wait until @what may succeed, or until the deadline. Spin first (bounded,
+ * and never past the deadline), then sleep on this member's futex word.
+ * Returns 0 to retry, or -ETIMEDOUT. */
 static int wait_for(struct handle *h, uint32_t what, uint64_t deadline)
 {
 	if (deadline != UINT64_MAX && now_ns() >= deadline)
@@ -106,6 +137,10 @@ static int wait_for(struct handle *h, uint32_t what, uint64_t deadline)
 		if (ready(h, what))
 			return 0;
 		cpu_relax();
+		/* A ring a peer filled with forgeries makes each look cost up to
+		 * a scan of the ring: the deadline is checked every time. */
+		if (deadline != UINT64_MAX && now_ns() >= deadline)
+			return -ETIMEDOUT;
 	}
 	/* SYNC: acquire, paired with wake_member's increment. Read before
 	 * parking, so a wake between park and sleep is not lost. */
@@ -125,7 +160,7 @@ static int wait_for(struct handle *h, uint32_t what, uint64_t deadline)
 	 * bounded steps so recovery runs even with no further sends. */
 	if (left < 0 || left > 100000000)
 		left = 100000000;
-	sleep_parked(h, w, left);
+	sleep_parked(h, what, w, left);
 	/* Woken, timed out or spurious: withdraw the park if still there. No
 	 * wake is passed on: the caller retries at once, and a message it then
 	 * misses was taken by another receiver. */

@@ -320,9 +320,10 @@ struct th_map {
 };
 
 /*
- * Map the files of the live channel (@id, @key) read-write: ctl, dat and every
- * member file present now. Needs the file permissions (the tests run as the
- * channel's owner, or root). 0 or -errno.
+ * Map the files of the live channel (@id, @key): ctl, dat and every member
+ * file present now, read-write where the caller may write them, else
+ * read-only (the tests run as the channel's owner or root, or as an attacker
+ * who sees what its rights give it). 0 or -errno.
  */
 int th_map_channel(int32_t id, uint64_t key, struct th_map *m);
 /* Map the member files again (members joined or left since). */

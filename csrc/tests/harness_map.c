@@ -39,16 +39,23 @@ void th_channel_path(char *out, size_t n, uint64_t key, const char *name)
 		 name ? name : "");
 }
 
+/* Read-write where the caller may write the file, else read-only (an
+ * attacker's view). */
 static void *map_at(int dfd, const char *name, size_t *size)
 {
+	int prot = PROT_READ | PROT_WRITE;
 	int fd = openat(dfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == EACCES) {
+		prot = PROT_READ;
+		fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	}
 	if (fd < 0)
 		return NULL;
 	struct stat st;
 	void *p = NULL;
 	if (fstat(fd, &st) == 0 && st.st_size > 0) {
 		size_t sz = *size ? *size : (size_t)st.st_size;
-		p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		p = mmap(NULL, sz, prot, MAP_SHARED, fd, 0);
 		if (p == MAP_FAILED)
 			p = NULL;
 		else
