@@ -18,6 +18,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -62,9 +63,33 @@ static void stage_name(char *out, size_t n, uint32_t idx, uint64_t token, uint32
 	snprintf(out, n, "t%u.%016" PRIx64 ".%c", idx, token, dir_char(what));
 }
 
-/* Tokens of doorbells handed out by shmc_doorbell_path and not sealed yet,
- * per handle slot and direction (0: none). Under g_doorbell_lock. */
-static uint64_t g_pending[MAX_HANDLES][2];
+/* Doorbells handed out by shmc_doorbell_path and not sealed yet, per handle
+ * slot and direction (token 0: none): the token, and the alias the runtime
+ * binds through. Under g_doorbell_lock. */
+struct pending {
+	uint64_t token;
+	char alias[PATH_MAX];
+};
+static struct pending g_pending[MAX_HANDLES][2];
+
+/* The directory for aliases: $TMPDIR when it is an absolute path, else /tmp.
+ * Some runtimes refuse to bind sockets under /dev without their broadest
+ * permission (Deno asks for --allow-all); a symlink outside /dev, owned by
+ * us in a sticky directory, takes the bind to the same place. */
+static const char *alias_dir(void)
+{
+	const char *t = getenv("TMPDIR");
+	return t && t[0] == '/' && strlen(t) < 200 ? t : "/tmp";
+}
+
+/* Remove our alias symlink @path (only if it is ours and a symlink). */
+static void alias_unlink(const char *path)
+{
+	struct statx st;
+	if (path[0] && statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_UID, &st) == 0 &&
+	    S_ISLNK(st.stx_mode) && st.stx_uid == geteuid())
+		unlink(path);
+}
 
 struct doorbell_conn {
 	uint64_t dev, ino, token;
@@ -147,7 +172,8 @@ SHMC_API int shmc_doorbell_path(int handle, uint32_t what, char *buf, uint32_t c
 	int slot = handle_slot(h), d = what == SHMC_WAIT_RECV ? 0 : 1;
 	char stage[48];
 	pthread_mutex_lock(&g_doorbell_lock);
-	uint64_t token = g_pending[slot][d];
+	struct pending *pd = &g_pending[slot][d];
+	uint64_t token = pd->token;
 	err = -EEXIST;
 	if (!token) {
 		for (int tries = 0; tries < 8 && !token; tries++) {
@@ -162,21 +188,38 @@ SHMC_API int shmc_doorbell_path(int handle, uint32_t what, char *buf, uint32_t c
 			else if ((err = -errno) != -EEXIST)
 				break;
 		}
-		g_pending[slot][d] = token;
+		pd->token = token;
+		pd->alias[0] = 0;
 	}
-	pthread_mutex_unlock(&g_doorbell_lock);
-	if (!token)
+	if (!token) {
+		pthread_mutex_unlock(&g_doorbell_lock);
 		return err;
-	/* The directory's current name: it may have left lookup. */
+	}
+	/* The directory's current name (it may have left lookup), and an alias
+	 * to it outside /dev. */
 	char link[64], dir[PATH_MAX];
 	snprintf(link, sizeof link, "/proc/self/fd/%d", h->dfd);
 	ssize_t len = readlink(link, dir, sizeof dir - 1);
-	if (len <= 0)
+	if (len <= 0) {
+		pthread_mutex_unlock(&g_doorbell_lock);
 		return len < 0 ? -errno : -ENOENT;
+	}
 	dir[len] = 0;
 	stage_name(stage, sizeof stage, h->member_idx, token, what);
-	char path[PATH_MAX];
-	int n = snprintf(path, sizeof path, "%s/%s/sock", dir, stage);
+	char target[PATH_MAX + 64];
+	snprintf(target, sizeof target, "%s/%s", dir, stage);
+	alias_unlink(pd->alias);
+	snprintf(pd->alias, sizeof pd->alias, "%s/shmchan-bell.%016" PRIx64 ".%c", alias_dir(), token,
+		 dir_char(what));
+	if (symlink(target, pd->alias) < 0) {
+		err = -errno;
+		pd->alias[0] = 0;
+		pthread_mutex_unlock(&g_doorbell_lock);
+		return err;
+	}
+	char path[PATH_MAX + 8];
+	int n = snprintf(path, sizeof path, "%s/sock", pd->alias);
+	pthread_mutex_unlock(&g_doorbell_lock);
 	if (n < 0 || (size_t)n >= SHMC_DOORBELL_PATH_MAX)
 		return -ENAMETOOLONG;
 	if ((uint32_t)n >= cap)
@@ -197,7 +240,7 @@ SHMC_API int shmc_doorbell_seal(int handle, uint32_t what)
 		return err;
 	int slot = handle_slot(h), d = what == SHMC_WAIT_RECV ? 0 : 1;
 	pthread_mutex_lock(&g_doorbell_lock);
-	uint64_t token = g_pending[slot][d];
+	uint64_t token = g_pending[slot][d].token;
 	pthread_mutex_unlock(&g_doorbell_lock);
 	if (!token)
 		return -EINVAL; /* no shmc_doorbell_path first */
@@ -236,7 +279,9 @@ SHMC_API int shmc_doorbell_seal(int handle, uint32_t what)
 	close(sfd);
 	unlinkat(h->dfd, stage, AT_REMOVEDIR);
 	pthread_mutex_lock(&g_doorbell_lock);
-	g_pending[slot][d] = 0;
+	alias_unlink(g_pending[slot][d].alias);
+	g_pending[slot][d].token = 0;
+	g_pending[slot][d].alias[0] = 0;
 	pthread_mutex_unlock(&g_doorbell_lock);
 	/* SYNC: release (the token) then seq_cst (the bit), paired with the
 	 * waker's acquire of bells before it reads the token. */
@@ -262,8 +307,10 @@ void shmc__doorbell_unlink(struct handle *h, uint32_t idx, const struct shmc_mem
 			continue;
 		int slot = handle_slot(h);
 		pthread_mutex_lock(&g_doorbell_lock);
-		uint64_t token = g_pending[slot][d];
-		g_pending[slot][d] = 0;
+		uint64_t token = g_pending[slot][d].token;
+		alias_unlink(g_pending[slot][d].alias);
+		g_pending[slot][d].token = 0;
+		g_pending[slot][d].alias[0] = 0;
 		pthread_mutex_unlock(&g_doorbell_lock);
 		if (token) {
 			stage_name(name, sizeof name, idx, token, whats[d]);

@@ -148,14 +148,19 @@ int main(void)
 	EXPECT_EQ(shmc_doorbell_seal(tx, SHMC_WAIT_SEND), -EINVAL); /* no path asked for */
 	EXPECT_EQ(shmc_park(rx, SHMC_WAIT_RECV), -ENOTCONN);        /* nothing would ring it */
 	{
-		char path[SHMC_DOORBELL_PATH_MAX];
+		char path[SHMC_DOORBELL_PATH_MAX], parent[SHMC_DOORBELL_PATH_MAX], real[4096];
 		int n = shmc_doorbell_path(tx, SHMC_WAIT_SEND, path, sizeof(path));
 		char dir[96];
 
 		th_channel_path(dir, sizeof(dir), s->key, NULL);
-		printf("  the doorbell path: %s\n", n > 0 ? path : th_errname(n));
 		EXPECT_GT(n, 0);
-		CHECK_MSG(strncmp(path, dir, strlen(dir)) == 0, "not in the channel's directory");
+		/* The path may go through an alias outside /dev (for runtimes that
+		 * refuse /dev paths): it leads into the channel's directory. */
+		snprintf(parent, sizeof(parent), "%s", path);
+		*strrchr(parent, '/') = 0;
+		REQUIRE_MSG(realpath(parent, real) != NULL, "realpath %s: %s", parent, strerror(errno));
+		printf("  the doorbell path: %s, in %s\n", path, real);
+		CHECK_MSG(strncmp(real, dir, strlen(dir)) == 0, "not in the channel's directory");
 		EXPECT_EQ(shmc_doorbell_seal(tx, SHMC_WAIT_SEND), -ENOENT); /* nobody listens */
 	}
 
