@@ -160,7 +160,7 @@ SHMC_INTERNAL void shmc__member_leave(struct handle *h);
 SHMC_INTERNAL bool shmc__member_alive(struct handle *h, uint32_t idx);
 SHMC_INTERNAL int shmc__members_live(int dfd);
 SHMC_INTERNAL void shmc__view_refresh(struct handle *h);
-SHMC_INTERNAL void shmc__view_refresh_slow(struct handle *h);
+SHMC_INTERNAL bool shmc__view_refresh_slow(struct handle *h);
 SHMC_INTERNAL struct shmc_member *shmc__view(struct handle *h, uint32_t idx);
 SHMC_INTERNAL void shmc__view_forget(struct handle *h, uint32_t idx);
 SHMC_INTERNAL uint32_t shmc__unpark_bits(struct handle *h, uint32_t idx, uint32_t bits);
@@ -257,10 +257,18 @@ static inline uint64_t seq_base(const struct handle *h, uint64_t pos)
 	return SEQ(slot_first(h, pos), SLOT_FREE);
 }
 
-/* The stored stamp of position @pos: never 0 (0 is a zero-filled slot). */
+/* The stored stamp of position @pos once its bytes are complete, and while
+ * they are being written (DESIGN.md 7, "Publish"): odd, so never 0 (a
+ * zero-filled slot), whatever the position (a forged head may send a scan to
+ * positions before the first). */
 static inline uint64_t stamp_of(const struct handle *h, uint64_t pos)
 {
-	return pos - slot_first(h, pos) + h->ring_entries;
+	return (pos - slot_first(h, pos)) * 2 + 1;
+}
+
+static inline uint64_t stamp_writing(const struct handle *h, uint64_t pos)
+{
+	return stamp_of(h, pos) ^ (1ull << 63);
 }
 
 static inline struct shmc_slot_header *slot_hdr(const struct handle *h, uint64_t pos)

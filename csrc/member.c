@@ -218,12 +218,15 @@ void shmc__view_refresh(struct handle *h)
 	pthread_mutex_unlock(&h->view_lock);
 }
 
-/* A refresh on a slow path that does not need it for correctness: at most
- * once a millisecond. */
-void shmc__view_refresh_slow(struct handle *h)
+/* A refresh on a path that a participant can make frequent (a wake of a
+ * member our view does not have): at most once a millisecond. True if it
+ * refreshed. */
+bool shmc__view_refresh_slow(struct handle *h)
 {
-	if (now_coarse_ns() - load_relaxed(&h->refresh_ns) >= 1000000)
-		shmc__view_refresh(h);
+	if (now_coarse_ns() - load_relaxed(&h->refresh_ns) < 1000000)
+		return false;
+	shmc__view_refresh(h);
+	return true;
 }
 
 /* The member file at @idx as our view has it, or NULL (none, ours excluded

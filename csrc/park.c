@@ -85,12 +85,14 @@ static bool ready(struct handle *h, uint32_t what)
 
 /*
  * Sleep while parked for up to @left_ns (DESIGN.md 4): FUTEX_WAIT on our wake
- * word, counted in `sleepers` so that a waker knows to FUTEX_WAKE us. A return
- * that finds us still parked and nothing to do (the word bumped by somebody
- * that did not wake us, a signal) sleeps again without spinning, after
- * IDLE_WAKES in a row with a pause first, so that bumping the word in a loop
- * costs a sleeper at most about a thousand wakeups a second. Returns when a
- * waker cleared our park, when @what may succeed, or at the end of @left_ns.
+ * word, counted in `sleepers` so that a waker knows to FUTEX_WAKE us. Returns
+ * when @what may succeed, or at the end of @left_ns. A wake that finds
+ * nothing to do (a bumped word, a cleared bit: a stale wake, or a participant
+ * rewriting ctl; a signal) parks again and sleeps again without spinning,
+ * after IDLE_WAKES in a row with a pause first, so that rewriting our wait
+ * line in a loop costs a sleeper at most about a thousand wakeups a second.
+ * (Returning to the caller's spin instead would let each such write cost a
+ * whole spin.)
  */
 static void sleep_parked(struct handle *h, uint32_t what, uint32_t w, int64_t left_ns)
 {
@@ -107,10 +109,8 @@ static void sleep_parked(struct handle *h, uint32_t what, uint32_t w, int64_t le
 		uint64_t now = now_ns();
 		int r = now >= end ? -ETIMEDOUT : futex_wait(&ws->wake, w, (int64_t)(end - now));
 		fetch_sub_seq_cst(&ws->sleepers, 1);
-		if (r == -ETIMEDOUT || poisoned(h))
+		if (r == -ETIMEDOUT || poisoned(h) || ready(h, what))
 			return;
-		if (!(load_seq_cst(&ws->parked) & what) || ready(h, what))
-			return; /* woken, or there is something to do */
 		if ((now = now_ns()) >= end)
 			return;
 		if (++idle >= IDLE_WAKES) {
@@ -118,11 +118,11 @@ static void sleep_parked(struct handle *h, uint32_t what, uint32_t w, int64_t le
 			struct timespec ts = { 0, (long)pause };
 			nanosleep(&ts, NULL);
 		}
-		/* SYNC: acquire, as before parking; then the bit again, so that a
-		 * waker that bumped the word before this load has cleared it. */
+		/* SYNC: acquire, as before parking: read before parking again, so
+		 * that a wake between the park and the sleep is not lost. */
 		w = load_acquire(&ws->wake);
-		if (!(load_seq_cst(&ws->parked) & what))
-			return;
+		if (!(load_seq_cst(&ws->parked) & what) && do_park(h, what))
+			return; /* parked again, and the re-check found it ready */
 	}
 }
 

@@ -78,10 +78,12 @@ again:;
 		struct shmc_slot_header *sh = slot_hdr(h, p);
 		/* SYNC: acquire, paired with the producer's release of READY. */
 		uint64_t q = seq_load_acquire(h, p);
-		/* A READY whose stamp (in dat, which only senders write) is not
-		 * this position was never published here: a forgery, taken for
-		 * what it hides (not yet published). */
-		uint64_t stamp = q == SEQ(p, SLOT_READY) ? load_relaxed(&sh->word) : 0;
+		/* A READY whose stamp (in dat, which only senders write) does not
+		 * say "position p, complete" was never published here: a forgery,
+		 * taken for what it hides (not yet published).
+		 * SYNC: acquire, paired with publish's release of the stamp: the
+		 * bytes are complete. */
+		uint64_t stamp = q == SEQ(p, SLOT_READY) ? load_acquire(&sh->word) : 0;
 		if (q == SEQ(p, SLOT_READY) && stamp == stamp_of(h, p)) {
 			uint32_t tg = load_relaxed(&sh->target);
 			bool drop = false;

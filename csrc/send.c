@@ -152,18 +152,24 @@ static inline void publish(struct handle *h, uint64_t t, const void *buf, uint32
 {
 	struct shmc_slot_header *sh = slot_hdr(h, t);
 	seq_store_relaxed(h, t, SEQ(t, SLOT_WRITING));
-	if (h->delivery != SHMC_BROADCAST) {
-		store_relaxed(&sh->word, stamp_of(h, t));
-		/* SYNC: the stamp before the bytes, paired with queue_take's
-		 * smp_rmb before its second stamp load (a seqlock): a consumer
-		 * still copying the slot's previous message sees the stamp change
-		 * if it could have seen any of these bytes. */
+	bool queue = h->delivery != SHMC_BROADCAST;
+	if (queue) {
+		store_relaxed(&sh->word, stamp_writing(h, t));
+		/* SYNC: the "writing" stamp before the bytes, paired with
+		 * queue_take's smp_rmb before its second stamp load (a seqlock): a
+		 * consumer still copying the slot's previous message sees the
+		 * stamp change if it could have seen any of these bytes. */
 		smp_wmb();
 	}
 	store_relaxed(&sh->len, len);
 	store_relaxed(&sh->target, target);
 	if (len)
 		memcpy(slot_payload(h, t), buf, len);
+	/* SYNC: release, paired with queue_take's acquire of the stamp: the
+	 * bytes are complete when the stamp says so, whatever a participant
+	 * wrote into the state word in ctl. */
+	if (queue)
+		store_release(&sh->word, stamp_of(h, t));
 	/* SYNC: release (as part of seq_cst), paired with the consumers'
 	 * acquire load of seq: stamp, length, payload and target are visible
 	 * before READY is. seq_cst for after_publish's Dekker (a batch fences

@@ -37,31 +37,15 @@ static void restore_park(struct handle *h, uint32_t idx, uint32_t bit)
 				  1);
 }
 
-/* Ring member @idx's doorbell for @bit; once more after a refresh of our view
- * when the slot now holds another member than the one we had. */
-static int ring(struct handle *h, uint32_t idx, uint32_t bit)
-{
-	const struct shmc_member *m = shmc__view(h, idx);
-	uint32_t hint = load_relaxed(&h->waits[idx].member_id);
-	if (!m || m->id != hint) {
-		shmc__view_refresh(h);
-		m = shmc__view(h, idx);
-	}
-	if (!m)
-		return -ENOTCONN;
-	uint64_t ino = load_relaxed(&h->view[idx].ino);
-	int r = shmc__doorbell_ring(h, idx, bit);
-	if (r < 0 && r != -ENOTCONN && idx != h->member_idx) {
-		shmc__view_refresh(h);
-		if (load_relaxed(&h->view[idx].ino) != ino)
-			r = shmc__doorbell_ring(h, idx, bit);
-	}
-	return r;
-}
-
 /* Clear @bit in a parked member's wait line and wake it. Returns true if this
  * call cleared the bit (the member then owns a wake); *@delivered tells
- * whether the wake reached it (DESIGN.md 4, "Waking", step 4). */
+ * whether the wake reached it (DESIGN.md 4, "Waking", step 4). A wake that
+ * did not, for a member alive or that we cannot tell about (our view of the
+ * directory may be a millisecond old), is restored for the next publish to
+ * try again; only a member probed dead loses its park. A participant that
+ * sets parked bits of empty slots therefore costs each publish a few atomic
+ * operations per such slot, and a refresh of the view at most once a
+ * millisecond. */
 static bool wake_member(struct handle *h, uint32_t idx, uint32_t bit, bool *delivered)
 {
 	*delivered = false;
@@ -75,24 +59,40 @@ static bool wake_member(struct handle *h, uint32_t idx, uint32_t bit, bool *deli
 	 * with the waiter's acquire of the word before it parked. */
 	fetch_add_seq_cst(&w->wake, 1);
 	bool sleeper = load_seq_cst(&w->sleepers) != 0;
-	int woken = sleeper ? futex_wake(&w->wake) : 0;
-	int rung = ring(h, idx, bit);
-	if (woken > 0 || rung == 0) {
+	if (sleeper && futex_wake(&w->wake) > 0) {
 		*delivered = true;
 		return true;
 	}
-	/* Nobody was woken and no byte went out: a C waiter between its park
-	 * and its sleep (it will see the bumped word), or the dead (whose
-	 * `sleepers` may still count the sleep it died in). */
-	bool alive = shmc__member_alive(h, idx);
-	if (alive && (sleeper || rung == -ENOTCONN)) {
-		*delivered = true;
-		return true;
+	for (int pass = 0; pass < 2; pass++) {
+		const struct shmc_member *m = shmc__view(h, idx);
+		if ((!m || m->id != load_relaxed(&w->member_id)) && shmc__view_refresh_slow(h))
+			m = shmc__view(h, idx);
+		if (!m)
+			break; /* nobody we know of there (yet): try again later */
+		uint64_t ino = load_relaxed(&h->view[idx].ino);
+		int rung = shmc__doorbell_ring(h, idx, bit);
+		if (rung == 0) {
+			*delivered = true;
+			return true;
+		}
+		bool alive = shmc__member_alive(h, idx);
+		if (alive && (sleeper || rung == -ENOTCONN)) {
+			/* A C waiter between its park and its sleep: it will see the
+			 * bumped word. */
+			*delivered = true;
+			return true;
+		}
+		if (alive)
+			break; /* alive but not reachable now: the next publish tries */
+		/* The member we mapped is dead; the slot may hold a newer one. */
+		if (idx == h->member_idx || !shmc__view_refresh_slow(h))
+			break;
+		if (load_relaxed(&h->view[idx].ino) == ino) {
+			shmc__view_forget(h, idx);
+			return true; /* dead: its park goes */
+		}
 	}
-	if (alive)
-		restore_park(h, idx, bit); /* the next publish tries again */
-	else
-		shmc__view_forget(h, idx);
+	restore_park(h, idx, bit);
 	return true;
 }
 

@@ -342,13 +342,15 @@ bool th_cas_seq(struct th_map *m, uint64_t pos, uint64_t *expected, uint64_t des
 struct shmc_slot_header *th_slot(struct th_map *m, uint64_t pos);
 uint8_t *th_payload(struct th_map *m, uint64_t pos);
 void th_set_len(struct th_map *m, uint64_t pos, uint32_t len);
-/* Unicast/multicast: the stamp that says the bytes of the slot are @pos's. */
+/* Unicast/multicast: the stamp that says the bytes of the slot are @pos's,
+ * complete. */
 void th_set_stamp(struct th_map *m, uint64_t pos);
 _Atomic uint64_t *th_tail(struct th_map *m);
 /* Step 1 of a claim: record the claimed range [t, t+n) in the member. */
 void th_record_claim(struct shmc_member *me, uint64_t t, uint32_t n);
-/* After the tail CAS: WRITING, the stamp, target 0, length and @len bytes of
- * payload; then READY if @publish (else the producer "dies" here). */
+/* After the tail CAS: WRITING, the "being written" stamp, target 0, length
+ * and @len bytes of payload; then the stamp and READY if @publish (else the
+ * producer "dies" here). */
 void th_hand_write(struct th_map *m, uint64_t t, const void *buf, uint32_t len, bool publish);
 
 /* Index of the active member with subscriber id @id, or -1. */

@@ -166,7 +166,7 @@ void th_set_len(struct th_map *m, uint64_t pos, uint32_t len)
 void th_set_stamp(struct th_map *m, uint64_t pos)
 {
 	if (m->delivery != SHMC_BROADCAST)
-		atomic_store(&th_slot(m, pos)->word, pos - first_of(m, pos) + m->n);
+		atomic_store(&th_slot(m, pos)->word, (pos - first_of(m, pos)) * 2 + 1);
 }
 
 _Atomic uint64_t *th_tail(struct th_map *m)
@@ -183,13 +183,16 @@ void th_record_claim(struct shmc_member *me, uint64_t t, uint32_t n)
 void th_hand_write(struct th_map *m, uint64_t t, const void *buf, uint32_t len, bool publish)
 {
 	th_set_seq(m, t, SEQ(t, SLOT_WRITING));
-	th_set_stamp(m, t);
+	if (m->delivery != SHMC_BROADCAST) /* "being written" */
+		atomic_store(&th_slot(m, t)->word, ((t - first_of(m, t)) * 2 + 1) ^ (1ull << 63));
 	atomic_store(&th_slot(m, t)->target, 0);
 	th_set_len(m, t, len);
 	if (len)
 		memcpy(th_payload(m, t), buf, len);
-	if (publish)
+	if (publish) {
+		th_set_stamp(m, t);
 		th_set_seq(m, t, SEQ(t, SLOT_READY));
+	}
 }
 
 int th_member_by_id(struct th_map *m, uint32_t id)
