@@ -391,6 +391,7 @@ int shmc__member_join(struct handle *h, uint32_t access)
 	int err = -EUSERS;
 	uint32_t idx = 0;
 	char spare[48] = "";
+	unsigned squats = 0;
 	for (uint32_t i = 0; i < h->max_members; i++) {
 		m.slot = i;
 		m.id = i + 1 + SHMC_MAX_MEMBERS * gen;
@@ -408,11 +409,18 @@ int shmc__member_join(struct handle *h, uint32_t access)
 		if (err != -EEXIST)
 			break;
 		err = -EUSERS;
-		/* Taken: by the living, or by the dead (reclaimed when we may). */
+		/* Taken: by the living, or by the dead, or by something that is not
+		 * a member file at all (a symlink, a FIFO: never followed, never
+		 * opened), which goes the way of the dead when we may remove it. */
 		struct statx st;
 		int other = open_member(h->dfd, i, 0, &st);
-		if (other < 0)
+		if (other < 0) {
+			if (statx(h->dfd, name, AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_UID | STATX_INO,
+				  &st) == 0 && !S_ISREG(st.stx_mode) && may_reclaim(h, st.stx_uid) &&
+			    squats++ < 8 && unlinkat(h->dfd, name, 0) == 0)
+				i--; /* that slot again */
 			continue;
+		}
 		bool dead = !shmc__lock_held(other);
 		close(other);
 		if (!dead || !may_reclaim(h, st.stx_uid))
