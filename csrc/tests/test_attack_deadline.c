@@ -140,8 +140,9 @@ static void timed(const char *what, int (*call)(int h, void *buf, int64_t t), in
 	printf("    %-34s %s after %.2f ms (%.2f ms waiting for a CPU), %.1f ms of CPU\n", what,
 	       th_errname(r), th_ms(took), th_ms(queued), cpu);
 	CHECK_MSG(r == -ETIMEDOUT, "%s: returned %s, not -ETIMEDOUT", what, th_errname(r));
-	CHECK_MSG(own >= (uint64_t)timeout_ms * 1000000 - 1000000 &&
-			  own <= (uint64_t)timeout_ms * 1000000 + SLACK_NS,
+	CHECK_MSG(took >= (uint64_t)timeout_ms * 1000000 - 1000000, "%s: a %u ms timeout returned "
+		  "after %.2f ms", what, timeout_ms, th_ms(took));
+	CHECK_MSG(own <= (uint64_t)timeout_ms * 1000000 + SLACK_NS,
 		  "%s: a %u ms timeout returned after %.2f ms of its own time", what, timeout_ms,
 		  th_ms(own));
 	if (timeout_ms >= 300)

@@ -294,9 +294,11 @@ static void part_chain(void)
 	       rc == 0 ? "yes" : "no");
 	EXPECT_EQ(rc, 0);
 	rc = th_wait(th_fork(unhandled_main, NULL), 10000);
+	/* Killed by SIGBUS; under a sanitizer, whose handler came first, its
+	 * report ends the process instead. */
 	printf("    with no handler of its own, the process dies of it: %s\n",
-	       rc == 128 + SIGBUS ? "yes (SIGBUS)" : "no");
-	EXPECT_EQ(rc, 128 + SIGBUS);
+	       rc == 128 + SIGBUS ? "yes (SIGBUS)" : rc != 0 ? "yes (reported by the handler before)" : "no");
+	CHECK_MSG(rc != 0 && rc != -1, "the process survived a fault outside shmchan's mappings: %d", rc);
 }
 
 int main(void)
