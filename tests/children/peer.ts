@@ -4,6 +4,8 @@
  * stdout line and exits by itself (every wait has a timeout).
  *
  *   attach <key> <access>          try to attach: {ok, id} or {ok: false, code}
+ *   attach-why <key> [owner]       try to attach "recv" (owned by [owner]): {ok} or {ok: false, code, message}
+ *   create-why <key>               try to create (and destroy): {ok} or {ok: false, code, message}
  *   recv <key> <count>             attach "recv", {ready, id}, receive <count>: {messages}
  *   recv-forever <key>             attach "recv", {ready, id}, one recv() without a timeout: {message}
  *   recv-until-stop <key>          attach "recv", {ready, id}, for-await until "STOP": {messages}
@@ -14,12 +16,12 @@
  *                                  if it died between claiming the next position and
  *                                  publishing it (csrc/DESIGN.md §7), by writing the
  *                                  channel's files (unicast): {position}
- *   create <key> <delivery>        create, {ready, id}, then stay alive until killed
+ *   create <key> <delivery> [mode] create, {ready, id}, then stay alive until killed
  *   stay <key> <access>            attach, {ready, id}, then stay alive (never reading) until killed
  *   echo <key>                     attach "both", {ready, id}; answer {"from", "body"} requests
  *                                  with a send targeted at "from"; stop on body "STOP"
  *   detach-pending <key>           a recv() pending when detach() runs: {code}, then exit by itself
- *   idle-cpu <key> <ms>            park in recv() for <ms> ms: {code, cpuMs}
+ *   idle-cpu <key> <ms> [ready]    park in recv() for <ms> ms (first {ready, id} if asked): {code, cpuMs}
  *   cluster-recv <key>             Node only: fork a node:cluster worker that attaches "recv",
  *                                  {ready, id}, and parks in recv() (spin 0): {message};
  *                                  then the primary {workerExit} once it disconnects
@@ -133,6 +135,18 @@ async function main(): Promise<void> {
       }
       return;
     }
+    case "attach-why":
+    case "create-why": {
+      // The error's whole message, for the cases that must say whose a key is.
+      try {
+        if (command === "create-why") Channel.create({ key }).destroy();
+        else Channel.attach({ key, owner: rest[0] === undefined ? undefined : Number(rest[0]) }, "recv").detach();
+        out({ ok: true });
+      } catch (err) {
+        out({ ok: false, code: (err as ChannelError).code ?? String(err), message: String((err as Error).message) });
+      }
+      return;
+    }
     case "recv": {
       using sub = Channel.attach({ key }, "recv");
       out({ ready: true, id: sub.id });
@@ -190,7 +204,8 @@ async function main(): Promise<void> {
       return;
     }
     case "create": {
-      const ch = Channel.create({ key, delivery: (rest[0] ?? "unicast") as "unicast" });
+      const mode = rest[1] === undefined ? undefined : Number(rest[1]);
+      const ch = Channel.create({ key, delivery: (rest[0] ?? "unicast") as "unicast", mode });
       out({ ready: true, id: ch.id });
       (globalThis as { keep?: unknown }).keep = ch;
       setInterval(() => {}, 1 << 30); // stay alive until killed
@@ -260,6 +275,7 @@ async function main(): Promise<void> {
     }
     case "idle-cpu": {
       using sub = Channel.attach({ key }, "recv");
+      if (rest[1] === "ready") out({ ready: true, id: sub.id });
       const before = process.cpuUsage();
       let code = "resolved";
       try {
