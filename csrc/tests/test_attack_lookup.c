@@ -157,7 +157,9 @@ static int junker(void *arg)
 {
 	(void)arg;
 	int made = 0;
-	int fd = open("/dev/shm/shmchan.registry", O_CREAT | O_RDWR | O_CLOEXEC, 0666);
+	/* O_EXCL: a registry an older version of the library keeps on this machine
+	 * belongs to its users; only a file of nobody's own is junk (removed below). */
+	int fd = open("/dev/shm/shmchan.registry", O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0666);
 	if (fd >= 0) {
 		if (write(fd, "garbage, not a registry", 23) == 23)
 			made++;
