@@ -7,17 +7,23 @@
  *      bounded spin;
  *   2. shmc_park(h, what): 1 means the condition already holds (retry now),
  *      0 means parked: whoever next sends (or frees a slot) writes one byte
- *      to this process's doorbell socket;
- *   3. on any byte, retry every pending waiter of the process (bytes are only
+ *      to the handle's doorbell socket for that direction;
+ *   3. on any byte, retry the pending waiters of that doorbell (bytes are only
  *      hints) and park again those that still find nothing;
  *   4. a waiter that ends (done, timeout, abort, detach) withdraws its park
  *      with shmc_unpark once no other waiter of its handle needs it.
- * The doorbell is one abstract Unix socket per process, created on the first
- * park. It keeps the process alive only while a waiter is pending.
+ * A doorbell is a Unix socket in the channel's directory, one per handle and
+ * direction, created on the handle's first park in that direction
+ * (shmc_doorbell_path, listen, shmc_doorbell_seal: only those who may wake
+ * it can connect) and closed with the handle. It keeps the process alive
+ * only while a waiter of it is pending. A flood of bytes costs bounded CPU
+ * (csrc/DESIGN.md §8): bytes that arrive together are one retry, and a
+ * doorbell whose retries found nothing too often stops reading for the rest
+ * of a 100 ms window.
  */
 import type { DoorbellSocket } from "./backend.ts";
-import { SHMC_DOORBELL_MAX, SHMC_WAIT_SEND } from "./backend.ts";
-import { ChannelError, check, errnoOf } from "./errors.ts";
+import { SHMC_DOORBELL_PATH_MAX, SHMC_WAIT_SEND } from "./backend.ts";
+import { ChannelError, check } from "./errors.ts";
 import { backend, lib } from "./library.ts";
 
 /** Options of every waiting call. */
@@ -54,6 +60,15 @@ const STALL_RETRY_MS = 25;
  * 100 ms steps for the same reason.) Receivers never poll.
  */
 const SEND_PROBE_MS = 100;
+/**
+ * A parked receiver re-checks this often (ms) in any case: the bound on a wake
+ * that a participant suppressed by rewriting the shared wait words, or that
+ * could not be delivered (csrc/DESIGN.md §4). One timer per process, unref'd.
+ */
+const RECHECK_MS = 1000;
+/** A doorbell's flood bound: retries that found nothing, per window (ms). */
+const FLOOD_WINDOW_MS = 100;
+const FLOOD_MAX_IDLE_RINGS = 64;
 
 /** Credit ceiling; a hit adds 1, a miss takes 2. */
 const CREDIT_MAX = 8;
@@ -154,8 +169,8 @@ interface Waiter {
   readonly what: number;
   /** When the process's probe timer should poll it (performance.now() ms); Infinity: never. */
   probeAt: number;
-  /** Retry; park when it would still wait. `rung`: after a doorbell byte. */
-  poll(rung: boolean): void;
+  /** Retry; park when it would still wait. `rung`: after a doorbell byte. True when it completed. */
+  poll(rung: boolean): boolean;
   /** End with an error (detach, destroy); the handle is still open. */
   fail(err: unknown): void;
 }
@@ -163,7 +178,18 @@ interface Waiter {
 const waiters = new Set<Waiter>();
 /** Pending waiters per (handle, what): the park is withdrawn at zero. */
 const parkCounts = new Map<number, number>();
-let doorbell: DoorbellSocket | undefined;
+
+/** A handle's doorbell for one direction. */
+interface Doorbell {
+  readonly sock: DoorbellSocket;
+  /** Retries in this window that found nothing, and when the window began. */
+  idleRings: number;
+  windowStart: number;
+  /** Stopped reading until this timer resumes it (a flood). */
+  resumeTimer?: ReturnType<typeof setTimeout>;
+}
+/** Doorbells by parkKey(h, what). */
+const doorbells = new Map<number, Doorbell>();
 
 /** The process's one probe timer (see probeLater), and when it fires. */
 let probeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -199,35 +225,82 @@ function runProbes(): void {
 
 const parkKey = (h: number, what: number) => h * 4 + what;
 
-function ring(): void {
+/** Bytes arrived on doorbell `k`: retry its waiters; bound what a flood costs. */
+function ring(k: number): void {
+  const bell = doorbells.get(k);
+  if (!bell || bell.resumeTimer !== undefined) return;
+  let completed = false;
   // Retry in arrival order; a waiter that completes leaves the set.
-  for (const w of [...waiters]) if (waiters.has(w)) w.poll(true);
+  for (const w of [...waiters]) {
+    if (waiters.has(w) && parkKey(w.h, w.what) === k && w.poll(true)) completed = true;
+  }
+  if (completed) return;
+  const now = performance.now();
+  if (now - bell.windowStart >= FLOOD_WINDOW_MS) {
+    bell.windowStart = now;
+    bell.idleRings = 0;
+  }
+  if (++bell.idleRings <= FLOOD_MAX_IDLE_RINGS) return;
+  // Rung far more often than anything came: stop reading for the rest of the
+  // window; then read what is pending and retry once.
+  bell.sock.pause();
+  bell.resumeTimer = setTimeout(() => {
+    bell.resumeTimer = undefined;
+    bell.windowStart = performance.now();
+    bell.idleRings = 0;
+    bell.sock.resume();
+    if (doorbells.get(k) === bell) ring(k);
+  }, Math.max(1, bell.windowStart + FLOOD_WINDOW_MS - now));
 }
 
-function ensureDoorbell(): void {
-  if (doorbell) return;
-  const random = new Uint8Array(8);
-  crypto.getRandomValues(random);
-  const hex = Array.from(random, (b) => b.toString(16).padStart(2, "0")).join("");
-  const name = `shmchan.${backend.pid()}.${hex}`;
-  const bytes = new TextEncoder().encode(name);
-  if (bytes.length > SHMC_DOORBELL_MAX) throw new ChannelError(errnoOf("EINVAL"), "doorbell name too long");
-  // A failure here is the runtime's own error (e.g. Deno without --allow-net).
-  const sock = backend.listenDoorbell(name, ring);
-  const rc = lib().shmc_set_doorbell(bytes, bytes.length);
+/** The doorbell of handle `h` for `what`, created on first use. */
+function ensureDoorbell(h: number, what: number): Doorbell {
+  const k = parkKey(h, what);
+  const known = doorbells.get(k);
+  if (known) return known;
+  const native = lib();
+  const buf = new Uint8Array(SHMC_DOORBELL_PATH_MAX);
+  let sock: DoorbellSocket | undefined;
+  for (let attempt = 0; !sock; attempt++) {
+    const n = check(native.shmc_doorbell_path(h, what, buf, buf.length), "doorbell");
+    const path = new TextDecoder().decode(buf.subarray(0, n));
+    try {
+      // A failure is the runtime's own error (e.g. Deno without --allow-write).
+      sock = backend.listenDoorbell(path, () => ring(k));
+    } catch (err) {
+      // The channel may have left lookup (renamed) since the path was made.
+      if (attempt > 0) throw err;
+    }
+  }
+  const rc = native.shmc_doorbell_seal(h, what);
   if (rc < 0) {
     sock.close();
-    check(rc, "shmc_set_doorbell");
+    check(rc, "doorbell");
   }
-  doorbell = sock;
+  const bell: Doorbell = { sock, idleRings: 0, windowStart: -Infinity };
+  doorbells.set(k, bell);
+  return bell;
+}
+
+/** Closes handle `h`'s doorbells (before the handle is closed: C removes their sockets). */
+export function closeDoorbells(h: number): void {
+  for (const what of [1, 2]) {
+    const k = parkKey(h, what);
+    const bell = doorbells.get(k);
+    if (!bell) continue;
+    doorbells.delete(k);
+    if (bell.resumeTimer !== undefined) clearTimeout(bell.resumeTimer);
+    bell.sock.close();
+  }
 }
 
 function register(w: Waiter): void {
-  ensureDoorbell();
+  const bell = ensureDoorbell(w.h, w.what);
   waiters.add(w);
   const k = parkKey(w.h, w.what);
-  parkCounts.set(k, (parkCounts.get(k) ?? 0) + 1);
-  if (waiters.size === 1) doorbell!.ref();
+  const n = (parkCounts.get(k) ?? 0) + 1;
+  parkCounts.set(k, n);
+  if (n === 1) bell.sock.ref();
 }
 
 /** Removes a waiter; withdraws the park when it was its handle's last. */
@@ -240,8 +313,8 @@ function unregister(w: Waiter): void {
   } else {
     parkCounts.delete(k);
     lib().shmc_unpark(w.h, w.what);
+    doorbells.get(k)?.sock.unref();
   }
-  if (waiters.size === 0) doorbell?.unref();
 }
 
 /** Rejects every waiter of handle `h` (before it is closed). */
@@ -365,27 +438,35 @@ export function waitFor<T>(
       what,
       probeAt: Infinity,
       poll(rung: boolean) {
-        if (done) return;
+        if (done) return false;
         for (let round = 0; round < MAX_PARK_ROUNDS; round++) {
           // A fresh wait has just tried (and maybe spun): park first, which
           // re-checks after publishing the park.
           if (!fresh || round > 0) {
             const r = attempt();
-            if (r !== retryCode) return complete(r);
+            if (r !== retryCode) {
+              complete(r);
+              return true;
+            }
           }
           fresh = false;
           const parked = lib().shmc_park(h, what);
-          if (parked < 0) return complete(parked);
+          if (parked < 0) {
+            complete(parked);
+            return true;
+          }
           if (parked === 0) {
-            // Parked. Slow paths only when something looks stalled.
+            // Parked. Slow paths only when something looks stalled, and a
+            // receiver's re-check once a second in any case.
             if (what === SHMC_WAIT_SEND) probeAfter(SEND_PROBE_MS);
-            else if (rung) probeAfter(STALL_RETRY_MS);
-            return;
+            else probeAfter(rung ? STALL_RETRY_MS : RECHECK_MS);
+            return false;
           }
           // parked === 1: the condition holds already; try again.
         }
         // Others keep taking what we are woken for: yield, then go on.
         probeAfter(0);
+        return false;
       },
       fail(err: unknown) {
         if (done) return;
