@@ -254,6 +254,9 @@ SHMC_API int shmc_lookup_id(int32_t channel_id, uint64_t *out)
 static void leave(struct handle *h)
 {
 	uninstall(h);
+	/* An outstanding loan is aborted and a held view released; a JS view
+	 * region is retired, never unmapped under a live view. */
+	shmc__zc_close(h);
 	shmc__member_leave(h);
 	/* Leaving may free room (broadcast gate) for parked senders. */
 	after_consume(h);

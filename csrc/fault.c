@@ -21,7 +21,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-enum { R_CTL, R_DAT, R_MEMBERS, R_COUNT };
+/* R_VIEW: a receive-only handle's copy-on-write mapping of dat for JS
+ * views (zerocopy.c), registered when it is made. */
+enum { R_CTL, R_DAT, R_MEMBERS, R_VIEW, R_COUNT };
 
 /* One handle's mappings. `used` is claimed with a CAS; the ranges are
  * published (release) after the handle's mappings exist and cleared before
@@ -113,8 +115,8 @@ int shmc__fault_register(struct handle *h)
 		store_relaxed(&e->poison, 0);
 		store_relaxed(&e->member_hits, 0);
 		store_relaxed(&e->own_slot, UINT32_MAX);
-		uintptr_t lo[R_COUNT] = { (uintptr_t)h->ctl, (uintptr_t)h->dat, (uintptr_t)h->mregion };
-		size_t len[R_COUNT] = { h->ctl_size, h->dat_size, SHMC_MAX_MEMBERS * h->page };
+		uintptr_t lo[R_COUNT] = { (uintptr_t)h->ctl, (uintptr_t)h->dat, (uintptr_t)h->mregion, 0 };
+		size_t len[R_COUNT] = { h->ctl_size, h->dat_size, SHMC_MAX_MEMBERS * h->page, 0 };
 		for (int r = 0; r < R_COUNT; r++) {
 			store_relaxed(&e->hi[r], lo[r] + len[r]);
 			/* SYNC: release, paired with the handler's acquire of lo. */
@@ -134,6 +136,17 @@ void shmc__fault_own(struct handle *h)
 {
 	if (h->fault >= 0 && h->me)
 		store_relaxed(&g_faults[h->fault].own_slot, h->member_idx);
+}
+
+/* @h's JS view region (a mapping of dat): a fault in it poisons @h. */
+void shmc__fault_view(struct handle *h, void *lo, size_t len)
+{
+	if (h->fault < 0)
+		return;
+	struct fault_entry *e = &g_faults[h->fault];
+	store_relaxed(&e->hi[R_VIEW], (uintptr_t)lo + len);
+	/* SYNC: release, paired with the handler's acquire of lo. */
+	store_release(&e->lo[R_VIEW], (uintptr_t)lo);
 }
 
 uint64_t shmc__fault_member_hits(const struct handle *h)

@@ -105,6 +105,18 @@ struct handle {
 	 * claimer by its member's one claim record, so threads sharing the
 	 * handle take turns from claim to publish. */
 	atomic_flag send_busy;
+
+	/* Zero copy (DESIGN.md 7, "Zero copy"): the one loan (under the send
+	 * turn) and the one view (under the receive turn) of this handle, and
+	 * its JS view region (set under g_lock before any offset is handed out;
+	 * -1 / NULL: none). */
+	bool loaned, viewing;
+	uint64_t loan_pos;
+	uint64_t view_pos, view_stamp;
+	uint32_t view_len;
+	int region;               /* index in zerocopy.c's region table */
+	uint8_t *region_addr;     /* where JS views of this handle's dat lie */
+	bool region_private;      /* a copy-on-write mapping (receive-only handle) */
 };
 
 /* Defined in api.c: the handle table and the mutex that serialises handle
@@ -173,6 +185,7 @@ SHMC_INTERNAL int shmc__fault_register(struct handle *h);
 SHMC_INTERNAL void shmc__fault_unregister(struct handle *h);
 SHMC_INTERNAL void shmc__fault_own(struct handle *h);
 SHMC_INTERNAL uint64_t shmc__fault_member_hits(const struct handle *h);
+SHMC_INTERNAL void shmc__fault_view(struct handle *h, void *lo, size_t len);
 
 /* recover.c */
 SHMC_INTERNAL bool shmc__target_gone(struct handle *h, uint32_t target);
@@ -195,12 +208,23 @@ SHMC_INTERNAL void shmc__wake_senders(struct handle *h);
 SHMC_INTERNAL int shmc__try_send(struct handle *h, const void *buf, uint32_t len,
 				 uint32_t target);
 SHMC_INTERNAL uint64_t shmc__broadcast_gate(struct handle *h, uint64_t t, bool probe);
+SHMC_INTERNAL int shmc__claim_one(struct handle *h, uint64_t *pos);
+SHMC_INTERNAL void shmc__publish_loaned(struct handle *h, uint64_t t, uint32_t len,
+					uint32_t target);
+
+/* zerocopy.c (callers hold g_lock) */
+SHMC_INTERNAL void shmc__zc_close(struct handle *h);
+SHMC_INTERNAL void shmc__zc_retire(struct handle *h);
+
+/* park.c */
+SHMC_INTERNAL int shmc__wait_for(struct handle *h, uint32_t what, uint64_t deadline);
 
 /* recv.c */
 /* How a take runs: a real take, a peek (report whether a message is there;
- * may drop messages whose target left), or a take whose head advance and
- * wake check the caller does once for a batch. */
-enum take_mode { TAKE_NOW, TAKE_PEEK, TAKE_DEFER };
+ * may drop messages whose target left), a take whose head advance and
+ * wake check the caller does once for a batch, or a take in place (a view:
+ * the handle's view_* fields are set, nothing is copied or freed). */
+enum take_mode { TAKE_NOW, TAKE_PEEK, TAKE_DEFER, TAKE_VIEW };
 SHMC_INTERNAL int shmc__queue_take(struct handle *h, void *buf, uint32_t cap,
 				   enum take_mode mode, uint64_t *resume);
 SHMC_INTERNAL int shmc__broadcast_take(struct handle *h, void *buf, uint32_t cap,
@@ -404,8 +428,9 @@ static inline void after_consume(struct handle *h)
 static inline int take(struct handle *h, void *buf, uint32_t cap, enum take_mode mode)
 {
 	recv_lock(h);
-	int r = h->delivery == SHMC_BROADCAST ? shmc__broadcast_take(h, buf, cap, mode)
-					      : shmc__queue_take(h, buf, cap, mode, NULL);
+	int r = h->viewing && mode != TAKE_PEEK ? -EBUSY /* the one receive record is the view's */
+		: h->delivery == SHMC_BROADCAST ? shmc__broadcast_take(h, buf, cap, mode)
+						: shmc__queue_take(h, buf, cap, mode, NULL);
 	recv_unlock(h);
 	return r;
 }

@@ -242,3 +242,9 @@ SHMC_API int shmc_unpark(int handle, uint32_t what)
 	do_unpark(h, what);
 	return 0;
 }
+
+/* wait_for for the blocking zero-copy calls (zerocopy.c). */
+int shmc__wait_for(struct handle *h, uint32_t what, uint64_t deadline)
+{
+	return wait_for(h, what, deadline);
+}

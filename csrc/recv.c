@@ -106,6 +106,16 @@ again:;
 				prefix_consumed = false;
 				continue;
 			}
+			if (mode == TAKE_VIEW && !drop) {
+				/* In place: the slot stays TAKEN (and `taking` names it)
+				 * until shmc_release; nothing is copied. */
+				uint32_t len = load_relaxed(&sh->len);
+				h->view_len = len > h->max_msg ? h->max_msg : len;
+				h->view_pos = p;
+				h->view_stamp = stamp;
+				h->viewing = true;
+				return (int)h->view_len;
+			}
 			uint32_t got = drop ? 0 : copy_out(h, p, buf, cap);
 			/* SYNC: the copy before the second stamp load, paired with
 			 * publish's smp_wmb: a changed stamp means a producer reused
@@ -183,6 +193,15 @@ int shmc__broadcast_take(struct handle *h, void *buf, uint32_t cap, enum take_mo
 			bool mine = !tg || tg == h->member_id;
 			if (peek && mine)
 				return 1;
+			if (mode == TAKE_VIEW && mine) {
+				/* In place: the cursor stays at cur (and gates the
+				 * producers) until shmc_release. */
+				uint32_t len = load_relaxed(&slot_hdr(h, cur)->len);
+				h->view_len = len > h->max_msg ? h->max_msg : len;
+				h->view_pos = cur;
+				h->viewing = true;
+				return (int)h->view_len;
+			}
 			uint32_t got = mine ? copy_out(h, cur, buf, cap) : 0;
 			/* SYNC: release (as part of seq_cst), paired with
 			 * broadcast_gate's acquire: the copy is finished before the
@@ -241,6 +260,10 @@ SHMC_API int shmc_try_recv_many(int handle, void *buf, uint32_t cap, uint32_t *l
 		return -EFAULT;
 	bool broadcast = h->delivery == SHMC_BROADCAST;
 	recv_lock(h);
+	if (h->viewing) {
+		recv_unlock(h);
+		return -EBUSY; /* the one receive record is the view's */
+	}
 	uint8_t *p = buf;
 	uint32_t i, left = cap;
 	int r = 0;

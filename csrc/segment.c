@@ -56,7 +56,7 @@ struct handle *shmc__handle_new(void)
 	struct handle *h = calloc(1, sizeof *h);
 	if (!h)
 		return NULL;
-	h->dfd = h->id_fd = h->me_fd = h->fault = -1;
+	h->dfd = h->id_fd = h->me_fd = h->fault = h->region = -1;
 	h->poison = &g_no_poison;
 	h->opener_pid = getpid();
 	h->page = (size_t)sysconf(_SC_PAGESIZE);
@@ -66,6 +66,7 @@ struct handle *shmc__handle_new(void)
 
 void shmc__handle_unmap(struct handle *h)
 {
+	shmc__zc_retire(h); /* a JS view region is replaced, never unmapped under a view */
 	shmc__fault_unregister(h);
 	if (h->ctl && h->ctl != MAP_FAILED)
 		munmap(h->ctl, h->ctl_size);

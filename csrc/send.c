@@ -144,31 +144,34 @@ static int check_send(struct handle *h, uint32_t target, int *tidx)
 	return 0;
 }
 
-/* Fill a claimed slot and publish it (DESIGN.md 7, "Publish").
- * @batched: more publishes follow, and the caller issues one full barrier
- * after the last (instead of a seq_cst store each). */
-static inline void publish(struct handle *h, uint64_t t, const void *buf, uint32_t len,
-			   uint32_t target, bool batched)
+/* The first half of a publish: the claimed slot marked WRITING and, in
+ * unicast/multicast, its stamp "being written" (DESIGN.md 7, "Publish"). */
+static inline void publish_begin(struct handle *h, uint64_t t)
 {
-	struct shmc_slot_header *sh = slot_hdr(h, t);
 	seq_store_relaxed(h, t, SEQ(t, SLOT_WRITING));
-	bool queue = h->delivery != SHMC_BROADCAST;
-	if (queue) {
-		store_relaxed(&sh->word, stamp_writing(h, t));
+	if (h->delivery != SHMC_BROADCAST) {
+		store_relaxed(&slot_hdr(h, t)->word, stamp_writing(h, t));
 		/* SYNC: the "writing" stamp before the bytes, paired with
 		 * queue_take's smp_rmb before its second stamp load (a seqlock): a
 		 * consumer still copying the slot's previous message sees the
 		 * stamp change if it could have seen any of these bytes. */
 		smp_wmb();
 	}
+}
+
+/* The second half: length, target, the stamp "complete", READY. The payload
+ * is in place. @batched: more publishes follow, and the caller issues one
+ * full barrier after the last (instead of a seq_cst store each). */
+static inline void publish_end(struct handle *h, uint64_t t, uint32_t len, uint32_t target,
+			       bool batched)
+{
+	struct shmc_slot_header *sh = slot_hdr(h, t);
 	store_relaxed(&sh->len, len);
 	store_relaxed(&sh->target, target);
-	if (len)
-		memcpy(slot_payload(h, t), buf, len);
 	/* SYNC: release, paired with queue_take's acquire of the stamp: the
 	 * bytes are complete when the stamp says so, whatever a participant
 	 * wrote into the state word in ctl. */
-	if (queue)
+	if (h->delivery != SHMC_BROADCAST)
 		store_release(&sh->word, stamp_of(h, t));
 	/* SYNC: release (as part of seq_cst), paired with the consumers'
 	 * acquire load of seq: stamp, length, payload and target are visible
@@ -178,6 +181,31 @@ static inline void publish(struct handle *h, uint64_t t, const void *buf, uint32
 		seq_store_release(h, t, SEQ(t, SLOT_READY));
 	else
 		seq_store_seq_cst(h, t, SEQ(t, SLOT_READY));
+}
+
+/* Fill a claimed slot and publish it (DESIGN.md 7, "Publish"). */
+static inline void publish(struct handle *h, uint64_t t, const void *buf, uint32_t len,
+			   uint32_t target, bool batched)
+{
+	publish_begin(h, t);
+	if (len)
+		memcpy(slot_payload(h, t), buf, len);
+	publish_end(h, t, len, target, batched);
+}
+
+/* For zerocopy.c: a loan is a claim and the first half of a publish, its
+ * commit the second half (DESIGN.md 7, "Zero copy"). Under the send turn. */
+int shmc__claim_one(struct handle *h, uint64_t *pos)
+{
+	int r = claim_positions(h, 1, pos);
+	if (r >= 0)
+		publish_begin(h, *pos);
+	return r < 0 ? r : 0;
+}
+
+void shmc__publish_loaned(struct handle *h, uint64_t t, uint32_t len, uint32_t target)
+{
+	publish_end(h, t, len, target, false);
 }
 
 int shmc__try_send(struct handle *h, const void *buf, uint32_t len, uint32_t target)
@@ -194,7 +222,7 @@ int shmc__try_send(struct handle *h, const void *buf, uint32_t len, uint32_t tar
 		return -EFAULT;
 	uint64_t t;
 	send_lock(h);
-	err = claim_positions(h, 1, &t);
+	err = h->loaned ? -EBUSY : claim_positions(h, 1, &t);
 	if (err < 0) {
 		send_unlock(h);
 		return err;
@@ -225,6 +253,10 @@ static int try_send_many(struct handle *h, const uint8_t *buf, const uint32_t *l
 		return count ? -EMSGSIZE : 0;
 	uint32_t sent = 0;
 	send_lock(h);
+	if (h->loaned) {
+		send_unlock(h);
+		return -EBUSY; /* the one claim record is the loan's */
+	}
 	while (sent < valid) {
 		uint64_t t;
 		int got = claim_positions(h, valid - sent, &t);

@@ -214,6 +214,92 @@ SHMC_API int shmc_try_recv_many(int handle, void *buf, uint32_t cap, uint32_t *l
  */
 SHMC_API int shmc_pending(int handle);
 
+/* ---- zero copy ------------------------------------------------------------ */
+
+/*
+ * Loans: write a message straight into its slot (csrc/DESIGN.md section 7,
+ * "Zero copy"). One loan per handle at a time.
+ *
+ * shmc_try_loan - claim the next slot without waiting: *@payload points at
+ * its payload, writable, max message size bytes. Returns that capacity.
+ * Errors: -ENOBUFS (ring full), -EBUSY (this handle already has a loan:
+ * commit or abort it, or use another handle), -EACCES (no send access).
+ * While a loan is outstanding, every send on the handle (shmc_try_send,
+ * shmc_send, shmc_try_send_many) is -EBUSY too. A loan holds back the
+ * messages after it (unicast/multicast deliver by position): keep it short.
+ * shmc_loan - as shmc_try_loan, but waits for room like shmc_send
+ * (@timeout_ns < 0 forever, 0 as the try variant; -ETIMEDOUT).
+ *
+ * shmc_commit - publish the loaned slot as a message of @len bytes, for
+ * @target (0: the delivery mode's routing, else that subscriber only), and
+ * wake receivers as a send does. Returns @len. Errors: -EMSGSIZE (@len over
+ * the max message size) and -ENOENT (@target is not a receiving subscriber)
+ * keep the loan outstanding (fix and commit again, or abort); -EINVAL: no
+ * loan outstanding.
+ *
+ * shmc_abort - give the loaned slot back unsent: it becomes a skipped slot
+ * (counted in SHMC_INFO_SKIPPED), never delivered. Returns 0, or -EINVAL
+ * when no loan is outstanding.
+ *
+ * Detaching or destroying a handle aborts its loan; a process that dies
+ * holding one leaves a slot that the others skip (as a writer that died
+ * mid-send).
+ */
+SHMC_API int shmc_try_loan(int handle, void **payload);
+SHMC_API int shmc_loan(int handle, void **payload, int64_t timeout_ns);
+SHMC_API int shmc_commit(int handle, uint32_t len, uint32_t target);
+SHMC_API int shmc_abort(int handle);
+
+/*
+ * Views: read the oldest message where it lies. One view per handle at a
+ * time.
+ *
+ * shmc_try_recv_view - take the next message for this handle without
+ * copying it: *@payload points at its bytes, read-only, valid until
+ * shmc_release (or detach). Returns its length (0 is a valid message).
+ * Errors: -EAGAIN (nothing to receive), -EBUSY (a view is already held:
+ * release it, or use another handle), -EACCES (no receive access). While a
+ * view is held, every receive on the handle (shmc_try_recv, shmc_recv,
+ * shmc_try_recv_many) is -EBUSY too. A held view keeps its slot out of use:
+ * in unicast/multicast the slot, in broadcast every producer (the slowest
+ * receiver rule); producers get -ENOBUFS or wait.
+ * shmc_recv_view - as shmc_try_recv_view, but waits like shmc_recv.
+ *
+ * shmc_release - end the view: the slot may be reused. Returns 0; -ESTALE
+ * when the bytes changed while held (unicast/multicast only, and only when
+ * a participant rewrote the receivers' shared state to free the slot
+ * early: treat what was read as corrupt); -EINVAL when no view is held.
+ *
+ * Detaching a handle releases its view; a process that dies holding one
+ * loses that message (unicast/multicast: the slot comes back, counted in
+ * SHMC_INFO_DROPPED) or stops gating (broadcast).
+ */
+SHMC_API int shmc_try_recv_view(int handle, const void **payload);
+SHMC_API int shmc_recv_view(int handle, const void **payload, int64_t timeout_ns);
+SHMC_API int shmc_release(int handle);
+
+/*
+ * For bindings that cannot hold pointers (JavaScript): the same, with
+ * offsets into the handle's view region.
+ *
+ * shmc_view_region - the handle's view region: @out[0] its address, @out[1]
+ * its length, @out[2] a token (> 0). With send access the region is the
+ * handle's read-write mapping of the channel's message data; a
+ * receive-only handle gets a private copy-on-write mapping of it (what it
+ * writes there stays in its own copies of those pages, never reaches the
+ * channel, and is dropped before a view of those pages is handed out). The
+ * region stays mapped while its handle lives; at detach it becomes
+ * anonymous memory at the same address (reads see zeros, nothing faults)
+ * and is unmapped by shmc_view_region_drop(@token) once the caller holds no
+ * reference to it any more. Returns 0.
+ * shmc_try_loan_at / shmc_try_recv_view_at - shmc_try_loan /
+ * shmc_try_recv_view writing the payload's offset in the region to *@offset.
+ */
+SHMC_API int shmc_view_region(int handle, uint64_t *out);
+SHMC_API int shmc_view_region_drop(int token);
+SHMC_API int shmc_try_loan_at(int handle, uint32_t *offset);
+SHMC_API int shmc_try_recv_view_at(int handle, uint32_t *offset);
+
 /* ---- event-loop integration (no helper thread) --------------------------- */
 
 /*
