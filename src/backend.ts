@@ -49,6 +49,20 @@ export const SYMBOLS = {
   shmc_park: { args: ["i32", "u32"], result: "i32" },
   /** int shmc_unpark(int handle, uint32_t what); */
   shmc_unpark: { args: ["i32", "u32"], result: "i32" },
+  /** int shmc_try_loan_at(int handle, uint32_t *offset); — offset: Uint32Array(1) */
+  shmc_try_loan_at: { args: ["i32", "buffer"], result: "i32" },
+  /** int shmc_commit(int handle, uint32_t len, uint32_t target); */
+  shmc_commit: { args: ["i32", "u32", "u32"], result: "i32" },
+  /** int shmc_abort(int handle); */
+  shmc_abort: { args: ["i32"], result: "i32" },
+  /** int shmc_try_recv_view_at(int handle, uint32_t *offset); — offset: Uint32Array(1) */
+  shmc_try_recv_view_at: { args: ["i32", "buffer"], result: "i32" },
+  /** int shmc_release(int handle); */
+  shmc_release: { args: ["i32"], result: "i32" },
+  /** int shmc_view_region(int handle, uint64_t *out); — out: BigUint64Array(3): address, length, token */
+  shmc_view_region: { args: ["i32", "buffer"], result: "i32" },
+  /** int shmc_view_region_drop(int token); */
+  shmc_view_region_drop: { args: ["i32"], result: "i32" },
   /** int shmc_version(void); */
   shmc_version: { args: [], result: "i32" },
 } as const;
@@ -154,7 +168,37 @@ export interface Backend {
   listenDoorbell(path: string, onRing: () => void): DoorbellSocket;
   /** Let the process exit although this timer (from setTimeout) is pending. */
   unrefTimer(timer: ReturnType<typeof setTimeout>): void;
+  /**
+   * An ArrayBuffer over handle `h`'s view region (shmc_view_region), or the
+   * negative errno. The runtime must call shmc_view_region_drop(token) once
+   * the buffer is collected (and never before): only then may the region's
+   * address range go back.
+   */
+  viewRegion(native: Native, h: number): ArrayBuffer | number;
 }
+
+/**
+ * viewRegion for runtimes that make an ArrayBuffer from an address
+ * (Deno, Bun): the region's address, length and token from C, the buffer
+ * from `bufferAt`, and a FinalizationRegistry that drops the region once
+ * the buffer is collected.
+ */
+export function regionFromAddress(
+  native: Native,
+  h: number,
+  bufferAt: (address: bigint, length: number) => ArrayBuffer,
+): ArrayBuffer | number {
+  const out = new BigUint64Array(3);
+  const rc = native.shmc_view_region(h, out);
+  if (rc < 0) return rc;
+  const buffer = bufferAt(out[0], Number(out[1]));
+  droppedRegions.register(buffer, { native, token: Number(out[2]) });
+  return buffer;
+}
+
+const droppedRegions = new FinalizationRegistry<{ native: Native; token: number }>(({ native, token }) => {
+  native.shmc_view_region_drop(token);
+});
 
 /** SYMBOLS in a runtime's own shape, for dlopen. */
 export function mapSymbols<T>(

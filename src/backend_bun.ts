@@ -3,7 +3,14 @@
  * Bun, through a specifier held in a variable so Deno's checker never sees it.
  */
 import type { Socket } from "bun";
-import { type Backend, DOORBELL_MAX_CONNECTIONS, type DoorbellSocket, mapSymbols, type Native } from "./backend.ts";
+import {
+  type Backend,
+  DOORBELL_MAX_CONNECTIONS,
+  type DoorbellSocket,
+  mapSymbols,
+  type Native,
+  regionFromAddress,
+} from "./backend.ts";
 
 const FFI_MODULE = "bun:ffi";
 const ffi: typeof import("bun:ffi") = await import(FFI_MODULE);
@@ -84,4 +91,10 @@ export const backend: Backend = {
   open,
   listenDoorbell,
   unrefTimer: (timer) => (timer as unknown as { unref(): void }).unref(),
+  viewRegion: (native, h) =>
+    regionFromAddress(
+      native,
+      h,
+      (address, length) => ffi.toArrayBuffer(Number(address) as import("bun:ffi").Pointer, 0, length),
+    ),
 };

@@ -1,5 +1,12 @@
 /** The Deno backend: Deno.dlopen and Deno.listen. */
-import { type Backend, DOORBELL_MAX_CONNECTIONS, type DoorbellSocket, mapSymbols, type Native } from "./backend.ts";
+import {
+  type Backend,
+  DOORBELL_MAX_CONNECTIONS,
+  type DoorbellSocket,
+  mapSymbols,
+  type Native,
+  regionFromAddress,
+} from "./backend.ts";
 
 function env(name: string): string | undefined | null {
   // Read only with permission already granted: never prompt, never throw.
@@ -116,4 +123,10 @@ export const backend: Backend = {
   open,
   listenDoorbell,
   unrefTimer: (timer) => Deno.unrefTimer(timer as unknown as number),
+  viewRegion: (native, h) =>
+    regionFromAddress(native, h, (address, length) => {
+      const ptr = Deno.UnsafePointer.create(address);
+      if (ptr === null) throw new Error("shmc_view_region gave a null address");
+      return Deno.UnsafePointerView.getArrayBuffer(ptr, length);
+    }),
 };

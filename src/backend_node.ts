@@ -129,4 +129,7 @@ export const backend: Backend = {
   open,
   listenDoorbell,
   unrefTimer: (timer) => void timer.unref(),
+  // The addon makes the buffer itself (an external ArrayBuffer whose
+  // finalizer drops the region): no address ever passes through JavaScript.
+  viewRegion: (native, h) => (native as Native & { viewBuffer(h: number): ArrayBuffer | number }).viewBuffer(h),
 };

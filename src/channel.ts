@@ -18,7 +18,7 @@ import {
   SHMC_WAIT_SEND,
 } from "./backend.ts";
 import { ChannelError, check, errnoOf } from "./errors.ts";
-import { lib } from "./library.ts";
+import { backend, lib } from "./library.ts";
 import { closeDoorbells, failWaiters, SpinPolicy, waitFor, type WaitOptions } from "./wait.ts";
 
 export type { WaitOptions } from "./wait.ts";
@@ -78,6 +78,7 @@ const ENOBUFS = -errnoOf("ENOBUFS");
 const ENOENT = -errnoOf("ENOENT");
 const EEXIST = -errnoOf("EEXIST");
 const EACCES = -errnoOf("EACCES");
+const ESTALE = -errnoOf("ESTALE");
 
 const encoder = new TextEncoder();
 /** Messages per batch call, and the most bytes a batch scratch takes. */
@@ -216,6 +217,11 @@ class Handle {
   #recvScratch?: Uint8Array;
   #packScratch?: Uint8Array;
   #lensScratch?: Uint32Array;
+  #region?: ArrayBuffer;
+  readonly #offset = new Uint32Array(1);
+  /** The loan and the view outstanding on this handle (one of each). */
+  loan: Loan | null = null;
+  view: MessageView | null = null;
   /** When this handle's waits spin (one policy per direction). */
   readonly recvPolicy = new SpinPolicy();
   readonly sendPolicy = new SpinPolicy();
@@ -439,13 +445,218 @@ class Handle {
     );
   }
 
+  /** The ArrayBuffer over this handle's view region, made once. */
+  #viewRegion(h: number, what: string): ArrayBuffer {
+    if (this.#region) return this.#region;
+    const r = backend.viewRegion(lib(), h);
+    if (typeof r === "number") check(r, what);
+    return (this.#region = r as ArrayBuffer);
+  }
+
+  /** A loan from a successful shmc_try_loan_at (rc: the capacity). */
+  #newLoan(h: number, rc: number): Loan {
+    const region = this.#viewRegion(h, "loan");
+    const loan = new Loan(INTERNAL, this, new Uint8Array(region, this.#offset[0], rc));
+    this.loan = loan;
+    return loan;
+  }
+
+  #newView(h: number, rc: number): MessageView {
+    const region = this.#viewRegion(h, "recvView");
+    const view = new MessageView(INTERNAL, this, new Uint8Array(region, this.#offset[0], rc));
+    this.view = view;
+    return view;
+  }
+
+  tryLoan(): Loan {
+    const h = this.live("tryLoan");
+    // The region first: an error making it must not leave a loan behind.
+    this.#viewRegion(h, "tryLoan");
+    const rc = lib().shmc_try_loan_at(h, this.#offset);
+    return this.#newLoan(h, check(rc, "tryLoan"));
+  }
+
+  loanAsync(opts: WaitOptions | undefined, keepAlive: object): Promise<Loan> {
+    let h: number;
+    try {
+      h = this.live("loan");
+      this.#viewRegion(h, "loan");
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const native = lib();
+    const offset = this.#offset;
+    return waitFor(
+      h,
+      SHMC_WAIT_SEND,
+      ENOBUFS,
+      "loan",
+      () => native.shmc_try_loan_at(h, offset),
+      (rc) => this.#newLoan(h, rc),
+      opts,
+      this.sendPolicy,
+      keepAlive,
+    );
+  }
+
+  commit(loan: Loan, length: unknown, opts: SendOptions | undefined): number {
+    const target = toTarget(opts);
+    const len = toInt(length, "length", 0, MAX_U32, -1);
+    if (len < 0) throw new TypeError("commit needs the message's length");
+    const h = this.live("commit");
+    if (this.loan !== loan) throw ChannelError.of("EINVAL", "this loan was committed or aborted already (commit)");
+    if (len > this.maxMessageSize) throw tooLong(len, this.maxMessageSize);
+    const rc = check(lib().shmc_commit(h, len, target), "commit");
+    this.loan = null;
+    return rc;
+  }
+
+  abort(loan: Loan): void {
+    const h = this.live("abort");
+    if (this.loan !== loan) throw ChannelError.of("EINVAL", "this loan was committed or aborted already (abort)");
+    check(lib().shmc_abort(h), "abort");
+    this.loan = null;
+  }
+
+  tryRecvView(): MessageView | null {
+    const h = this.live("tryRecvView");
+    this.#viewRegion(h, "tryRecvView");
+    const rc = lib().shmc_try_recv_view_at(h, this.#offset);
+    if (rc === EAGAIN) return null;
+    return this.#newView(h, check(rc, "tryRecvView"));
+  }
+
+  recvView(opts: WaitOptions | undefined, keepAlive: object): Promise<MessageView> {
+    let h: number;
+    try {
+      h = this.live("recvView");
+      this.#viewRegion(h, "recvView");
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const native = lib();
+    const offset = this.#offset;
+    return waitFor(
+      h,
+      SHMC_WAIT_RECV,
+      EAGAIN,
+      "recvView",
+      () => native.shmc_try_recv_view_at(h, offset),
+      (rc) => this.#newView(h, rc),
+      opts,
+      this.recvPolicy,
+      keepAlive,
+    );
+  }
+
+  release(view: MessageView): boolean {
+    const h = this.live("release");
+    if (this.view !== view) throw ChannelError.of("EINVAL", "this view was released already (release)");
+    const rc = lib().shmc_release(h);
+    this.view = null;
+    if (rc === ESTALE) return false;
+    check(rc, "release");
+    return true;
+  }
+
   /** Rejects pending waits with ENOENT, closes the doorbells, then closes with `close(h)`. */
   close(what: string, close: (h: number) => number): void {
     const h = this.live(what);
     failWaiters(h, () => ChannelError.of("ENOENT", `handle closed while waiting (${what})`));
     closeDoorbells(h);
     this.h = 0;
+    // C aborts the loan and releases the view; their bytes stay readable
+    // (zeros once the region is retired), never unmapped under them.
+    this.loan = this.view = null;
     check(close(h), what);
+  }
+}
+
+/**
+ * A slot loaned for writing a message in place (zero copy), from tryLoan()
+ * or loan(). Write the message into `bytes` (writable, maxMessageSize long),
+ * then commit(length) it, or abort() it. One loan per handle at a time:
+ * while it is outstanding, sends and other loans on the handle are EBUSY;
+ * and unicast/multicast messages sent after it wait for it, so keep it short.
+ * Disposal aborts a loan neither committed nor aborted.
+ */
+export class Loan implements Disposable {
+  /** The slot's payload: write the message here, from offset 0. */
+  readonly bytes: Uint8Array;
+  #handle: Handle;
+
+  /** @internal Use tryLoan() or loan(). */
+  constructor(token: typeof INTERNAL, handle: Handle, bytes: Uint8Array) {
+    if (token !== INTERNAL) throw new TypeError("use tryLoan() or loan()");
+    this.#handle = handle;
+    this.bytes = bytes;
+  }
+
+  /** True until committed or aborted (or its handle closed). */
+  get pending(): boolean {
+    return this.#handle.loan === this && this.#handle.h !== 0;
+  }
+
+  /**
+   * Publishes the first `length` bytes of `bytes` as one message (to
+   * `target` only, when given); returns `length`. EMSGSIZE (a length over
+   * maxMessageSize) and ENOENT (a target that is not a receiver) keep the
+   * loan outstanding: fix and commit again, or abort.
+   */
+  commit(length: number, options?: SendOptions): number {
+    return this.#handle.commit(this, length, options);
+  }
+
+  /** Gives the slot back unsent: nothing is delivered. */
+  abort(): void {
+    this.#handle.abort(this);
+  }
+
+  /** abort(), unless committed or aborted already. */
+  [Symbol.dispose](): void {
+    if (this.pending) this.abort();
+  }
+}
+
+/**
+ * A received message read where it lies (zero copy), from tryRecvView() or
+ * recvView(). `bytes` is valid until release(): its slot is not reused
+ * until then (a producer gets ENOBUFS or waits; in broadcast every producer
+ * waits for it). One view per handle at a time: while it is held, receives
+ * and other views on the handle are EBUSY. After release, or after the
+ * handle is detached, `bytes` still reads without crashing but shows
+ * whatever the slot holds later (another message's bytes, or zeros): copy
+ * what you keep. Disposal releases a view not released yet.
+ */
+export class MessageView implements Disposable {
+  /** The message's bytes, in the channel's memory (a receive-only handle's writes stay its own). */
+  readonly bytes: Uint8Array;
+  #handle: Handle;
+
+  /** @internal Use tryRecvView() or recvView(). */
+  constructor(token: typeof INTERNAL, handle: Handle, bytes: Uint8Array) {
+    if (token !== INTERNAL) throw new TypeError("use tryRecvView() or recvView()");
+    this.#handle = handle;
+    this.bytes = bytes;
+  }
+
+  /** True until released (or its handle closed). */
+  get held(): boolean {
+    return this.#handle.view === this && this.#handle.h !== 0;
+  }
+
+  /**
+   * Gives the slot back. Returns true; false in unicast/multicast when the
+   * bytes changed while held (only a participant that rewrites the
+   * channel's shared state can cause that: treat what was read as corrupt).
+   */
+  release(): boolean {
+    return this.#handle.release(this);
+  }
+
+  /** release(), unless released already. */
+  [Symbol.dispose](): void {
+    if (this.held) this.release();
   }
 }
 
@@ -590,6 +801,19 @@ export class Channel implements Disposable {
   }
 
   /**
+   * Loans the next slot for writing a message in place (zero copy); a full
+   * ring is ENOBUFS, an outstanding loan on this handle EBUSY.
+   */
+  tryLoan(): Loan {
+    return this.#handle.tryLoan();
+  }
+
+  /** Loans the next slot, waiting for room while the ring is full. */
+  loan(options?: WaitOptions): Promise<Loan> {
+    return this.#handle.loanAsync(options, this);
+  }
+
+  /**
    * Removes the channel from lookup and closes this handle; subscribers keep
    * working until they detach. A second destroy() throws ENOENT.
    */
@@ -658,6 +882,19 @@ export class Subscriber implements Disposable, AsyncIterable<Uint8Array> {
     return this.#handle.send(data, options, this);
   }
 
+  /**
+   * Loans the next slot for writing a message in place (zero copy); a full
+   * ring is ENOBUFS, an outstanding loan on this handle EBUSY.
+   */
+  tryLoan(): Loan {
+    return this.#handle.tryLoan();
+  }
+
+  /** Loans the next slot, waiting for room while the ring is full. */
+  loan(options?: WaitOptions): Promise<Loan> {
+    return this.#handle.loanAsync(options, this);
+  }
+
   /** Receives one message without waiting, or null when there is none. */
   tryRecv(): Uint8Array | null {
     return this.#handle.tryRecv();
@@ -697,6 +934,19 @@ export class Subscriber implements Disposable, AsyncIterable<Uint8Array> {
   /** Receives one message into `buf`, waiting for it; returns the bytes copied. */
   recvInto(buf: Uint8Array, options?: WaitOptions): Promise<number> {
     return this.#handle.recvInto(buf, options, this);
+  }
+
+  /**
+   * Takes the next message without copying it (zero copy), or null when
+   * there is none; a view already held on this handle is EBUSY.
+   */
+  tryRecvView(): MessageView | null {
+    return this.#handle.tryRecvView();
+  }
+
+  /** Takes the next message without copying it, waiting for one. */
+  recvView(options?: WaitOptions): Promise<MessageView> {
+    return this.#handle.recvView(options, this);
   }
 
   /** Yields messages as they come; ends when the subscriber is detached. */

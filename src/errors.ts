@@ -95,6 +95,8 @@ const DESCRIPTIONS: Partial<Record<ErrorCode, string>> = {
   ECONNREFUSED: "connection refused",
   EHOSTUNREACH: "host unreachable",
   ENOTCONN: "not connected",
+  EBUSY: "this handle already holds a loan (or a view): commit or abort it (release it) first, or use another handle",
+  ESTALE: "the message's bytes changed while the view was held (a participant rewrote the channel's shared state)",
 };
 
 /** The errno number of a code name, e.g. `errnoOf("ENOENT") === 2`. */

@@ -9,6 +9,8 @@ export {
   type CreateOptions,
   type Delivery,
   libraryVersion,
+  Loan,
+  MessageView,
   type MessageData,
   type SendOptions,
   Subscriber,

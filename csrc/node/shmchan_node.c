@@ -17,6 +17,8 @@
  *
  * Buffers are checked against the lengths passed with them: a length past
  * the end of its buffer returns -EINVAL instead of reaching the C library.
+ * Beside the table, viewBuffer(h) makes the external ArrayBuffer of a
+ * handle's zero-copy view region (no address passes through JavaScript).
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -57,6 +59,13 @@ struct lib {
 	int (*doorbell_seal)(int, uint32_t);
 	int (*park)(int, uint32_t);
 	int (*unpark)(int, uint32_t);
+	int (*try_loan_at)(int, uint32_t *);
+	int (*commit)(int, uint32_t, uint32_t);
+	int (*abort_loan)(int);
+	int (*try_recv_view_at)(int, uint32_t *);
+	int (*release)(int);
+	int (*view_region)(int, uint64_t *);
+	int (*view_region_drop)(int);
 	int (*version)(void);
 };
 
@@ -395,6 +404,141 @@ static napi_value js_unpark(napi_env env, napi_callback_info info)
 	return result(env, l->unpark(h, what));
 }
 
+/* An offset out-parameter: one aligned u32. */
+static bool offset_fits(const struct buf *out)
+{
+	return out->len >= sizeof(uint32_t) && ((uintptr_t)out->data & 3u) == 0;
+}
+
+static napi_value js_try_loan_at(napi_env env, napi_callback_info info)
+{
+	napi_value a[2];
+	struct lib *l = args_of(env, info, 2, a);
+	int32_t h;
+	struct buf out;
+	if (!l || !get_i32(env, a[0], &h) || !get_buf(env, a[1], &out))
+		return NULL;
+	if (!offset_fits(&out))
+		return result(env, -EINVAL);
+	return result(env, l->try_loan_at(h, out.data));
+}
+
+static napi_value js_try_recv_view_at(napi_env env, napi_callback_info info)
+{
+	napi_value a[2];
+	struct lib *l = args_of(env, info, 2, a);
+	int32_t h;
+	struct buf out;
+	if (!l || !get_i32(env, a[0], &h) || !get_buf(env, a[1], &out))
+		return NULL;
+	if (!offset_fits(&out))
+		return result(env, -EINVAL);
+	return result(env, l->try_recv_view_at(h, out.data));
+}
+
+static napi_value js_commit(napi_env env, napi_callback_info info)
+{
+	napi_value a[3];
+	struct lib *l = args_of(env, info, 3, a);
+	int32_t h;
+	uint32_t len, target;
+	if (!l || !get_i32(env, a[0], &h) || !get_u32(env, a[1], &len) || !get_u32(env, a[2], &target))
+		return NULL;
+	return result(env, l->commit(h, len, target));
+}
+
+static napi_value js_abort(napi_env env, napi_callback_info info)
+{
+	napi_value a[1];
+	struct lib *l = args_of(env, info, 1, a);
+	int32_t h;
+	if (!l || !get_i32(env, a[0], &h))
+		return NULL;
+	return result(env, l->abort_loan(h));
+}
+
+static napi_value js_release(napi_env env, napi_callback_info info)
+{
+	napi_value a[1];
+	struct lib *l = args_of(env, info, 1, a);
+	int32_t h;
+	if (!l || !get_i32(env, a[0], &h))
+		return NULL;
+	return result(env, l->release(h));
+}
+
+static napi_value js_view_region(napi_env env, napi_callback_info info)
+{
+	napi_value a[2];
+	struct lib *l = args_of(env, info, 2, a);
+	int32_t h;
+	struct buf out;
+	if (!l || !get_i32(env, a[0], &h) || !get_buf(env, a[1], &out))
+		return NULL;
+	if (out.len < 3 * sizeof(uint64_t) || ((uintptr_t)out.data & 7u) != 0)
+		return result(env, -EINVAL);
+	return result(env, l->view_region(h, out.data));
+}
+
+static napi_value js_view_region_drop(napi_env env, napi_callback_info info)
+{
+	napi_value a[1];
+	struct lib *l = args_of(env, info, 1, a);
+	int32_t token;
+	if (!l || !get_i32(env, a[0], &token))
+		return NULL;
+	return result(env, l->view_region_drop(token));
+}
+
+/* What the finalizer of a view buffer needs. */
+struct region_ref {
+	struct lib *l;
+	int token;
+};
+
+static void region_finalize(napi_env env, void *data, void *hint)
+{
+	(void)env;
+	(void)data;
+	struct region_ref *r = hint;
+	r->l->view_region_drop(r->token);
+	free(r);
+}
+
+/*
+ * viewBuffer(h): an external ArrayBuffer over handle @h's view region, or
+ * the negative errno. Its finalizer drops the region (shmc_view_region_drop),
+ * which the library unmaps only once its handle is gone as well: no view of
+ * it ever reaches unmapped memory.
+ */
+static napi_value js_view_buffer(napi_env env, napi_callback_info info)
+{
+	napi_value a[1];
+	struct lib *l = args_of(env, info, 1, a);
+	int32_t h;
+	if (!l || !get_i32(env, a[0], &h))
+		return NULL;
+	uint64_t out[3];
+	int rc = l->view_region(h, out);
+	if (rc < 0)
+		return result(env, rc);
+	struct region_ref *r = malloc(sizeof *r);
+	if (!r) {
+		l->view_region_drop((int)out[2]);
+		return result(env, -ENOMEM);
+	}
+	r->l = l;
+	r->token = (int)out[2];
+	napi_value ab = NULL;
+	if (napi_create_external_arraybuffer(env, (void *)(uintptr_t)out[0], (size_t)out[1], region_finalize, r,
+					     &ab) != napi_ok) {
+		l->view_region_drop(r->token);
+		free(r);
+		return result(env, -ENOTSUP);
+	}
+	return ab;
+}
+
 static napi_value js_version(napi_env env, napi_callback_info info)
 {
 	napi_value a[1];
@@ -436,6 +580,13 @@ static const struct entry ENTRIES[] = {
 	{ "shmc_doorbell_seal", "i32,u32:i32", js_doorbell_seal, SLOT(doorbell_seal) },
 	{ "shmc_park", "i32,u32:i32", js_park, SLOT(park) },
 	{ "shmc_unpark", "i32,u32:i32", js_unpark, SLOT(unpark) },
+	{ "shmc_try_loan_at", "i32,buffer:i32", js_try_loan_at, SLOT(try_loan_at) },
+	{ "shmc_commit", "i32,u32,u32:i32", js_commit, SLOT(commit) },
+	{ "shmc_abort", "i32:i32", js_abort, SLOT(abort_loan) },
+	{ "shmc_try_recv_view_at", "i32,buffer:i32", js_try_recv_view_at, SLOT(try_recv_view_at) },
+	{ "shmc_release", "i32:i32", js_release, SLOT(release) },
+	{ "shmc_view_region", "i32,buffer:i32", js_view_region, SLOT(view_region) },
+	{ "shmc_view_region_drop", "i32:i32", js_view_region_drop, SLOT(view_region_drop) },
 	{ "shmc_version", ":i32", js_version, SLOT(version) },
 };
 #define ENTRY_COUNT (sizeof ENTRIES / sizeof ENTRIES[0])
@@ -504,6 +655,10 @@ static napi_value js_open(napi_env env, napi_callback_info info)
 		    napi_set_named_property(env, obj, ENTRIES[i].name, fn) != napi_ok)
 			goto fail;
 	}
+	napi_value vb;
+	if (napi_create_function(env, "viewBuffer", NAPI_AUTO_LENGTH, js_view_buffer, l, &vb) != napi_ok ||
+	    napi_set_named_property(env, obj, "viewBuffer", vb) != napi_ok)
+		goto fail;
 	return obj;
 fail:
 	/* Functions already made may hold `l`: keep it and the library. */

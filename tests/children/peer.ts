@@ -29,6 +29,14 @@
  *                                  until killed, reporting nothing
  *   flood <key> <producer>         attach "send", {ready}, then send checksummed messages
  *                                  (see floodMessage) as fast as it can until killed
+ *   loan-send <key> <msg>...       attach "send", send each through a loan (waiting for
+ *                                  room), written in place: {sent}
+ *   view-recv <key> <count>        attach "recv", {ready, id}, receive <count> through
+ *                                  views (copied out, then released): {messages}
+ *   hold-loan <key>                attach "send", loan a slot, write "POISON" into it,
+ *                                  {ready}, then stay alive (never committing) until killed
+ *   hold-view <key>                attach "recv", {ready, id}, take one message as a view,
+ *                                  {held}, then stay alive (never releasing) until killed
  */
 import { Buffer } from "node:buffer";
 import { closeSync, openSync, readdirSync, readSync, writeSync } from "node:fs";
@@ -184,6 +192,48 @@ async function main(): Promise<void> {
         sent++;
       }
       out({ sent });
+      return;
+    }
+    case "loan-send": {
+      using sub = Channel.attach({ key }, "send");
+      const encoder = new TextEncoder();
+      let sent = 0;
+      for (const msg of rest) {
+        using loan = await sub.loan(WAIT);
+        const { written } = encoder.encodeInto(msg, loan.bytes);
+        loan.commit(written);
+        sent++;
+      }
+      out({ sent });
+      return;
+    }
+    case "view-recv": {
+      using sub = Channel.attach({ key }, "recv");
+      out({ ready: true, id: sub.id });
+      const messages: string[] = [];
+      for (let i = 0; i < Number(rest[0]); i++) {
+        using view = await sub.recvView(WAIT);
+        messages.push(decode(view.bytes));
+      }
+      out({ messages });
+      return;
+    }
+    case "hold-loan": {
+      const sub = Channel.attach({ key }, "send");
+      const loan = sub.tryLoan();
+      new TextEncoder().encodeInto("POISON", loan.bytes);
+      out({ ready: true });
+      (globalThis as { keep?: unknown }).keep = [sub, loan];
+      setInterval(() => {}, 1 << 30);
+      return;
+    }
+    case "hold-view": {
+      const sub = Channel.attach({ key }, "recv");
+      out({ ready: true, id: sub.id });
+      const view = await sub.recvView(WAIT);
+      out({ held: decode(view.bytes) });
+      (globalThis as { keep?: unknown }).keep = [sub, view];
+      setInterval(() => {}, 1 << 30);
       return;
     }
     case "send-later": {
