@@ -14,7 +14,7 @@
  * broadcast cursor), the skipped counter, this handle's loan and view state,
  * the region table and the mappings of retired regions.
  * Calls: send.c (claim, publish), recv.c (the take in place, head),
- * recover.c (counting a skip), member.c (finding a target), park.c (the
+ * member.c (finding a target), park.c (the
  * blocking variants' wait), fault.c (registering a region).
  */
 #include "internal.h"
@@ -132,7 +132,10 @@ static void abort_loan(struct handle *h)
 	 * (skipped, never delivered) and the producers' acquire before reuse;
 	 * seq_cst for the wake checks' Dekker below. */
 	seq_store_seq_cst(h, p, skipped);
-	shmc__count_skip(h, p);
+	/* Counted here, once: receivers pass a skipped slot without counting
+	 * (the skip_mark of a dead writer's slot assumes skips found in order,
+	 * and aborts of two producers are not). */
+	fetch_add_relaxed(&h->ctl->skipped, 1);
 	h->loaned = false;
 }
 
