@@ -63,7 +63,9 @@ const ALLOWED = [
   // The Node addon's sources, for a source build (CMakeLists.txt adds csrc/node).
   /^csrc\/node\/(shmchan_node\.c|CMakeLists\.txt)$/,
 ];
-const MAX_TARBALL_BYTES = 200_000;
+// With zero copy (its C file, the header's docs, both prebuilt libraries and
+// addons, the README section) the tarball is about 206 kB.
+const MAX_TARBALL_BYTES = 220_000;
 /** The Node types of the fresh Node app, pinned like everything else here. */
 const NODE_TYPES = "24.19.4";
 
