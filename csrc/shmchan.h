@@ -68,7 +68,7 @@ enum shmc_info_field {
 	SHMC_INFO_MODE,             /* permission bits (0666 mask) */
 	SHMC_INFO_FLAGS,            /* SHMC_F_* */
 	SHMC_INFO_DROPPED,          /* targeted messages dropped: target gone */
-	SHMC_INFO_SKIPPED,          /* slots skipped: writer died before publish */
+	SHMC_INFO_SKIPPED,          /* slots skipped: writer died before publish, or a loan aborted */
 	SHMC_INFO_OWNER_UID,        /* the channel's owner: the uid that owns its files */
 	SHMC_INFO_COUNT
 };
