@@ -25,6 +25,12 @@
  *   tput-shmc-many-SIZE  the same with trySendMany (64 at a time) / tryRecvMany
  *   tput-net-SIZE     the same over a node:net Unix stream, fixed-size messages
  *   tput-native-SIZE  the same over Deno.connect / Bun.connect (not Node)
+ *   fill-T-SIZE       large messages (65536, 1048576), the producer filling each one
+ *                     (64-bit counter words over every byte) and the consumer
+ *                     summing all of it and checking the sum, over transport T:
+ *                     zc (tryLoan/commit -> tryRecvView/release, in place), copy
+ *                     (trySend/tryRecvInto with private buffers), net (node:net),
+ *                     native (Deno/Bun sockets, not Node); 8 ring entries as cbench
  *   bcast-shmc        one producer -> 4 receivers (broadcast), `await recvInto()`
  *   bcast-net         one producer writing every message to 4 Unix sockets
  *   mcast-shmc        one producer -> 2 competing workers (multicast)
@@ -740,6 +746,249 @@ function streamConsumer(path: string, sizeArg: string, kind = "net"): void {
   sock.on("error", (e) => fail(String(e)));
 }
 
+// ---- large messages, filled and checksummed (zero copy vs copying vs sockets) ----
+
+/** Ring entries of the fill cases: as cbench's FILL_ENTRIES. */
+const FILL_ENTRIES = 8;
+
+/** The producer's work: message `seq` as the counter words seq, seq + 1, ... (as doubles: exact). */
+function fillWords(f: Float64Array, seq: number): void {
+  for (let i = 0; i < f.length; i++) f[i] = seq + i;
+}
+
+/** The consumer's: the sum of every word, checked against message `seq`'s. */
+function checkWords(f: Float64Array, seq: number): void {
+  let a = 0, b = 0, c = 0, d = 0;
+  const n = f.length;
+  for (let i = 0; i < n; i += 4) {
+    a += f[i];
+    b += f[i + 1];
+    c += f[i + 2];
+    d += f[i + 3];
+  }
+  if (a + b + c + d !== n * seq + (n * (n - 1)) / 2) fail(`checksum of message ${seq}`);
+}
+
+const words = (b: Uint8Array) => new Float64Array(b.buffer, b.byteOffset, b.byteLength >>> 3);
+
+async function fillShmc(how: "zc" | "copy", size: number): Promise<void> {
+  const key = randomKey();
+  using ch = Channel.create({ key, ringEntries: FILL_ENTRIES, maxMessageSize: size });
+  const child = new Child("fill-shmc-consumer", [key, size, how]);
+  await child.expect("READY");
+  const msg = new Uint8Array(size);
+  const f = words(msg);
+  const end = performance.now() + TPUT_MS;
+  let sent = 0;
+  for (;;) {
+    for (let i = 0; i < 16; i++, sent++) {
+      if (how === "zc") {
+        let loan;
+        try {
+          loan = ch.tryLoan();
+        } catch (e) {
+          if (!(e instanceof ChannelError && e.code === "ENOBUFS")) throw e;
+          loan = await ch.loan();
+        }
+        fillWords(words(loan.bytes.subarray(0, size)), sent);
+        loan.commit(size);
+      } else {
+        fillWords(f, sent);
+        const p = sendFast(ch, msg);
+        if (p) await p;
+      }
+    }
+    if (performance.now() > end) break;
+  }
+  await ch.send(new Uint8Array(8)); // end marker: a message of another size
+  const r = await child.json();
+  if ((await child.exited) !== 0) fail("consumer failed");
+  if (r.count !== sent) fail(`sent ${sent}, received ${r.count}`);
+  tputOut(`fill-${how}-${size}`, size, r);
+}
+
+function fillShmcConsumer(key: string, sizeArg: string, how: string): void {
+  const size = Number(sizeArg);
+  using sub = Channel.attach({ key: BigInt(key) }, "recv");
+  const buf = new Uint8Array(size);
+  const f = words(buf);
+  const dl = new Deadline(40_000);
+  console.log("READY");
+  let count = 0, first = 0;
+  for (;;) {
+    if (how === "zc") {
+      const view = sub.tryRecvView();
+      if (view === null) {
+        dl.check("fill consumer");
+        continue;
+      }
+      if (view.bytes.byteLength !== size) {
+        view.release();
+        break;
+      }
+      if (count === 0) first = wallMs();
+      checkWords(words(view.bytes), count++);
+      view.release();
+    } else {
+      const n = sub.tryRecvInto(buf);
+      if (n === null) {
+        dl.check("fill consumer");
+        continue;
+      }
+      if (n !== size) break;
+      if (count === 0) first = wallMs();
+      checkWords(f, count++);
+    }
+  }
+  const last = wallMs();
+  console.log(JSON.stringify({ count, first, last }));
+}
+
+/** Filled messages over a Unix stream: the producer's side. */
+async function fillSocket(kind: "net" | "native", size: number): Promise<void> {
+  if (kind === "native" && RUNTIME === "node") fail("fill-native: Node's own sockets are node:net (fill-net)");
+  const path = tmpSocketPath("fill");
+  // Rotating buffers: a socket may still hold one it was given.
+  const bufs = Array.from({ length: 4 }, () => new Uint8Array(size));
+  const end = () => performance.now() > deadline;
+  let deadline = 0, sent = 0;
+  try {
+    let write: (b: Uint8Array) => Promise<void> | void;
+    let finish: () => void;
+    let child: Child;
+    if (kind === "net") {
+      const acc = acceptN(path, 1);
+      await sleep(10);
+      child = new Child("fill-stream-consumer", [path, size, "net"]);
+      const [server, [s]] = await acc;
+      write = (b) => (s.write(b) ? undefined : new Promise<void>((r) => s.once("drain", () => r())));
+      finish = () => {
+        s.end();
+        server.close();
+      };
+    } else if (RUNTIME === "deno") {
+      const l = G.Deno.listen({ transport: "unix", path });
+      child = new Child("fill-stream-consumer", [path, size, "native"]);
+      const conn = await l.accept();
+      write = async (b) => {
+        for (let off = 0; off < b.byteLength;) off += await conn.write(off ? b.subarray(off) : b);
+      };
+      finish = () => {
+        conn.close();
+        l.close();
+      };
+    } else {
+      let conn: { write(d: Uint8Array): number; end(): void } | undefined;
+      let onConn: (() => void) | undefined;
+      let onDrain: (() => void) | undefined;
+      const server = G.Bun.listen({
+        unix: path,
+        socket: {
+          open(x: typeof conn) {
+            conn = x;
+            onConn?.();
+          },
+          drain() {
+            const f = onDrain;
+            onDrain = undefined;
+            f?.();
+          },
+          data() {},
+        },
+      });
+      child = new Child("fill-stream-consumer", [path, size, "native"]);
+      if (!conn) await new Promise<void>((r) => (onConn = r));
+      write = async (b) => {
+        for (let off = 0; off < b.byteLength;) {
+          const w = conn!.write(off ? b.subarray(off) : b);
+          if (w > 0) off += w;
+          if (off < b.byteLength) await new Promise<void>((r) => (onDrain = r));
+        }
+      };
+      finish = () => {
+        conn!.end();
+        server.stop(true);
+      };
+    }
+    await child.expect("READY");
+    deadline = performance.now() + TPUT_MS;
+    for (;;) {
+      for (let i = 0; i < 16; i++, sent++) {
+        const b = bufs[sent & 3];
+        fillWords(words(b), sent);
+        const p = write(b);
+        if (p) await p;
+      }
+      if (end()) break;
+    }
+    finish();
+    const r = await child.json();
+    if ((await child.exited) !== 0) fail("consumer failed");
+    if (r.count !== sent) fail(`sent ${sent}, received ${r.count}`);
+    tputOut(`fill-${kind}-${size}`, size, r);
+  } finally {
+    rmSync(path, { force: true });
+  }
+}
+
+/** Reassembles fixed-size messages from a stream and checks each; reports at the end. */
+function fillStreamConsumer(path: string, sizeArg: string, kind: string): void {
+  const size = Number(sizeArg);
+  const buf = new Uint8Array(size);
+  const f = words(buf);
+  let off = 0, count = 0, first = 0;
+  const report = () => console.log(JSON.stringify({ count, first, last: wallMs() }));
+  const took = () => {
+    if (count === 0) first = wallMs();
+    checkWords(f, count++);
+    off = 0;
+  };
+  const chunk = (d: Uint8Array) => {
+    for (let pos = 0; pos < d.byteLength;) {
+      const n = Math.min(size - off, d.byteLength - pos);
+      buf.set(n === d.byteLength ? d : d.subarray(pos, pos + n), off);
+      off += n;
+      pos += n;
+      if (off === size) took();
+    }
+  };
+  if (kind === "native" && RUNTIME === "deno") {
+    (async () => {
+      const conn = await G.Deno.connect({ transport: "unix", path });
+      console.log("READY");
+      for (;;) {
+        // Straight into the message buffer: no extra copy.
+        const n = await conn.read(buf.subarray(off));
+        if (n === null) break;
+        off += n;
+        if (off === size) took();
+      }
+      report();
+    })();
+    return;
+  }
+  if (kind === "native") {
+    G.Bun.connect({
+      unix: path,
+      socket: {
+        open() {
+          console.log("READY");
+        },
+        data(_s: unknown, d: Uint8Array) {
+          chunk(d);
+        },
+        end: report,
+        close() {},
+      },
+    });
+    return;
+  }
+  const sock = net.createConnection(path, () => console.log("READY"));
+  sock.on("data", chunk);
+  sock.on("end", report);
+  sock.on("error", (e) => fail(String(e)));
+}
+
 // ---- fan-out: broadcast and multicast ------------------------------------------
 
 async function fanShmc(delivery: "broadcast" | "multicast", receivers: number): Promise<void> {
@@ -1106,6 +1355,10 @@ function main(): Promise<void> | void {
       return ipcEcho();
     case "tput-shmc-consumer":
       return tputShmcConsumer(rest[0], rest[1], rest[2]);
+    case "fill-shmc-consumer":
+      return fillShmcConsumer(rest[0], rest[1], rest[2]);
+    case "fill-stream-consumer":
+      return fillStreamConsumer(rest[0], rest[1], rest[2]);
     case "pair":
       return pair();
     case "stream-consumer":
@@ -1123,13 +1376,18 @@ function main(): Promise<void> | void {
     if (m[1] === "shmc" || m[1] === "shmc-many") return tputShmc(size, m[1] === "shmc-many");
     return tputSocket(m[1] as "net" | "native", size);
   }
+  if (c && (m = c.match(/^fill-(zc|copy|net|native)-(\d+)$/))) {
+    const size = Number(m[2]);
+    if (m[1] === "zc" || m[1] === "copy") return fillShmc(m[1], size);
+    return fillSocket(m[1] as "net" | "native", size);
+  }
   console.error(`usage: bench.ts CASE [--quick]   (cases: see the comment at the top of bench/bench.ts)`);
   process.exit(2);
 }
 
 /** Peer roles; they may keep serving after main() returns. Cases exit then. */
 const ROLES = new Set([
-  "rt-shmc-echo", "echo-server", "ipc-echo", "tput-shmc-consumer",
+  "rt-shmc-echo", "echo-server", "ipc-echo", "tput-shmc-consumer", "fill-shmc-consumer", "fill-stream-consumer",
   "stream-consumer", "fan-shmc-receiver", "idle-shmc-receiver", "paced-shmc-echo",
 ]);
 

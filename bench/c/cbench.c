@@ -13,6 +13,16 @@
  *   cbench sock-tput   SIZE MSGS      Unix socketpair, one write() per message
  *   cbench paced-shmc  PATTERN N      request/reply with gaps, blocking shmc_send/shmc_recv
  *   cbench paced-sock  PATTERN N      the same over a blocking Unix socketpair
+ *   cbench fill-tput   HOW SIZE MSGS  large messages, the producer filling each one (a
+ *                                     64-bit counter pattern over every byte) and the
+ *                                     consumer checksumming all of it and checking the
+ *                                     sum: HOW = ring (plain SPSC ring, filled and
+ *                                     summed in place: the floor), zc (shmc_try_loan /
+ *                                     commit, shmc_try_recv_view / release), copy
+ *                                     (shmc_try_send / shmc_try_recv with private
+ *                                     buffers), sock (socketpair write / read). Ring
+ *                                     and shmchan use the same entries, slot stride
+ *                                     and payload offset.
  *
  * PATTERN (as bench/bench.ts): b2b (back-to-back), 50us (the client computes
  * 50 us between requests), 1ms and 10ms (the client sleeps), burst (16
@@ -782,6 +792,184 @@ static void paced(int shm, const char *pname, uint64_t n)
 	fflush(stdout);
 }
 
+/* ---- large messages, filled and checksummed ----------------------------------- */
+
+/* Ring entries for the filled cases: the same for the plain ring and shmchan,
+ * so both keep the same bytes in flight (cache residency). */
+#define FILL_ENTRIES 8u
+
+/* The producer's work: message @seq as 64-bit words seq, seq + 1, ... */
+static void fill_words(void *p, uint32_t size, uint64_t seq)
+{
+	uint64_t *w = p;
+	for (uint32_t i = 0; i < size / 8; i++)
+		w[i] = seq + i;
+}
+
+/* The consumer's: the sum of the words, which must be that of message seq. */
+static void check_words(const void *p, uint32_t size, uint64_t seq)
+{
+	const uint64_t *w = p;
+	uint64_t a = 0, b = 0;
+	uint32_t n = size / 8;
+	for (uint32_t i = 0; i < n; i += 2) {
+		a += w[i];
+		b += w[i + 1];
+	}
+	uint64_t want = (uint64_t)n * seq + (uint64_t)n * (n - 1) / 2;
+	if (a + b != want)
+		die("checksum", EBADMSG);
+}
+
+/* The plain ring of the filled cases has shmchan's slot geometry: a stride
+ * of 16 + SIZE rounded up to 64 bytes, the payload 16 bytes into its slot
+ * (where shmchan's slot header ends), so both touch the same lines and sets. */
+static size_t fill_stride(uint32_t size)
+{
+	return ((size_t)size + 16 + 63) & ~(size_t)63;
+}
+
+static void fill_ring(uint32_t size, uint64_t msgs, struct shared *sh, uint64_t *t0)
+{
+	const size_t stride = fill_stride(size);
+	struct ring *r = ring_new(FILL_ENTRIES, stride);
+	const uint64_t mask = FILL_ENTRIES - 1;
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		pin(1);
+		uint64_t pos = 0, cached = 0;
+		atomic_store(&sh->ready, 1);
+		for (; pos < msgs; pos++) {
+			while (pos == cached && (cached = atomic_load_explicit(&r->write, memory_order_acquire)) == pos)
+				cpu_relax();
+			check_words(&r->slots[(pos & mask) * stride + 16], size, pos);
+			atomic_store_explicit(&r->read, pos + 1, memory_order_release);
+		}
+		atomic_store(&sh->t1, now_ns());
+		_exit(0);
+	}
+	pin(0);
+	wait_flag(&sh->ready, 1);
+	*t0 = now_ns();
+	uint64_t cached = 0;
+	for (uint64_t pos = 0; pos < msgs; pos++) {
+		while (pos - cached == FILL_ENTRIES &&
+		       pos - (cached = atomic_load_explicit(&r->read, memory_order_acquire)) == FILL_ENTRIES)
+			cpu_relax();
+		fill_words(&r->slots[(pos & mask) * stride + 16], size, pos);
+		atomic_store_explicit(&r->write, pos + 1, memory_order_release);
+	}
+	if (reap(pid) != 0)
+		die("ring consumer", EIO);
+}
+
+static void fill_shmc(uint32_t size, uint64_t msgs, int zc, struct shared *sh, uint64_t *t0)
+{
+	uint64_t key = random_key();
+	int ch = shmc_create(key, SHMC_UNICAST, FILL_ENTRIES, size, 0600, 0);
+	if (ch < 0)
+		die("shmc_create", ch);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		pin(1);
+		int sub = attach_retry(key, SHMC_RECV);
+		if (sub < 0)
+			die("attach", sub);
+		uint8_t *buf = aligned_alloc(64, size);
+		atomic_store(&sh->ready, 1);
+		for (uint64_t i = 0; i < msgs;) {
+			const void *v;
+			int r = zc ? shmc_try_recv_view(sub, &v) : shmc_try_recv(sub, buf, size);
+			if (r == -EAGAIN) {
+				cpu_relax();
+				continue;
+			}
+			if (r != (int)size)
+				die("receive", r < 0 ? -r : EBADMSG);
+			check_words(zc ? v : buf, size, i++);
+			if (zc && (r = shmc_release(sub)) < 0)
+				die("shmc_release", -r);
+		}
+		atomic_store(&sh->t1, now_ns());
+		shmc_detach(sub);
+		_exit(0);
+	}
+	pin(0);
+	uint8_t *buf = aligned_alloc(64, size);
+	wait_flag(&sh->ready, 1);
+	*t0 = now_ns();
+	for (uint64_t i = 0; i < msgs;) {
+		void *p;
+		int r = zc ? shmc_try_loan(ch, &p) : (fill_words(buf, size, i), shmc_try_send(ch, buf, size, 0));
+		if (r == -ENOBUFS) {
+			cpu_relax();
+			continue;
+		}
+		if (r < 0)
+			die(zc ? "shmc_try_loan" : "shmc_try_send", -r);
+		if (zc) {
+			fill_words(p, size, i);
+			if ((r = shmc_commit(ch, size, 0)) != (int)size)
+				die("shmc_commit", -r);
+		}
+		i++;
+	}
+	int st = reap(pid);
+	shmc_destroy(ch);
+	if (st != 0)
+		die("shmc consumer", EIO);
+}
+
+static void fill_sock(uint32_t size, uint64_t msgs, struct shared *sh, uint64_t *t0)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		die("socketpair", errno);
+	pid_t pid = fork_child();
+	if (pid == 0) {
+		close(sv[0]);
+		uint8_t *buf = aligned_alloc(64, size);
+		atomic_store(&sh->ready, 1);
+		for (uint64_t i = 0; i < msgs; i++) {
+			if (!full_read(sv[1], buf, size))
+				die("short stream", EIO);
+			check_words(buf, size, i);
+		}
+		atomic_store(&sh->t1, now_ns());
+		_exit(0);
+	}
+	close(sv[1]);
+	uint8_t *buf = aligned_alloc(64, size);
+	wait_flag(&sh->ready, 1);
+	*t0 = now_ns();
+	for (uint64_t i = 0; i < msgs; i++) {
+		fill_words(buf, size, i);
+		full_write(sv[0], buf, size);
+	}
+	if (reap(pid) != 0)
+		die("sock consumer", EIO);
+	close(sv[0]);
+}
+
+static void fill_tput(const char *how, uint32_t size, uint64_t msgs)
+{
+	if (size < 16 || size % 16)
+		die("fill-tput: SIZE must be a multiple of 16", EINVAL);
+	struct shared *sh = shared_new(0, NULL);
+	uint64_t t0 = 0;
+	char name[32];
+	if (!strcmp(how, "ring"))
+		fill_ring(size, msgs, sh, &t0);
+	else if (!strcmp(how, "zc") || !strcmp(how, "copy"))
+		fill_shmc(size, msgs, !strcmp(how, "zc"), sh, &t0);
+	else if (!strcmp(how, "sock"))
+		fill_sock(size, msgs, sh, &t0);
+	else
+		die("fill-tput: HOW is ring, zc, copy or sock", EINVAL);
+	snprintf(name, sizeof name, "c.fill.%s", how);
+	print_tput(name, size, msgs, atomic_load(&sh->t1) - t0);
+}
+
 int main(int argc, char **argv)
 {
 	alarm(WATCHDOG_S);
@@ -810,6 +998,8 @@ int main(int argc, char **argv)
 		sock_rt(a1);
 	else if (!strcmp(c, "sock-tput"))
 		sock_tput((uint32_t)a1, a2);
+	else if (!strcmp(c, "fill-tput") && argc > 4)
+		fill_tput(argv[2], (uint32_t)a2, strtoull(argv[4], NULL, 0));
 	else if (!strcmp(c, "paced-shmc") || !strcmp(c, "paced-sock"))
 		paced(!strcmp(c, "paced-shmc"), argv[2], a2);
 	else {
