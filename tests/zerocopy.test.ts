@@ -208,6 +208,24 @@ function loanSendOwner(ch: Channel): void {
   loan.commit(encoder.encodeInto("from the owner", loan.bytes).written);
 }
 
+describe("zero copy: bad input", () => {
+  test("commit needs a length: the wrong type is a TypeError, out of range EINVAL or EMSGSIZE; the loan stays", () => {
+    using c = channel("unicast", { maxMessageSize: 64 });
+    const loan = c.tx.tryLoan();
+    assert.throws(() => loan.commit(undefined as unknown as number), TypeError);
+    assert.throws(() => loan.commit("4" as unknown as number), TypeError);
+    throwsCode(() => loan.commit(-1), "EINVAL");
+    throwsCode(() => loan.commit(1.5), "EINVAL");
+    throwsCode(() => loan.commit(2 ** 32), "EINVAL");
+    throwsCode(() => loan.commit(65), "EMSGSIZE");
+    assert.throws(() => loan.commit(1, { target: "x" as unknown as number }), TypeError);
+    throwsCode(() => loan.commit(1, { target: 0 }), "EINVAL");
+    assert.equal(loan.pending, true);
+    assert.equal(loan.commit(0), 0);
+    assert.equal(c.rx.tryRecv()!.byteLength, 0);
+  });
+});
+
 describe("zero copy, broadcast: the slowest receiver rule", () => {
   test("a held view gates every producer while a faster receiver reads on", () => {
     using c = channel("broadcast", { ringEntries: 4 });

@@ -15,6 +15,8 @@
  *   - detach aborts a loan and releases a view;
  *   - a unicast view whose slot a participant freed early and a producer
  *     reused: release says -ESTALE;
+ *   - bad input: NULL out-parameters (-EFAULT), stale handles and tokens
+ *     (-ENOENT);
  *   - the view region: a receive-only handle's writes stay in its own copy
  *     (another reader sees the message intact, the next view of that slot
  *     shows the file again); after detach the region reads as zeros, and it
@@ -390,9 +392,49 @@ static void region(uint32_t d)
 	shmc_destroy(owner);
 }
 
+static void bad_input(void)
+{
+	th_section("bad input: NULL out-parameters, stale handles and tokens");
+	uint64_t key = th_key();
+	int owner = shmc_create(key, SHMC_UNICAST, 4, 64, 0600, 0);
+	REQUIRE_OK(owner);
+	int both = shmc_attach_key(key, SHMC_BOTH);
+	REQUIRE_OK(both);
+	EXPECT_EQ(shmc_try_loan(both, NULL), -EFAULT);
+	EXPECT_EQ(shmc_loan(both, NULL, 0), -EFAULT);
+	EXPECT_EQ(shmc_try_loan_at(both, NULL), -EFAULT);
+	EXPECT_EQ(shmc_try_recv_view(both, NULL), -EFAULT);
+	EXPECT_EQ(shmc_recv_view(both, NULL, 0), -EFAULT);
+	EXPECT_EQ(shmc_try_recv_view_at(both, NULL), -EFAULT);
+	EXPECT_EQ(shmc_view_region(both, NULL), -EFAULT);
+	EXPECT_EQ(shmc_view_region_drop(0), -ENOENT);
+	EXPECT_EQ(shmc_view_region_drop(-5), -ENOENT);
+	EXPECT_EQ(shmc_view_region_drop(0x3fffffff), -ENOENT);
+	EXPECT_EQ(shmc_try_send(both, "x", 1, 0), 1); /* nothing above took anything */
+	const void *v;
+	EXPECT_EQ(shmc_try_recv_view(both, &v), 1);
+	EXPECT_EQ(shmc_release(both), 0);
+	EXPECT_OK(shmc_detach(both));
+	void *p;
+	uint32_t off;
+	uint64_t out[3];
+	EXPECT_EQ(shmc_try_loan(both, &p), -ENOENT);
+	EXPECT_EQ(shmc_loan(both, &p, 0), -ENOENT);
+	EXPECT_EQ(shmc_try_loan_at(both, &off), -ENOENT);
+	EXPECT_EQ(shmc_commit(both, 1, 0), -ENOENT);
+	EXPECT_EQ(shmc_abort(both), -ENOENT);
+	EXPECT_EQ(shmc_try_recv_view(both, &v), -ENOENT);
+	EXPECT_EQ(shmc_try_recv_view_at(both, &off), -ENOENT);
+	EXPECT_EQ(shmc_release(both), -ENOENT);
+	EXPECT_EQ(shmc_view_region(both, out), -ENOENT);
+	EXPECT_EQ(shmc_try_recv_view(owner, &v), -EACCES); /* the owner does not receive */
+	shmc_destroy(owner);
+}
+
 int main(void)
 {
 	th_init("test_zerocopy", 0);
+	bad_input();
 	const uint32_t modes[] = { SHMC_UNICAST, SHMC_MULTICAST, SHMC_BROADCAST };
 	for (int i = 0; i < 3; i++) {
 		loans(modes[i]);
