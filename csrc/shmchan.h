@@ -291,7 +291,9 @@ SHMC_API int shmc_release(int handle);
  * region stays mapped while its handle lives; at detach it becomes
  * anonymous memory at the same address (reads see zeros, nothing faults)
  * and is unmapped by shmc_view_region_drop(@token) once the caller holds no
- * reference to it any more. Returns 0.
+ * reference to it any more. Returns 0 (the same region again for the same
+ * handle). Errors: -EMFILE (1023 regions in the process, retired ones not
+ * yet dropped included), -ENOMEM (the private mapping failed), -EFAULT.
  * shmc_try_loan_at / shmc_try_recv_view_at - shmc_try_loan /
  * shmc_try_recv_view writing the payload's offset in the region to *@offset.
  */
