@@ -143,9 +143,11 @@ SHMC_API int shmc_try_send(int handle, const void *buf, uint32_t len, uint32_t t
 SHMC_API int shmc_try_recv(int handle, void *buf, uint32_t cap);
 
 /*
- * shmc_send / shmc_recv - as the try variants, but wait (spin briefly, then
- * sleep on a futex) for room or for a message. @timeout_ns < 0 waits forever;
- * 0 behaves as the try variant. Errors add -ETIMEDOUT. -EINTR is retried.
+ * shmc_send / shmc_recv - as the try variants, but wait for room or for a
+ * message: spin (at most 30 us, never past the timeout) when recent waits of
+ * the handle say that pays, then sleep on a futex. @timeout_ns < 0 waits
+ * forever; 0 behaves as the try variant. Errors add -ETIMEDOUT. -EINTR is
+ * retried.
  */
 SHMC_API int shmc_send(int handle, const void *buf, uint32_t len, uint32_t target,
 		       int64_t timeout_ns);
