@@ -3,7 +3,8 @@
  * park.c - the waiter's half of the wait/wake protocol and the blocking
  * calls: announcing a park and re-checking the ring, withdrawing it (and
  * passing on a wake it will not use), the wait of shmc_send/shmc_recv (an
- * adaptive spin, then the futex), and shmc_park/shmc_unpark for event loops
+ * adaptive spin, then the futex), and shmc_park/shmc_unpark and
+ * shmc_try_recv_park for event loops
  * (DESIGN.md section 4, "Waiting"). The waker's half is in wake.c.
  *
  * Writes: this member's parked bits and doorbell field, the header's
@@ -313,6 +314,29 @@ SHMC_API int shmc_unpark(int handle, uint32_t what)
 		return -EINVAL;
 	do_unpark(h, what);
 	return 0;
+}
+
+SHMC_API int shmc_try_recv_park(int handle, void *buf, uint32_t cap, uint32_t flags)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	if (flags & ~SHMC_TAKE_UNPARK)
+		return -EINVAL;
+	int r = try_recv(h, buf, cap);
+	if (r != -EAGAIN) {
+		/* The caller's wait is over: withdraw its park, passing on a wake
+		 * it was handed for a message it did not take. */
+		if (r >= 0 && (flags & SHMC_TAKE_UNPARK))
+			do_unpark(h, SHMC_WAIT_RECV);
+		return r;
+	}
+	if (!do_park(h, SHMC_WAIT_RECV))
+		return -EAGAIN; /* parked */
+	/* The re-check after publishing the park saw a message, and the park
+	 * is withdrawn again: one more take. */
+	r = try_recv(h, buf, cap);
+	return r == -EAGAIN ? -EBUSY : r;
 }
 
 SHMC_API int shmc__test_wait_stats(int handle, uint32_t what, uint64_t *out)

@@ -206,6 +206,22 @@ SHMC_API int shmc_park(int handle, uint32_t what);
  */
 SHMC_API int shmc_unpark(int handle, uint32_t what);
 
+/*
+ * shmc_try_recv_park - an event loop's receive in one call: shmc_try_recv,
+ * and when there is nothing to take, shmc_park(handle, SHMC_WAIT_RECV).
+ * @flags: 0, or SHMC_TAKE_UNPARK: when a message is taken, also withdraw
+ *         the handle's receive park, as shmc_unpark does (for the caller's
+ *         last waiter on @handle: its wait is over).
+ * Returns the bytes copied, as shmc_try_recv (a message was taken; without
+ * SHMC_TAKE_UNPARK a park already in place stays); -EAGAIN: nothing to take,
+ * and now parked, so the next send rings this process's doorbell; -EBUSY:
+ * nothing taken and not parked (a message came while parking and another
+ * receiver took it first): call again. Other errors as shmc_try_recv
+ * (nothing parked), or -EINVAL for unknown @flags.
+ */
+#define SHMC_TAKE_UNPARK 1u
+SHMC_API int shmc_try_recv_park(int handle, void *buf, uint32_t cap, uint32_t flags);
+
 /* ---- misc ---------------------------------------------------------------- */
 
 /* shmc_strerror - a static description of a negative return code. */
