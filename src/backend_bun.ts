@@ -19,13 +19,14 @@ function open(path: string): Native {
 
 function listenDoorbell(name: string, onRing: () => void): DoorbellSocket {
   const conns = new Set<Socket<undefined>>();
-  let referenced = false;
+  // Only the listener keeps the process alive (while a waiter is pending);
+  // connections never do, but their bytes still come in while it lives.
   const listener = Bun.listen<undefined>({
     unix: "\0" + name,
     socket: {
       open(conn) {
         conns.add(conn);
-        if (!referenced) conn.unref();
+        conn.unref();
       },
       // Any byte is a hint to retry every waiter; the content is irrelevant.
       data() {
@@ -43,14 +44,10 @@ function listenDoorbell(name: string, onRing: () => void): DoorbellSocket {
 
   return {
     ref() {
-      referenced = true;
       listener.ref();
-      for (const c of conns) c.ref();
     },
     unref() {
-      referenced = false;
       listener.unref();
-      for (const c of conns) c.unref();
     },
     close() {
       listener.stop(true);

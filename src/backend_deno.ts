@@ -26,15 +26,22 @@ function open(path: string): Native {
 function listenDoorbell(name: string, onRing: () => void): DoorbellSocket {
   const listener = Deno.listen({ transport: "unix", path: "\0" + name });
   const conns = new Set<Deno.Conn>();
-  let referenced = false;
   let closed = false;
+  // Only the listener's pending accept keeps the process alive (while a
+  // waiter is pending); connections never do, but their bytes still come
+  // in while it lives. So ref/unref is one call.
   listener.unref();
 
   const serve = async (conn: Deno.Conn) => {
     const buf = new Uint8Array(256);
     try {
       // Any byte is a hint to retry every waiter; the content is irrelevant.
-      while ((await conn.read(buf)) !== null) onRing();
+      // The next read is issued after the microtasks that the ring queued
+      // (a resolved recv()'s continuation): off the path to its reply.
+      while ((await conn.read(buf)) !== null) {
+        onRing();
+        await undefined;
+      }
     } catch {
       // A reset connection or our own close(): nothing to do.
     } finally {
@@ -53,7 +60,7 @@ function listenDoorbell(name: string, onRing: () => void): DoorbellSocket {
           break;
         }
         conns.add(conn);
-        if (!referenced) conn.unref();
+        conn.unref();
         serve(conn);
       }
     } catch {
@@ -63,14 +70,10 @@ function listenDoorbell(name: string, onRing: () => void): DoorbellSocket {
 
   return {
     ref() {
-      referenced = true;
       listener.ref();
-      for (const c of conns) c.ref();
     },
     unref() {
-      referenced = false;
       listener.unref();
-      for (const c of conns) c.unref();
     },
     close() {
       closed = true;

@@ -63,10 +63,11 @@ function open(path: string): Native {
 
 function listenDoorbell(name: string, onRing: () => void): DoorbellSocket {
   const conns = new Set<net.Socket>();
-  let referenced = false;
+  // Only the server keeps the process alive (while a waiter is pending);
+  // connections never do, but their bytes still come in while it lives.
   const server = net.createServer((conn) => {
     conns.add(conn);
-    if (!referenced) conn.unref();
+    conn.unref();
     // Any byte is a hint to retry every waiter; the content is irrelevant.
     conn.on("data", onRing);
     conn.on("close", () => conns.delete(conn));
@@ -87,14 +88,10 @@ function listenDoorbell(name: string, onRing: () => void): DoorbellSocket {
 
   return {
     ref() {
-      referenced = true;
       server.ref();
-      for (const c of conns) c.ref();
     },
     unref() {
-      referenced = false;
       server.unref();
-      for (const c of conns) c.unref();
     },
     close() {
       server.close();
