@@ -87,7 +87,7 @@ static void do_unpark(struct handle *h, uint32_t what)
 #define SPIN_DENSE_NS      SPIN_NS      /* mean period at or below: dense traffic */
 #define SPIN_PERIOD_SHIFT  6            /* weight of a new period sample: 1/64 */
 #define SPIN_PERIOD_MAX_NS 1000000000ull /* a longer gap counts as this */
-#define PROBE_SHIFT_MAX    8u           /* probes back off to one in 256 waits */
+#define PROBE_SHIFT_MAX    10u          /* probes back off to one in 1024 waits */
 #define MISS_BUDGET_NS     50000000ll   /* per process: spinning in vain banked, */
 #define MISS_REFILL_DIV    100          /* refilled by 1% of the time that passes */
 #define MISS_REFILL_STEP_NS 1000000ull  /* refilled at most once a millisecond */

@@ -65,7 +65,7 @@ const SEND_PROBE_MS = 100;
 const CREDIT_MAX = 8;
 const CREDIT_MISS = 2;
 /** Probes grow to one in this many waits while spins miss. */
-const PROBE_GAP_MAX = 256;
+const PROBE_GAP_MAX = 1024;
 /** Traffic is dense when waits start on average at most this far apart (µs). */
 const DENSE_PERIOD_US = SPIN_US;
 /** Weight of a new sample in the mean period. */

@@ -45,13 +45,13 @@ describe("adaptive spinning", () => {
     assert.equal(count(spins), 500);
   });
 
-  test("when spins miss, sparse waits park at once and probe at most one wait in 256", () => {
+  test("when spins miss, sparse waits park at once and probe at most one wait in 1024", () => {
     const p = new SpinPolicy(new MissBudget());
     const { spins } = drive(p, 4096, 1000, () => false);
     assert.ok(count(spins.slice(0, 16)) <= 8, "the credit runs out after a few misses");
-    // The probe gap doubles with each probe that misses, up to 256 waits.
+    // The probe gap doubles with each probe that misses, up to 1024 waits.
     const late = spins.slice(2048);
-    assert.ok(count(late) <= 2048 / 256 + 1, `late probes: ${count(late)}`);
+    assert.ok(count(late) <= 2048 / 1024 + 1, `late probes: ${count(late)}`);
     assert.ok(count(late) >= 1, "it still probes");
   });
 
