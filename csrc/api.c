@@ -8,9 +8,9 @@
  * doorbell.c.
  *
  * Writes: the handle table and g_start_position (defined here), and through
- * registry.c, segment.c and member.c what creating, joining and leaving a
+ * lookup.c, segment.c and member.c what creating, joining and leaving a
  * channel writes.
- * Calls: fork.c (process init), registry.c, segment.c, member.c, wake.c
+ * Calls: fork.c (process init), lookup.c, segment.c, member.c, wake.c
  * (through after_consume when a member leaves).
  */
 #include "internal.h"
@@ -110,7 +110,7 @@ SHMC_API int shmc_create(uint64_t key, uint32_t delivery, uint32_t ring_entries,
 		return -ENOMEM;
 	shmc__handle_geometry(h, delivery, ring_entries, max_msg_size);
 	if (h->dat_size > SHMC_MAX_REGION) {
-		free(h);
+		shmc__handle_unmap(h);
 		return -EINVAL;
 	}
 	h->owner = true;
@@ -120,50 +120,32 @@ SHMC_API int shmc_create(uint64_t key, uint32_t delivery, uint32_t ring_entries,
 	h->access = check_permission(geteuid(), getegid(), mode, flags, SHMC_SEND) == 0 ? SHMC_SEND : 0;
 
 	pthread_mutex_lock(&g_lock);
-	struct registry *r;
-	int err = shmc__registry_lock(&r);
+	shmc__sweep();
+	char tmpname[64];
+	int err = shmc__build_begin(h, tmpname, sizeof tmpname);
+	if (err == 0)
+		err = shmc__segments_create(h);
+	if (err == 0)
+		err = shmc__member_join(h, h->access | MEMBER_OWNER);
+	int self = err == 0 ? install(h) : err;
+	if (self > 0) {
+		err = shmc__build_publish(h, tmpname);
+		if (err < 0)
+			uninstall(h);
+	} else {
+		err = self;
+	}
+	if (err < 0)
+		shmc__build_abort(h, tmpname); /* nothing of it was in lookup */
+	pthread_mutex_unlock(&g_lock);
 	if (err < 0) {
-		pthread_mutex_unlock(&g_lock);
-		free(h);
+		shmc__handle_unmap(h);
 		return err;
 	}
-	shmc__registry_sweep(r);
-	uint32_t idx;
-	int32_t id;
-	bool created = false;
-	err = shmc__registry_reserve(r, key, &idx, &id);
-	if (err < 0)
-		goto out;
-	h->channel_id = id;
-	err = shmc__segments_create(h, &created);
-	if (err < 0)
-		goto out;
-	err = shmc__member_join(h, h->access | MEMBER_OWNER);
-	if (err < 0)
-		goto out;
-
-	err = shmc__registry_hold_creator(idx);
-	if (err < 0)
-		goto out;
-	h->creator_locked = true;
-	shmc__registry_publish(r, idx, h);
-	h->reg_index = idx;
-	err = install(h);
-	if (err < 0) {
-		shmc__registry_clear(r, idx);
-		goto out;
-	}
-out:
-	if (err < 0 && created)
-		shmc__unlink_segments(h->channel_id, h->nonce);
-	shmc__registry_unlock(r);
-	pthread_mutex_unlock(&g_lock);
-	if (err < 0)
-		shmc__handle_unmap(h);
-	return err;
+	return self;
 }
 
-static int attach(uint64_t key, int32_t id, uint32_t access)
+static int attach(uint64_t key, int32_t id, uint32_t access, int64_t want_owner)
 {
 	shmc__process_init();
 	if (access == 0 || (access & ~SHMC_BOTH))
@@ -172,43 +154,34 @@ static int attach(uint64_t key, int32_t id, uint32_t access)
 	if (!h)
 		return -ENOMEM;
 	pthread_mutex_lock(&g_lock);
-	struct registry *r;
-	int err = shmc__registry_lock(&r);
-	if (err < 0) {
-		pthread_mutex_unlock(&g_lock);
-		free(h);
-		return err;
-	}
-	shmc__registry_sweep(r);
-	uint32_t idx;
-	struct shmc_reg_entry *e = shmc__registry_find(r, key, id, &idx);
-	if (!e) {
-		err = -ENOENT;
-		goto out;
-	}
-	/* Copy the entry once; validate what we use. */
-	struct shmc_reg_entry ent = *e;
-	err = check_permission(ent.uid, ent.gid, ent.mode & 0666u, ent.flags, access);
+	shmc__sweep();
+	struct found f;
+	int err = shmc__find(key, id, want_owner, &f, NULL);
 	if (err < 0)
 		goto out;
-	err = shmc__segments_open(h, &ent, access);
+	h->dfd = f.dfd;
+	h->owner_uid = f.uid;
+	h->owner_gid = f.gid;
+	h->dir_dev = f.dev;
+	h->dir_ino = f.ino;
+	err = check_permission(f.uid, f.gid, f.desc.mode, f.desc.flags, access);
 	if (err < 0)
 		goto out;
-	h->key = ent.key;
-	h->channel_id = ent.id;
-	h->nonce = ent.nonce;
-	h->reg_index = idx;
-	h->mode = ent.mode & 0666u;
-	h->flags = ent.flags;
+	err = shmc__segments_open(h, &f, access);
+	if (err < 0)
+		goto out;
+	h->key = f.desc.key;
+	h->channel_id = f.desc.channel_id;
+	h->mode = f.desc.mode;
+	h->flags = f.desc.flags;
 	h->access = access;
 	err = shmc__member_join(h, access);
 	if (err < 0)
 		goto out;
 	err = install(h);
 	if (err < 0)
-		store_release(&h->me->state, MEMBER_FREE);
+		shmc__member_leave(h);
 out:
-	shmc__registry_unlock(r);
 	pthread_mutex_unlock(&g_lock);
 	if (err < 0)
 		shmc__handle_unmap(h);
@@ -219,39 +192,77 @@ SHMC_API int shmc_attach_key(uint64_t key, uint32_t access)
 {
 	if (key == 0)
 		return -EINVAL;
-	return attach(key, 0, access);
+	return attach(key, 0, access, -1);
 }
 
 SHMC_API int shmc_attach_id(int32_t channel_id, uint32_t access)
 {
 	if (channel_id <= 0)
 		return -EINVAL;
-	return attach(0, channel_id, access);
+	return attach(0, channel_id, access, -1);
 }
 
-/* Leave the member table and close the handle. Caller holds g_lock. */
+SHMC_API int shmc_attach_key_owned(uint64_t key, uint32_t access, uint32_t owner_uid)
+{
+	if (key == 0)
+		return -EINVAL;
+	return attach(key, 0, access, owner_uid);
+}
+
+SHMC_API int shmc_attach_id_owned(int32_t channel_id, uint32_t access, uint32_t owner_uid)
+{
+	if (channel_id <= 0)
+		return -EINVAL;
+	return attach(0, channel_id, access, owner_uid);
+}
+
+static int lookup_name(uint64_t key, int32_t id, uint64_t *out)
+{
+	if (!out)
+		return -EFAULT;
+	shmc__process_init();
+	uint64_t res[SHMC_LOOKUP_COUNT];
+	struct found f;
+	pthread_mutex_lock(&g_lock);
+	int err = shmc__find(key, id, -1, &f, res);
+	pthread_mutex_unlock(&g_lock);
+	if (err == 0)
+		close(f.dfd);
+	if (!res[SHMC_LOOKUP_STATE])
+		return err < 0 ? err : -ENOENT;
+	for (int i = 0; i < SHMC_LOOKUP_COUNT; i++)
+		out[i] = res[i];
+	return SHMC_LOOKUP_COUNT;
+}
+
+SHMC_API int shmc_lookup_key(uint64_t key, uint64_t *out)
+{
+	if (key == 0)
+		return -EINVAL;
+	return lookup_name(key, 0, out);
+}
+
+SHMC_API int shmc_lookup_id(int32_t channel_id, uint64_t *out)
+{
+	if (channel_id <= 0)
+		return -EINVAL;
+	return lookup_name(0, channel_id, out);
+}
+
+/* Leave the channel and close the handle; remove the channel when it is out
+ * of lookup and we were its last member (and may). Caller holds g_lock. */
 static void leave(struct handle *h)
 {
 	uninstall(h);
-	shmc__member_release_parks(h, h->me);
-	/* SYNC: release (as part of seq_cst): our last cursor/claim writes
-	 * precede the FREE state; seq_cst for after_consume. */
-	store_seq_cst(&h->me->state, MEMBER_FREE);
+	shmc__member_leave(h);
 	/* Leaving may free room (broadcast gate) for parked senders. */
 	after_consume(h);
-	shmc__handle_unmap(h); /* closing ctl_fd drops our liveness lock */
-}
-
-/* Detach; if the channel's creator has died, sweep now, so that when the last
- * participant of a channel whose creator was killed detaches, its names
- * leave /dev/shm at once. Caller holds g_lock. */
-static void leave_and_sweep(struct handle *h)
-{
-	uint32_t idx = h->reg_index;
-	int32_t id = h->channel_id;
-	uint64_t nonce = h->nonce;
-	leave(h);
-	shmc__registry_sweep_if_gone(idx, id, nonce);
+	if (h->me_fd >= 0) {
+		close(h->me_fd); /* our liveness lock goes with it */
+		h->me_fd = -1;
+	}
+	shmc__after_leave(h->dfd, h->owner_uid, h->key);
+	shmc__handle_unmap(h);
 }
 
 SHMC_API int shmc_detach(int sub)
@@ -264,7 +275,7 @@ SHMC_API int shmc_detach(int sub)
 	else if (h->owner)
 		err = -EINVAL;
 	else
-		leave_and_sweep(h);
+		leave(h);
 	pthread_mutex_unlock(&g_lock);
 	return err;
 }
@@ -279,16 +290,7 @@ SHMC_API int shmc_destroy(int owner)
 	} else if (!h->owner) {
 		err = -EINVAL;
 	} else {
-		struct registry *r;
-		err = shmc__registry_lock(&r);
-		if (err == 0) {
-			shmc__registry_drop(r, h);
-			shmc__unlink_segments(h->channel_id, h->nonce);
-			if (h->creator_locked)
-				shmc__registry_release_creator(h->reg_index);
-			shmc__registry_unlock(r);
-		}
-		err = 0; /* the handle closes even if the registry is unusable */
+		shmc__destroy_channel(h);
 		leave(h);
 	}
 	pthread_mutex_unlock(&g_lock);
@@ -314,6 +316,7 @@ SHMC_API int shmc_info(int handle, uint64_t *out)
 	out[SHMC_INFO_FLAGS] = h->flags;
 	out[SHMC_INFO_DROPPED] = load_relaxed(&h->ctl->dropped);
 	out[SHMC_INFO_SKIPPED] = load_relaxed(&h->ctl->skipped);
+	out[SHMC_INFO_OWNER_UID] = h->owner_uid;
 	return SHMC_INFO_COUNT;
 }
 
@@ -325,15 +328,17 @@ SHMC_API const char *shmc_strerror(int code)
 	case 0: return "success";
 	case EINVAL: return "invalid argument";
 	case ENOENT: return "no such channel or subscriber";
-	case EEXIST: return "a live channel already uses this key";
+	case EEXIST: return "the key is held by a channel or by another name";
 	case EACCES: return "permission denied";
 	case ENOBUFS: return "ring full";
 	case EMSGSIZE: return "message longer than the channel's maximum";
 	case EAGAIN: return "nothing to receive";
 	case ETIMEDOUT: return "timed out";
 	case EUSERS: return "too many subscribers";
-	case EBADMSG: return "shared segment failed validation";
-	case ENOSPC: return "channel registry full";
+	case EBADMSG: return "a file of the channel failed validation";
+	case EIO: return "a file of the channel was shrunk by a participant: the handle is unusable";
+	case ENOTCONN: return "no doorbell: create one with shmc_doorbell_path and shmc_doorbell_seal";
+	case EALREADY: return "the doorbell is sealed already";
 	case EMFILE: return "too many open handles in this process";
 	case EFAULT: return "bad buffer";
 	default: {
@@ -356,7 +361,7 @@ SHMC_API const char *shmc_strerror(int code)
 
 /* At normal process exit, destroy the channels this process created, so no
  * name outlives its creator in /dev/shm (a kill -9 is swept by the next
- * create or attach on the machine). A forked child does not destroy its
+ * create or attach of its uid or root). A forked child does not destroy its
  * parent's channels. */
 __attribute__((destructor)) static void cleanup_at_exit(void)
 {

@@ -30,6 +30,12 @@
 		memory_order_acq_rel, memory_order_acquire)
 /* Full barrier: a store before it is visible before any load after it. */
 #define smp_mb()               atomic_thread_fence(memory_order_seq_cst)
+/* Store-store barrier: stores before it are visible before stores after it
+ * (a seqlock writer's stamp before its payload). No instruction on x86. */
+#define smp_wmb()              atomic_thread_fence(memory_order_release)
+/* Load-load barrier: loads before it complete before loads after it (a
+ * seqlock reader's payload copy before its second stamp load). */
+#define smp_rmb()              atomic_thread_fence(memory_order_acquire)
 
 static inline void cpu_relax(void)
 {

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fork.c - a child forked without exec must not keep its parent's members
- * (and channels) alive, nor share its parent's locks (DESIGN.md section 5,
+ * (and channels) alive, nor share its parent's locks (DESIGN.md section 10,
  * "fork()").
  *
- * Writes: in the child, each open handle's control mapping and ctl_fd (the
- * same pages through a description of its own) and busy flags, g_lock, and
- * through their hooks the registry's and the doorbells' process-local state.
- * Calls: registry.c and doorbell.c (their after-fork and init hooks).
+ * Writes: in the child, each open handle's own member mapping and
+ * descriptor (the same file through a description of its own), the owner's
+ * descriptor of `id`, the busy flags and view locks, g_lock, and through its
+ * hook the doorbells' process-local state.
+ * Calls: doorbell.c (its after-fork and init hooks).
  */
 #include "internal.h"
 
@@ -16,31 +17,40 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* Replace descriptor @fd by a new open file description of the same file
+ * (@flags), so that no lock of the old one is kept through it. Returns the
+ * new description's descriptor number (@fd) or -1. */
+static int reopen(int fd, int flags)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	int nfd = open(path, flags | O_CLOEXEC);
+	if (nfd < 0)
+		return -1;
+	int r = dup3(nfd, fd, O_CLOEXEC);
+	close(nfd);
+	return r;
+}
+
 static void reset_after_fork(void)
 {
 	/* Inherited handles share the parent's open file descriptions, and an
-	 * OFD lock lives as long as any fd or mapping references its
-	 * description: re-open each control segment and map the same pages
-	 * through the new description, so the parent's members die with it. */
+	 * OFD lock lives as long as any descriptor or mapping references its
+	 * description: re-open our own member files and map the same page
+	 * through the new description, so the parent's members die with it;
+	 * the owner's `id` likewise (the creator lock). */
 	for (uint32_t i = 1; i < MAX_HANDLES; i++) {
 		struct handle *h = atomic_load_explicit(&g_handles[i], memory_order_relaxed);
-		if (!h || h->ctl_fd < 0)
+		if (!h)
 			continue;
 		atomic_flag_clear(&h->send_busy);
 		atomic_flag_clear(&h->recv_busy);
-		char path[64];
-		snprintf(path, sizeof path, "/proc/self/fd/%d", h->ctl_fd);
-		int fd = open(path, O_RDWR | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		if (mmap(h->ctl, h->ctl_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
-			 0) != MAP_FAILED)
-			dup3(fd, h->ctl_fd, O_CLOEXEC);
-		close(fd);
+		pthread_mutex_init(&h->view_lock, NULL);
+		if (h->me_fd >= 0 && reopen(h->me_fd, O_RDWR) >= 0)
+			mmap(h->me, h->page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, h->me_fd, 0);
+		if (h->id_fd >= 0)
+			reopen(h->id_fd, O_RDONLY);
 	}
-	/* The child shares the parent's open file description, and flock()
-	 * would not exclude the two: the child opens its own. */
-	shmc__registry_after_fork();
 	pthread_mutex_init(&g_lock, NULL);
 	shmc__doorbell_after_fork();
 }

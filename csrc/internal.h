@@ -32,34 +32,63 @@
 #define MAX_HANDLES     1024u      /* open handles per process */
 #define HANDLE_INDEX_BITS 10
 #define LIVENESS_PROBE_NS 10000000 /* re-probe a stuck peer at most every 10 ms */
+#define STALE_AGE_NS    1000000000ull /* a half-built name of the dead is swept after 1 s */
 
 /* ---- process-local state ------------------------------------------------ */
+
+/* Another member's file as one handle sees it (DESIGN.md 5): mapped
+ * read-only at page @slot of the handle's member region. Written under the
+ * handle's view lock; the hot paths read the page and these words without
+ * it (a stale view is always safe: a departed member's page reads as zeros or
+ * says LEFT, and liveness is probed before anything is decided about it). */
+struct member_view {
+	_Atomic uint64_t ino;     /* inode of m<slot> when mapped, 0: nothing mapped */
+	_Atomic uint32_t uid;     /* its owner */
+	_Atomic bool dead;        /* probed dead: ignored by this handle */
+	_Atomic bool bad;         /* failed validation: ignored */
+};
 
 struct handle {
 	int self;                 /* the public handle number */
 	bool owner;
 	uint32_t access;          /* SHMC_SEND | SHMC_RECV */
 	pid_t opener_pid;         /* for the exit-time cleanup of owned channels */
-	int ctl_fd, dat_fd;       /* ctl_fd holds this member's liveness lock */
-	bool creator_locked;      /* owner: holds the creator lock of reg_index */
-	uint32_t reg_index;       /* the channel's registry entry */
+	int dfd;                  /* the channel's directory (O_RDONLY | O_DIRECTORY) */
+	int id_fd;                /* owner: `id`, holding the creator lock; else -1 */
+	int me_fd;                /* our member file, holding our liveness lock */
+	int fault;                /* our ranges in fault.c's table, or -1 */
+	_Atomic uint32_t *poison; /* set when a fault hit ctl, dat or our own member page */
+	uint32_t owner_uid, owner_gid; /* the directory's owner: the kernel's word */
+	uint64_t dir_dev, dir_ino;
 
 	struct shmc_ctl_header *ctl;
 	size_t ctl_size;
 	uint8_t *dat;
 	size_t dat_size;
-	struct shmc_member *members;
-	struct shmc_slot *slots;
-	struct shmc_member *me;
+	struct shmc_dat_header *dh;
+	struct shmc_wait *waits;  /* ctl: one per member slot */
+	struct shmc_qslot *qslots;/* ctl: unicast/multicast slot states */
+	uint8_t *mregion;         /* SHMC_MAX_MEMBERS pages: member files */
+	size_t page;
+	struct shmc_member *me;   /* our own member file (read-write) */
 
-	/* Private copies of the immutable header, validated once at open: every
-	 * bound used below comes from here, never from shared memory. */
+	/* Private copies of the immutable descriptor, validated once at open:
+	 * every bound used below comes from here, never from shared memory. */
 	uint64_t key;
 	int32_t channel_id;
 	uint32_t delivery, ring_entries, mask, max_msg, stride, max_members;
 	uint32_t mode, flags;
-	uint64_t nonce;
+	uint64_t nonce, start;
 	uint32_t member_idx, member_id;
+
+	/* Broadcast: this receiver's read position, private (DESIGN.md 7);
+	 * the member file's copy is what producers read. Under recv_lock. */
+	uint64_t cursor;
+
+	/* The view of the other members (DESIGN.md 5). */
+	pthread_mutex_t view_lock;
+	struct member_view view[SHMC_MAX_MEMBERS];
+	_Atomic uint64_t refresh_ns; /* last refresh (rate limit of the slow paths' refreshes) */
 
 	/* Per-handle caches; atomic (relaxed) only because threads may share a
 	 * handle: a stale value is always safe. */
@@ -99,60 +128,76 @@ SHMC_INTERNAL extern struct handle *_Atomic g_handles[MAX_HANDLES];
 /* Defined in api.c (the test hook): where new channels start their positions. */
 SHMC_INTERNAL extern uint64_t g_start_position;
 
-/* The registry's mapping, locked: opaque outside registry.c. */
-struct registry;
+/* What lookup found for a key or id (lookup.c). */
+struct found {
+	int dfd;                  /* the channel's directory, open */
+	uint32_t uid, gid;        /* its owner */
+	uint64_t dev, ino;
+	struct shmc_desc desc;    /* validated private copy */
+	char name[64];            /* its name in /dev/shm */
+};
 
 /* ---- internal functions, by the file that defines them --------------------- */
 
 /* fork.c */
 SHMC_INTERNAL void shmc__process_init(void);
 
-/* registry.c (every function but the creator lock: caller holds g_lock) */
-SHMC_INTERNAL int shmc__registry_lock(struct registry **out);
-SHMC_INTERNAL void shmc__registry_unlock(struct registry *r);
-SHMC_INTERNAL void shmc__registry_sweep(struct registry *r);
-SHMC_INTERNAL struct shmc_reg_entry *shmc__registry_find(struct registry *r, uint64_t key,
-							 int32_t id, uint32_t *index);
-SHMC_INTERNAL int shmc__registry_reserve(struct registry *r, uint64_t key, uint32_t *index,
-					 int32_t *id);
-SHMC_INTERNAL void shmc__registry_publish(struct registry *r, uint32_t index,
-					  const struct handle *h);
-SHMC_INTERNAL void shmc__registry_clear(struct registry *r, uint32_t index);
-SHMC_INTERNAL void shmc__registry_drop(struct registry *r, const struct handle *h);
-SHMC_INTERNAL int shmc__registry_hold_creator(uint32_t index);
-SHMC_INTERNAL void shmc__registry_release_creator(uint32_t index);
-SHMC_INTERNAL void shmc__registry_sweep_if_gone(uint32_t index, int32_t id, uint64_t nonce);
-SHMC_INTERNAL void shmc__registry_after_fork(void);
+/* lookup.c (callers hold g_lock unless noted) */
+SHMC_INTERNAL void shmc__key_name(char *out, size_t n, uint64_t key);
+SHMC_INTERNAL int shmc__tmpfile(int dfd, int flags);
+SHMC_INTERNAL int shmc__link_tmpfile(int fd, int dfd, const char *name);
+SHMC_INTERNAL int shmc__find(uint64_t key, int32_t id, int64_t want_owner, struct found *f,
+			     uint64_t *lookup_out);
+SHMC_INTERNAL int shmc__build_begin(struct handle *h, char *tmpname, size_t n);
+SHMC_INTERNAL int shmc__build_publish(struct handle *h, const char *tmpname);
+SHMC_INTERNAL void shmc__build_abort(struct handle *h, const char *tmpname);
+SHMC_INTERNAL void shmc__destroy_channel(struct handle *h);
+SHMC_INTERNAL void shmc__after_leave(int dfd, uint32_t owner_uid, uint64_t key);
+SHMC_INTERNAL void shmc__sweep(void);
+SHMC_INTERNAL bool shmc__lock_held(int fd);
+SHMC_INTERNAL uint64_t shmc__pidns(void);
 
 /* segment.c */
 SHMC_INTERNAL struct handle *shmc__handle_new(void);
 SHMC_INTERNAL void shmc__handle_unmap(struct handle *h);
 SHMC_INTERNAL void shmc__handle_geometry(struct handle *h, uint32_t delivery, uint32_t entries,
 					 uint32_t max_msg);
-SHMC_INTERNAL int shmc__segments_create(struct handle *h, bool *created);
-SHMC_INTERNAL int shmc__segments_open(struct handle *h, const struct shmc_reg_entry *ent,
-				      uint32_t access);
-SHMC_INTERNAL void shmc__unlink_segments(int32_t id, uint64_t nonce);
+SHMC_INTERNAL int shmc__segments_create(struct handle *h);
+SHMC_INTERNAL int shmc__segments_open(struct handle *h, const struct found *f, uint32_t access);
+SHMC_INTERNAL void shmc__fill_desc(const struct handle *h, struct shmc_desc *d);
+SHMC_INTERNAL int shmc__check_desc(const struct shmc_desc *d);
 
 /* member.c */
 SHMC_INTERNAL uint64_t shmc__process_start_time(pid_t pid);
-SHMC_INTERNAL int shmc__byte_locked(int fd, uint64_t offset);
-SHMC_INTERNAL bool shmc__member_alive(struct handle *h, uint32_t idx);
-SHMC_INTERNAL uint32_t shmc__unpark_bits(struct handle *h, struct shmc_member *m, uint32_t bits);
-SHMC_INTERNAL void shmc__member_release_parks(struct handle *h, struct shmc_member *m);
 SHMC_INTERNAL int shmc__member_join(struct handle *h, uint32_t access);
+SHMC_INTERNAL void shmc__member_leave(struct handle *h);
+SHMC_INTERNAL bool shmc__member_alive(struct handle *h, uint32_t idx);
+SHMC_INTERNAL int shmc__members_live(int dfd);
+SHMC_INTERNAL void shmc__view_refresh(struct handle *h);
+SHMC_INTERNAL bool shmc__view_refresh_slow(struct handle *h);
+SHMC_INTERNAL struct shmc_member *shmc__view(struct handle *h, uint32_t idx);
+SHMC_INTERNAL void shmc__view_forget(struct handle *h, uint32_t idx);
+SHMC_INTERNAL uint32_t shmc__unpark_bits(struct handle *h, uint32_t idx, uint32_t bits);
+SHMC_INTERNAL void shmc__member_release_parks(struct handle *h, uint32_t idx);
 SHMC_INTERNAL int shmc__find_receiver(struct handle *h, uint32_t id);
 SHMC_INTERNAL bool shmc__probe_allowed(_Atomic uint64_t *last);
+
+/* fault.c */
+SHMC_INTERNAL int shmc__fault_register(struct handle *h);
+SHMC_INTERNAL void shmc__fault_unregister(struct handle *h);
+SHMC_INTERNAL void shmc__fault_own(struct handle *h);
+SHMC_INTERNAL uint64_t shmc__fault_member_hits(const struct handle *h);
 
 /* recover.c */
 SHMC_INTERNAL bool shmc__target_gone(struct handle *h, uint32_t target);
 SHMC_INTERNAL bool shmc__drop_if_target_gone(struct handle *h, uint64_t pos, uint64_t q);
 SHMC_INTERNAL bool shmc__free_if_taker_gone(struct handle *h, uint64_t pos, uint64_t q);
-SHMC_INTERNAL bool shmc__recover_stalled(struct handle *h, uint64_t pos, uint64_t q);
+SHMC_INTERNAL bool shmc__recover_stalled(struct handle *h, uint64_t pos, uint64_t q, bool privately);
+SHMC_INTERNAL void shmc__count_skip(struct handle *h, uint64_t pos);
 
 /* doorbell.c */
-SHMC_INTERNAL int shmc__doorbell_ring(const char *addr);
-SHMC_INTERNAL void shmc__doorbell_record(struct shmc_member *m);
+SHMC_INTERNAL int shmc__doorbell_ring(struct handle *h, uint32_t idx, uint32_t what);
+SHMC_INTERNAL void shmc__doorbell_unlink(struct handle *h, uint32_t idx, const struct shmc_member *m);
 SHMC_INTERNAL void shmc__doorbell_init(void);
 SHMC_INTERNAL void shmc__doorbell_after_fork(void);
 
@@ -211,21 +256,117 @@ static inline struct handle *lookup(int h)
 	return p;
 }
 
-static inline uint8_t *dat_slot(struct handle *h, uint64_t pos)
+/* ---- slots: where each word lives, and its encoding (DESIGN.md 6) ---------- */
+
+/* The first position the slot of @pos ever holds. */
+static inline uint64_t slot_first(const struct handle *h, uint64_t pos)
 {
-	return (h->dat + sizeof(struct shmc_dat_header) +
-					(size_t)(pos & h->mask) * h->stride);
+	return h->start + ((pos - h->start) & h->mask);
 }
 
-/* Is slot @t free for a producer at position t? Broadcast also needs the
- * gate (checked by the caller). */
-static inline bool slot_free_for(struct handle *h, uint64_t t, uint64_t q)
+/* What a slot's stored state word is relative to: SEQ(first, FREE), so that
+ * a zero-filled file means "free for its first position". */
+static inline uint64_t seq_base(const struct handle *h, uint64_t pos)
+{
+	return SEQ(slot_first(h, pos), SLOT_FREE);
+}
+
+/* The stored stamp of position @pos once its bytes are complete, and while
+ * they are being written (DESIGN.md 7, "Publish"): odd, so never 0 (a
+ * zero-filled slot), whatever the position (a forged head may send a scan to
+ * positions before the first). */
+static inline uint64_t stamp_of(const struct handle *h, uint64_t pos)
+{
+	return (pos - slot_first(h, pos)) * 2 + 1;
+}
+
+static inline uint64_t stamp_writing(const struct handle *h, uint64_t pos)
+{
+	return stamp_of(h, pos) ^ (1ull << 63);
+}
+
+static inline struct shmc_slot_header *slot_hdr(const struct handle *h, uint64_t pos)
+{
+	return (struct shmc_slot_header *)(h->dat + sizeof(struct shmc_dat_header) +
+					   (size_t)(pos & h->mask) * h->stride);
+}
+
+static inline uint8_t *slot_payload(const struct handle *h, uint64_t pos)
+{
+	return (uint8_t *)slot_hdr(h, pos) + sizeof(struct shmc_slot_header);
+}
+
+/* The state word of @pos's slot: in ctl for unicast/multicast (consumers
+ * claim it), in dat for broadcast (only producers write it). */
+static inline _Atomic uint64_t *state_word(const struct handle *h, uint64_t pos)
+{
+	return h->delivery == SHMC_BROADCAST ? &slot_hdr(h, pos)->word
+					     : &h->qslots[pos & h->mask].seq;
+}
+
+/* The state of @pos's slot, decoded (SEQ(position, state)). The orderings
+ * are those of the plain operations named: see each caller's SYNC. */
+static inline uint64_t seq_load_acquire(const struct handle *h, uint64_t pos)
+{
+	return load_acquire(state_word(h, pos)) + seq_base(h, pos);
+}
+
+static inline uint64_t seq_load_relaxed(const struct handle *h, uint64_t pos)
+{
+	return load_relaxed(state_word(h, pos)) + seq_base(h, pos);
+}
+
+static inline void seq_store_relaxed(const struct handle *h, uint64_t pos, uint64_t q)
+{
+	store_relaxed(state_word(h, pos), q - seq_base(h, pos));
+}
+
+static inline void seq_store_release(const struct handle *h, uint64_t pos, uint64_t q)
+{
+	store_release(state_word(h, pos), q - seq_base(h, pos));
+}
+
+static inline void seq_store_seq_cst(const struct handle *h, uint64_t pos, uint64_t q)
+{
+	store_seq_cst(state_word(h, pos), q - seq_base(h, pos));
+}
+
+/* CAS of the decoded state word; on failure *@expected gets the current
+ * decoded value. */
+static inline bool seq_cas_acq_rel(const struct handle *h, uint64_t pos, uint64_t *expected,
+				   uint64_t desired)
+{
+	uint64_t base = seq_base(h, pos), e = *expected - base;
+	bool ok = cas_acq_rel(state_word(h, pos), &e, desired - base);
+	*expected = e + base;
+	return ok;
+}
+
+static inline bool seq_cas_seq_cst(const struct handle *h, uint64_t pos, uint64_t *expected,
+				   uint64_t desired)
+{
+	uint64_t base = seq_base(h, pos), e = *expected - base;
+	bool ok = cas_seq_cst(state_word(h, pos), &e, desired - base);
+	*expected = e + base;
+	return ok;
+}
+
+/* Is the slot of @t free for a producer at position t (its decoded state
+ * @q)? Broadcast also needs the gate (checked by the caller). */
+static inline bool slot_free_for(const struct handle *h, uint64_t t, uint64_t q)
 {
 	const uint64_t n = h->ring_entries;
 	if (h->delivery == SHMC_BROADCAST)
 		return q == SEQ(t, SLOT_FREE) || q == SEQ(t - n, SLOT_READY) ||
 		       q == SEQ(t - n, SLOT_TAKEN);
 	return q == SEQ(t, SLOT_FREE);
+}
+
+/* The handle failed (a shared file was shrunk, DESIGN.md 9): -EIO from now
+ * on. Set by fault.c's SIGBUS handler. */
+static inline bool poisoned(const struct handle *h)
+{
+	return load_relaxed(h->poison) != 0;
 }
 
 /* SYNC: acquire/release on the flag: one thread's claim record and publish
@@ -283,14 +424,18 @@ static inline int take(struct handle *h, void *buf, uint32_t cap, enum take_mode
 	return r;
 }
 
-/* shmc_try_recv on a live handle (shmc_recv retries it). */
+/* shmc_try_recv on a live handle (shmc_recv retries it). A message read
+ * from a page the SIGBUS handler replaced is never returned. */
 static inline int try_recv(struct handle *h, void *buf, uint32_t cap)
 {
+	if (poisoned(h))
+		return -EIO;
 	if (!(h->access & SHMC_RECV))
 		return -EACCES;
 	if (cap && !buf)
 		return -EFAULT;
-	return take(h, buf, cap, TAKE_NOW);
+	int r = take(h, buf, cap, TAKE_NOW);
+	return poisoned(h) ? -EIO : r;
 }
 
 /* Is there a message for this member now? 1 or 0 (a hint: another
@@ -303,8 +448,8 @@ static inline int has_message(struct handle *h)
 /* Would a send find room now? 1 or 0 (a hint, as has_message). */
 static inline int has_room(struct handle *h)
 {
-	uint64_t t = load_acquire(&h->ctl->tail);
-	uint64_t q = load_acquire(&h->slots[t & h->mask].seq);
+	uint64_t t = load_acquire(&h->dh->tail);
+	uint64_t q = seq_load_acquire(h, t);
 	uint64_t n = h->ring_entries;
 	if (!slot_free_for(h, t, q))
 		return 0; /* the same test as claim_positions */

@@ -7,11 +7,12 @@
  * shmc_try_recv_park for event loops
  * (DESIGN.md section 4, "Waiting"). The waker's half is in wake.c.
  *
- * Writes: this member's parked bits and doorbell field, the header's
- * parked counts; process-local: the handle's wait state, the miss budget.
+ * Writes: this member's wait line (parked bits, sleepers, member id hint),
+ * the header's parked counts; process-local: the handle's wait state, the
+ * miss budget.
  * Calls: send.c and recv.c (the non-blocking attempts, and has_room /
  * has_message, inline from internal.h), member.c (clearing its own park),
- * doorbell.c (recording this process's doorbell), wake.c (passing a wake on).
+ * wake.c (passing a wake on).
  */
 #include "internal.h"
 #include "shmchan_test.h"
@@ -20,6 +21,9 @@
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#define IDLE_WAKES      4          /* futex returns with nothing to do before a pause */
+#define IDLE_PAUSE_NS   1000000    /* the pause: bounds what a bumped word costs */
 
 static int futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns)
 {
@@ -38,11 +42,11 @@ static bool clear_park(struct handle *h, uint32_t what);
 
 static int do_park(struct handle *h, uint32_t what)
 {
-	struct shmc_member *m = h->me;
-	shmc__doorbell_record(m);
+	struct shmc_wait *w = &h->waits[h->member_idx];
+	store_relaxed(&w->member_id, h->member_id); /* a hint for wakers' views */
 	/* SYNC: seq_cst RMWs, paired with after_publish/after_consume's full
 	 * barrier: set the bit, then count it, then re-check the ring. */
-	uint32_t old = fetch_or_seq_cst(&m->parked, what);
+	uint32_t old = fetch_or_seq_cst(&w->parked, what);
 	if (!(old & what))
 		fetch_add_seq_cst(what == SHMC_WAIT_RECV ? &h->ctl->recv_parked
 							 : &h->ctl->send_parked, 1);
@@ -60,7 +64,7 @@ static int do_park(struct handle *h, uint32_t what)
  * false if a waker already had (and so delivered a wake). */
 static bool clear_park(struct handle *h, uint32_t what)
 {
-	return shmc__unpark_bits(h, h->me, what) != 0;
+	return shmc__unpark_bits(h, h->member_idx, what) != 0;
 }
 
 static void do_unpark(struct handle *h, uint32_t what)
@@ -170,9 +174,52 @@ static void spin_record(struct wait_state *w, bool hit, uint64_t spun)
 		store_relaxed(&w->until_probe, 1u << shift);
 }
 
-static inline int ready_for(struct handle *h, uint32_t what)
+static bool ready(struct handle *h, uint32_t what)
 {
 	return what == SHMC_WAIT_RECV ? has_message(h) : has_room(h);
+}
+
+/*
+ * Sleep while parked for up to @left_ns (DESIGN.md 4): FUTEX_WAIT on our wake
+ * word, counted in `sleepers` so that a waker knows to FUTEX_WAKE us. Returns
+ * when @what may succeed, or at the end of @left_ns. A wake that finds
+ * nothing to do (a bumped word, a cleared bit: a stale wake, or a participant
+ * rewriting ctl; a signal) parks again and sleeps again without spinning,
+ * after IDLE_WAKES in a row with a pause first, so that rewriting our wait
+ * line in a loop costs a sleeper at most about a thousand wakeups a second.
+ * (Returning to the caller's spin instead would let each such write cost a
+ * whole spin.)
+ */
+static void sleep_parked(struct handle *h, uint32_t what, uint32_t w, int64_t left_ns)
+{
+	struct shmc_wait *ws = &h->waits[h->member_idx];
+	uint64_t end = now_ns() + (uint64_t)left_ns;
+	unsigned idle = 0;
+	for (;;) {
+		/* SYNC: seq_cst, and a full barrier before the kernel reads the
+		 * word in FUTEX_WAIT, paired with wake_member's seq_cst increment
+		 * of the word and load of sleepers (Dekker): it sees us and wakes
+		 * us, or our FUTEX_WAIT sees its new word. */
+		fetch_add_seq_cst(&ws->sleepers, 1);
+		smp_mb();
+		uint64_t now = now_ns();
+		int r = now >= end ? -ETIMEDOUT : futex_wait(&ws->wake, w, (int64_t)(end - now));
+		fetch_sub_seq_cst(&ws->sleepers, 1);
+		if (r == -ETIMEDOUT || poisoned(h) || ready(h, what))
+			return;
+		if ((now = now_ns()) >= end)
+			return;
+		if (++idle >= IDLE_WAKES) {
+			uint64_t pause = end - now < IDLE_PAUSE_NS ? end - now : IDLE_PAUSE_NS;
+			struct timespec ts = { 0, (long)pause };
+			nanosleep(&ts, NULL);
+		}
+		/* SYNC: acquire, as before parking: read before parking again, so
+		 * that a wake between the park and the sleep is not lost. */
+		w = load_acquire(&ws->wake);
+		if (!(load_seq_cst(&ws->parked) & what) && do_park(h, what))
+			return; /* parked again, and the re-check found it ready */
+	}
 }
 
 /* The spin of a blocking call that found nothing, once per call. Returns 1
@@ -194,7 +241,7 @@ static int spin_for(struct handle *h, uint32_t what, uint64_t deadline)
 	/* Every round checks the clock: the spin ends at its budget or at the
 	 * deadline, whichever comes first. */
 	do {
-		hit = ready_for(h, what);
+		hit = ready(h, what);
 		if (hit)
 			break;
 		cpu_relax();
@@ -208,8 +255,9 @@ static int spin_for(struct handle *h, uint32_t what, uint64_t deadline)
 }
 
 /* Wait until @what may succeed, or until the deadline: the first time in a
- * call (*spun false), spin if the rule says so; then sleep on this member's
- * futex word. Returns 0 to retry, or -ETIMEDOUT. */
+ * call (*spun false), spin if the rule says so (never past the deadline);
+ * then sleep on this member's futex word. Returns 0 to retry, or
+ * -ETIMEDOUT. */
 static int wait_for(struct handle *h, uint32_t what, uint64_t deadline, bool *spun)
 {
 	if (!*spun) {
@@ -220,9 +268,9 @@ static int wait_for(struct handle *h, uint32_t what, uint64_t deadline, bool *sp
 	} else if (deadline != UINT64_MAX && now_ns() >= deadline) {
 		return -ETIMEDOUT;
 	}
-	/* SYNC: acquire, paired with wake_member's release increment. Read
-	 * before parking, so a wake between park and sleep is not lost. */
-	uint32_t w = load_acquire(&h->me->wake);
+	/* SYNC: acquire, paired with wake_member's increment. Read before
+	 * parking, so a wake between park and sleep is not lost. */
+	uint32_t w = load_acquire(&h->waits[h->member_idx].wake);
 	if (do_park(h, what))
 		return 0;
 	int64_t left = -1;
@@ -239,7 +287,7 @@ static int wait_for(struct handle *h, uint32_t what, uint64_t deadline, bool *sp
 	if (left < 0 || left > 100000000)
 		left = 100000000;
 	fetch_add_relaxed(&h->wait[what == SHMC_WAIT_SEND].sleeps, 1);
-	futex_wait(&h->me->wake, w, left);
+	sleep_parked(h, what, w, left);
 	/* Woken, timed out or spurious: withdraw the park if still there. No
 	 * wake is passed on: the caller retries at once, and a message it then
 	 * misses was taken by another receiver. */
@@ -260,6 +308,8 @@ SHMC_API int shmc_send(int handle, const void *buf, uint32_t len, uint32_t targe
 	struct handle *h = lookup(handle);
 	if (!h)
 		return -ENOENT;
+	if (poisoned(h))
+		return -EIO;
 	uint64_t deadline = deadline_from(timeout_ns);
 	bool spun = false;
 	for (;;) {
@@ -268,7 +318,7 @@ SHMC_API int shmc_send(int handle, const void *buf, uint32_t len, uint32_t targe
 			return r;
 		r = wait_for(h, SHMC_WAIT_SEND, deadline, &spun);
 		if (r < 0)
-			return r;
+			return poisoned(h) ? -EIO : r;
 	}
 }
 
@@ -302,6 +352,12 @@ SHMC_API int shmc_park(int handle, uint32_t what)
 		return -EACCES;
 	if (what == SHMC_WAIT_SEND && !(h->access & SHMC_SEND))
 		return -EACCES;
+	if (poisoned(h))
+		return -EIO;
+	/* Parked without a doorbell, nothing could wake it. */
+	uint32_t bell = what == SHMC_WAIT_RECV ? MEMBER_BELL_RECV : MEMBER_BELL_SEND;
+	if (!(load_relaxed(&h->me->bells) & bell))
+		return -ENOTCONN;
 	return do_park(h, what);
 }
 
@@ -324,6 +380,8 @@ SHMC_API int shmc_try_recv_park(int handle, void *buf, uint32_t cap, uint32_t fl
 	if (flags & ~SHMC_TAKE_UNPARK)
 		return -EINVAL;
 	int r = try_recv(h, buf, cap);
+	if (r == -EAGAIN && !(load_relaxed(&h->me->bells) & MEMBER_BELL_RECV))
+		return -ENOTCONN; /* parked without a doorbell, nothing could wake it */
 	if (r != -EAGAIN) {
 		/* The caller's wait is over: withdraw its park, passing on a wake
 		 * it was handed for a message it did not take. */

@@ -3,19 +3,21 @@
  * recover.c - what a live member does about what a dead one left in the
  * ring: messages waiting for a target that left, a slot TAKEN by a consumer
  * that died, a slot claimed or half-written by a producer that died
- * (DESIGN.md section 5, "Dead members" and "A dead consumer").
+ * (DESIGN.md section 10, "Dead members" and "A dead consumer"). What it
+ * decides from comes from the dead member's own file (its claim and taking
+ * records), never from what another participant could have written.
  *
- * Writes: slot seq words (turning a dead peer's slot into a dropped or
- * skipped one), the dropped and skipped counters, a dead target's member
- * state (FREE), this handle's probe timestamps.
- * Calls: member.c (liveness probes, releasing a dead member's parks),
- * recv.c (moving head past what it freed).
+ * Writes: slot state words (turning a dead peer's slot into a dropped or
+ * skipped one: ctl for unicast/multicast, dat for a broadcast producer), the
+ * dropped and skipped counters, this handle's view and probe timestamps.
+ * Calls: member.c (the view, liveness probes, releasing a dead member's
+ * parks), recv.c (moving head past what it freed).
  */
 #include "internal.h"
 
 /* Has the receiver a targeted message waits for left the channel? A member
- * still marked ACTIVE is probed (rate-limited); if its process died it is
- * released, so its messages are dropped instead of holding the ring. */
+ * still in our view is probed (rate-limited); if its process died it is
+ * forgotten, so its messages are dropped instead of holding the ring. */
 bool shmc__target_gone(struct handle *h, uint32_t target)
 {
 	int idx = shmc__find_receiver(h, target);
@@ -23,10 +25,8 @@ bool shmc__target_gone(struct handle *h, uint32_t target)
 		return true;
 	if (!shmc__probe_allowed(&h->target_probe_ns) || shmc__member_alive(h, (uint32_t)idx))
 		return false;
-	struct shmc_member *m = &h->members[idx];
-	uint32_t st = MEMBER_ACTIVE;
-	shmc__member_release_parks(h, m);
-	cas_seq_cst(&m->state, &st, MEMBER_FREE);
+	shmc__member_release_parks(h, (uint32_t)idx);
+	shmc__view_forget(h, (uint32_t)idx);
 	return true;
 }
 
@@ -34,14 +34,13 @@ bool shmc__target_gone(struct handle *h, uint32_t target)
  * has left. The producer drops it itself (no receiver may be scanning). */
 bool shmc__drop_if_target_gone(struct handle *h, uint64_t pos, uint64_t q)
 {
-	struct shmc_slot *s = &h->slots[pos & h->mask];
-	uint32_t tg = load_relaxed(&s->target);
+	uint32_t tg = load_relaxed(&slot_hdr(h, pos)->target);
 	if (!tg || !shmc__target_gone(h, tg))
 		return false;
 	/* SYNC: acq_rel CAS, as a consumer's take in queue_take. */
-	if (!cas_acq_rel(&s->seq, &q, SEQ(pos, SLOT_TAKEN)))
+	if (!seq_cas_acq_rel(h, pos, &q, SEQ(pos, SLOT_TAKEN)))
 		return true; /* somebody else took it: retry anyway */
-	store_seq_cst(&s->seq, SEQ(pos + h->ring_entries, SLOT_FREE));
+	seq_store_seq_cst(h, pos, SEQ(pos + h->ring_entries, SLOT_FREE));
 	fetch_add_relaxed(&h->ctl->dropped, 1);
 	shmc__advance_head(h);
 	return true;
@@ -54,21 +53,43 @@ bool shmc__free_if_taker_gone(struct handle *h, uint64_t pos, uint64_t q)
 {
 	if (!shmc__probe_allowed(&h->target_probe_ns))
 		return false;
-	for (uint32_t i = 0; i < h->max_members; i++)
-		if (load_acquire(&h->members[i].state) == MEMBER_ACTIVE &&
-		    load_relaxed(&h->members[i].taking) == pos + 1 && shmc__member_alive(h, i))
+	shmc__view_refresh_slow(h);
+	for (uint32_t i = 0; i < h->max_members; i++) {
+		struct shmc_member *m = shmc__view(h, i);
+		if (m && load_acquire(&m->state) == MEMBER_ACTIVE &&
+		    load_relaxed(&m->taking) == pos + 1 && shmc__member_alive(h, i))
 			return false;
-	if (!cas_acq_rel(&h->slots[pos & h->mask].seq, &q, SEQ(pos + h->ring_entries, SLOT_FREE)))
+	}
+	if (!seq_cas_acq_rel(h, pos, &q, SEQ(pos + h->ring_entries, SLOT_FREE)))
 		return true;
 	fetch_add_relaxed(&h->ctl->dropped, 1);
 	shmc__advance_head(h);
 	return true;
 }
 
+/* Count one skipped slot. Unicast/multicast slots are skipped by one CAS;
+ * a broadcast slot is skipped by each receiver in its own cursor and maybe
+ * by a producer too: the first to skip @pos counts it (skip_mark). */
+void shmc__count_skip(struct handle *h, uint64_t pos)
+{
+	if (h->delivery != SHMC_BROADCAST) {
+		fetch_add_relaxed(&h->ctl->skipped, 1);
+		return;
+	}
+	uint64_t mark = load_relaxed(&h->ctl->skip_mark);
+	while ((int64_t)(pos - mark) >= 0)
+		if (cas_seq_cst(&h->ctl->skip_mark, &mark, pos + 1)) {
+			fetch_add_relaxed(&h->ctl->skipped, 1);
+			return;
+		}
+}
+
 /* A writer claimed @pos but has not published it. If that writer is dead,
- * turn the slot into a skipped one (never delivered as data). Rate-limited.
- * Returns true if the slot was skipped. */
-bool shmc__recover_stalled(struct handle *h, uint64_t pos, uint64_t q)
+ * turn the slot into a skipped one (never delivered as data): a CAS of its
+ * state, or with @privately (a broadcast receiver, which may not write
+ * slots) nothing but the verdict. Rate-limited. Returns true if the slot is
+ * to be skipped. */
+bool shmc__recover_stalled(struct handle *h, uint64_t pos, uint64_t q, bool privately)
 {
 	uint64_t now = now_coarse_ns();
 	if (load_relaxed(&h->stall_pos) != pos) {
@@ -79,34 +100,27 @@ bool shmc__recover_stalled(struct handle *h, uint64_t pos, uint64_t q)
 	if (now - load_relaxed(&h->stall_probe_ns) < LIVENESS_PROBE_NS)
 		return false;
 	store_relaxed(&h->stall_probe_ns, now);
-	uint64_t tail = load_acquire(&h->ctl->tail);
+	uint64_t tail = load_acquire(&h->dh->tail);
 	if ((int64_t)(tail - pos) <= 0)
 		return false; /* not claimed yet: simply empty */
+	/* The claimer recorded its claimed range in its own member file before
+	 * its tail CAS: the member whose range holds pos is the writer. */
+	shmc__view_refresh(h);
 	bool writer_alive = false;
-	if (q == SEQ(pos, SLOT_WRITING)) {
-		uint32_t w = load_relaxed(&h->slots[pos & h->mask].writer);
-		/* The index alone is not an identity (the slot of a dead writer
-		 * is reused by the next attacher): its claim must cover pos. */
-		writer_alive = w >= 1 && w <= h->max_members &&
-			       load_acquire(&h->members[w - 1].state) == MEMBER_ACTIVE &&
-			       pos - load_relaxed(&h->members[w - 1].claim) <
-				       load_relaxed(&h->members[w - 1].claim_n) &&
-			       shmc__member_alive(h, w - 1);
-	} else {
-		/* Claimed (tail moved past) but WRITING not yet stored: the claimer
-		 * recorded its claimed range in its member first. */
-		for (uint32_t i = 0; i < h->max_members && !writer_alive; i++)
-			writer_alive = load_acquire(&h->members[i].state) == MEMBER_ACTIVE &&
-				       pos - load_relaxed(&h->members[i].claim) <
-					       load_relaxed(&h->members[i].claim_n) &&
-				       shmc__member_alive(h, i);
+	for (uint32_t i = 0; i < h->max_members && !writer_alive; i++) {
+		struct shmc_member *m = shmc__view(h, i);
+		writer_alive = m && load_acquire(&m->state) == MEMBER_ACTIVE &&
+			       pos - load_relaxed(&m->claim) < load_relaxed(&m->claim_n) &&
+			       shmc__member_alive(h, i);
 	}
 	if (writer_alive)
 		return false;
-	uint64_t dead = h->delivery == SHMC_BROADCAST ? SEQ(pos, SLOT_TAKEN)
-						      : SEQ(pos + h->ring_entries, SLOT_FREE);
-	if (!cas_seq_cst(&h->slots[pos & h->mask].seq, &q, dead))
-		return false;
-	fetch_add_relaxed(&h->ctl->skipped, 1);
+	if (!privately) {
+		uint64_t dead = h->delivery == SHMC_BROADCAST ? SEQ(pos, SLOT_TAKEN)
+							      : SEQ(pos + h->ring_entries, SLOT_FREE);
+		if (!seq_cas_seq_cst(h, pos, &q, dead))
+			return false;
+	}
+	shmc__count_skip(h, pos);
 	return true;
 }

@@ -5,8 +5,10 @@
  * broadcast cursor, and the non-blocking receives (DESIGN.md section 3,
  * "Unicast / multicast consume", "Broadcast consume", "Targeted sends").
  *
- * Writes: the slots it takes (seq: TAKEN, then FREE for the next lap), head,
- * this member's cursor and `taking` record, the dropped counter.
+ * Writes: the slots it takes (unicast/multicast: seq in ctl, TAKEN, then FREE
+ * for the next lap), head, this member's cursor (broadcast: the private one
+ * and the copy in its member file) and `taking` record, the dropped counter.
+ * Never dat: receivers may only read what senders write.
  * Calls: recover.c (a target that left, a writer that died), wake.c
  * (through after_consume). One take under the receive turn (take,
  * try_recv, has_message) is inline in internal.h, for park.c's spin.
@@ -20,14 +22,14 @@
 
 static uint32_t copy_out(struct handle *h, uint64_t pos, void *buf, uint32_t cap)
 {
-	struct shmc_slot *s = &h->slots[pos & h->mask];
-	/* Read the length once and bound it by our private max_msg. */
-	uint32_t len = load_relaxed(&s->len);
+	/* Read the length once (from dat: only senders write it) and bound it
+	 * by our private max_msg. */
+	uint32_t len = load_relaxed(&slot_hdr(h, pos)->len);
 	if (len > h->max_msg)
 		len = h->max_msg;
 	uint32_t n = len < cap ? len : cap;
 	if (n)
-		memcpy(buf, dat_slot(h, pos), n);
+		memcpy(buf, slot_payload(h, pos), n);
 	return n;
 }
 
@@ -41,8 +43,7 @@ void shmc__advance_head(struct handle *h)
 	uint64_t hd = load_acquire(&h->ctl->head);
 	uint64_t e = hd;
 	/* SYNC: acquire, paired with the consumers' release of FREE. */
-	while (e - hd < n && (int64_t)(load_acquire(&h->slots[e & h->mask].seq) -
-				       SEQ(e + n, SLOT_FREE)) >= 0)
+	while (e - hd < n && (int64_t)(seq_load_acquire(h, e) - SEQ(e + n, SLOT_FREE)) >= 0)
 		e++;
 	if (e != hd)
 		cas_seq_cst(&h->ctl->head, &hd, e); /* lost the race: another moved it */
@@ -74,11 +75,17 @@ again:;
 	bool prefix_consumed = hd == head; /* every slot in [head, p) consumed */
 	for (uint64_t i = 0; i < n; i++) { /* bounded, whatever shared memory says */
 		uint64_t p = hd + i;
-		struct shmc_slot *s = &h->slots[p & h->mask];
+		struct shmc_slot_header *sh = slot_hdr(h, p);
 		/* SYNC: acquire, paired with the producer's release of READY. */
-		uint64_t q = load_acquire(&s->seq);
-		if (q == SEQ(p, SLOT_READY)) {
-			uint32_t tg = load_relaxed(&s->target);
+		uint64_t q = seq_load_acquire(h, p);
+		/* A READY whose stamp (in dat, which only senders write) does not
+		 * say "position p, complete" was never published here: a forgery,
+		 * taken for what it hides (not yet published).
+		 * SYNC: acquire, paired with publish's release of the stamp: the
+		 * bytes are complete. */
+		uint64_t stamp = q == SEQ(p, SLOT_READY) ? load_acquire(&sh->word) : 0;
+		if (q == SEQ(p, SLOT_READY) && stamp == stamp_of(h, p)) {
+			uint32_t tg = load_relaxed(&sh->target);
 			bool drop = false;
 			if (tg && tg != h->member_id) {
 				if (!shmc__target_gone(h, tg)) {
@@ -95,18 +102,27 @@ again:;
 			 * free_if_taker_gone acquires before reading it. */
 			store_relaxed(&h->me->taking, p + 1);
 			/* SYNC: acq_rel CAS: exactly one consumer takes the slot. */
-			if (!cas_acq_rel(&s->seq, &q, SEQ(p, SLOT_TAKEN))) {
+			if (!seq_cas_acq_rel(h, p, &q, SEQ(p, SLOT_TAKEN))) {
 				prefix_consumed = false;
 				continue;
 			}
 			uint32_t got = drop ? 0 : copy_out(h, p, buf, cap);
+			/* SYNC: the copy before the second stamp load, paired with
+			 * publish's smp_wmb: a changed stamp means a producer reused
+			 * the slot while we copied (a participant freed it early), and
+			 * the copy is dropped, never returned. */
+			smp_rmb();
+			if (!drop && load_relaxed(&sh->word) != stamp) {
+				drop = true;
+				got = 0;
+			}
 			/* SYNC: release (as part of seq_cst), paired with the producers'
 			 * acquire of seq: the copy is done before the slot is reused.
 			 * seq_cst for after_consume's Dekker (a batch fences once). */
 			if (mode == TAKE_DEFER && !drop)
-				store_release(&s->seq, SEQ(p + n, SLOT_FREE));
+				seq_store_release(h, p, SEQ(p + n, SLOT_FREE));
 			else
-				store_seq_cst(&s->seq, SEQ(p + n, SLOT_FREE));
+				seq_store_seq_cst(h, p, SEQ(p + n, SLOT_FREE));
 			store_relaxed(&h->me->taking, 0);
 			/* head is a hint: move it only once it lags by HEAD_LAG (or
 			 * the whole ring, if smaller), so a take usually costs no
@@ -138,31 +154,32 @@ again:;
 			}
 			continue;
 		}
-		/* Not yet published (FREE or WRITING for p): order stops here,
-		 * unless its writer died. A FREE slot is usually just the end of
-		 * the queue: only the slow paths (peek, used before sleeping) look
-		 * whether a producer claimed it and died before marking it. */
-		if ((q == SEQ(p, SLOT_WRITING) || peek) && shmc__recover_stalled(h, p, q))
+		/* Not yet published (FREE or WRITING for p, or a forged READY):
+		 * order stops here, unless its writer died. A FREE slot is usually
+		 * just the end of the queue: only the slow paths (peek, used before
+		 * sleeping) look whether a producer claimed it and died before
+		 * marking it. */
+		if ((q == SEQ(p, SLOT_WRITING) || peek) && shmc__recover_stalled(h, p, q, false))
 			continue;
 		break;
 	}
 	return peek ? 0 : -EAGAIN;
 }
 
-/* Broadcast: read at this member's own cursor; slots are never changed by
- * receivers, the cursor is what the producers' gate reads. */
+/* Broadcast: read at this member's own cursor, kept private; slots are never
+ * changed by receivers, the cursor's copy in our member file is what the
+ * producers' gate reads (DESIGN.md 7, "Broadcast consume"). */
 int shmc__broadcast_take(struct handle *h, void *buf, uint32_t cap, enum take_mode mode)
 {
 	const bool peek = mode == TAKE_PEEK;
 	struct shmc_member *m = h->me;
 	const uint64_t n = h->ring_entries;
-	uint64_t cur = load_relaxed(&m->cursor);
+	uint64_t cur = h->cursor;
 	for (uint64_t i = 0; i < n; i++) {
-		struct shmc_slot *s = &h->slots[cur & h->mask];
 		/* SYNC: acquire, paired with the producer's release of READY. */
-		uint64_t q = load_acquire(&s->seq);
+		uint64_t q = seq_load_acquire(h, cur);
 		if (q == SEQ(cur, SLOT_READY)) {
-			uint32_t tg = load_relaxed(&s->target);
+			uint32_t tg = load_relaxed(&slot_hdr(h, cur)->target);
 			bool mine = !tg || tg == h->member_id;
 			if (peek && mine)
 				return 1;
@@ -170,6 +187,7 @@ int shmc__broadcast_take(struct handle *h, void *buf, uint32_t cap, enum take_mo
 			/* SYNC: release (as part of seq_cst), paired with
 			 * broadcast_gate's acquire: the copy is finished before the
 			 * producer may reuse the slot. seq_cst for after_consume. */
+			h->cursor = cur + 1;
 			store_seq_cst(&m->cursor, cur + 1);
 			if (mode != TAKE_DEFER || !mine)
 				after_consume(h);
@@ -181,12 +199,19 @@ int shmc__broadcast_take(struct handle *h, void *buf, uint32_t cap, enum take_mo
 		if (q == SEQ(cur, SLOT_TAKEN) || (int64_t)(q - SEQ(cur + 1, SLOT_FREE)) >= 0) {
 			/* Skipped slot, or overwritten (only a corrupt peer or a
 			 * receiver wrongly released can see this): move on. */
+			h->cursor = cur + 1;
 			store_seq_cst(&m->cursor, cur + 1);
 			cur++;
 			continue;
 		}
-		if ((q == SEQ(cur, SLOT_WRITING) || peek) && shmc__recover_stalled(h, cur, q))
+		/* Unpublished: a dead writer's slot is skipped in our own cursor
+		 * only (receivers never write slots). */
+		if ((q == SEQ(cur, SLOT_WRITING) || peek) && shmc__recover_stalled(h, cur, q, true)) {
+			h->cursor = cur + 1;
+			store_seq_cst(&m->cursor, cur + 1);
+			cur++;
 			continue;
+		}
 		break;
 	}
 	return peek ? 0 : -EAGAIN;
@@ -206,6 +231,8 @@ SHMC_API int shmc_try_recv_many(int handle, void *buf, uint32_t cap, uint32_t *l
 	struct handle *h = lookup(handle);
 	if (!h)
 		return -ENOENT;
+	if (poisoned(h))
+		return -EIO;
 	if (!(h->access & SHMC_RECV))
 		return -EACCES;
 	if (cap < h->max_msg)
@@ -237,6 +264,8 @@ SHMC_API int shmc_try_recv_many(int handle, void *buf, uint32_t cap, uint32_t *l
 		smp_mb();
 		after_consume(h);
 	}
+	if (poisoned(h))
+		return -EIO; /* bytes from a replaced page are never returned */
 	return i ? (int)i : r;
 }
 
@@ -245,6 +274,8 @@ SHMC_API int shmc_pending(int handle)
 	struct handle *h = lookup(handle);
 	if (!h)
 		return -ENOENT;
+	if (poisoned(h))
+		return -EIO;
 	if (!(h->access & SHMC_RECV))
 		return -EACCES;
 	return has_message(h);

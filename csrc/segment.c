@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * segment.c - a channel's two shared segments: their names and file modes,
- * creation and initialisation by the creator, opening and validation by an
- * attacher, and a handle's private geometry (DESIGN.md sections 1, 2, 5
- * "Creation" and 6).
+ * segment.c - a channel's shared files `ctl` and `dat`: sizes and file
+ * modes, creation by the creator (published complete), opening and
+ * validation by an attacher; the descriptor's contents; a handle's private
+ * geometry and its mappings (DESIGN.md sections 2, 6 and 9).
  *
- * Writes: /dev/shm/shmchan.<id>.<nonce>.{c,d} (created, initialised,
- * chmod'ed, unlinked) and the handle it is given (fds, mappings, geometry).
- * Reads g_start_position (api.c's test hook) for a new ring's first position.
- * Calls: nothing of the library's but the helpers in internal.h.
+ * Writes: a new channel's ctl and dat (created, sized, given their headers
+ * and modes, linked), and the handle it is given (mappings, geometry, the
+ * reserved region of member pages).
+ * Calls: lookup.c (O_TMPFILE publication), fault.c (registering mappings).
  */
 #include "internal.h"
 
@@ -18,18 +18,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* File modes that let the OS enforce the channel mode: the control segment is
- * read-write for every class with any right (receivers record progress in it),
- * the data segment read-write for writers (mmap needs read) and read-only for
- * readers. A private channel opens only to its owner class. */
+/* File modes that let the OS enforce the channel mode: ctl is read-write for
+ * every class with any right (receivers record progress in it), dat
+ * read-write for writers (mmap needs read) and read-only for readers. A
+ * private channel opens only to its owner class. The owner class keeps rw on
+ * both whatever the mode (it created them; the library's check decides what
+ * its handles may do). */
 static mode_t ctl_file_mode(uint32_t mode, uint32_t flags)
 {
-	mode_t m = 0;
-	for (int shift = 0; shift <= 6; shift += 3)
+	mode_t m = 0600;
+	for (int shift = 0; shift <= 3; shift += 3)
 		if ((mode >> shift) & 6u)
 			m |= (mode_t)6u << shift;
 	return (flags & SHMC_F_PRIVATE) ? (m & 0600) : m;
@@ -37,8 +38,8 @@ static mode_t ctl_file_mode(uint32_t mode, uint32_t flags)
 
 static mode_t dat_file_mode(uint32_t mode, uint32_t flags)
 {
-	mode_t m = 0;
-	for (int shift = 0; shift <= 6; shift += 3) {
+	mode_t m = 0600;
+	for (int shift = 0; shift <= 3; shift += 3) {
 		uint32_t bits = (mode >> shift) & 6u;
 		if (bits & 2u)
 			m |= (mode_t)6u << shift;
@@ -48,51 +49,48 @@ static mode_t dat_file_mode(uint32_t mode, uint32_t flags)
 	return (flags & SHMC_F_PRIVATE) ? (m & 0600) : m;
 }
 
-static void segment_name(char *out, size_t n, int32_t id, uint64_t nonce, char kind)
-{
-	snprintf(out, n, "/shmchan.%d.%016llx.%c", (int)id, (unsigned long long)nonce, kind);
-}
-
-void shmc__unlink_segments(int32_t id, uint64_t nonce)
-{
-	char name[96];
-	segment_name(name, sizeof name, id, nonce, 'c');
-	shm_unlink(name);
-	segment_name(name, sizeof name, id, nonce, 'd');
-	shm_unlink(name);
-}
-
-void shmc__handle_unmap(struct handle *h)
-{
-	if (h->ctl && h->ctl != MAP_FAILED)
-		munmap(h->ctl, h->ctl_size);
-	if (h->dat && h->dat != MAP_FAILED)
-		munmap(h->dat, h->dat_size);
-	if (h->ctl_fd >= 0)
-		close(h->ctl_fd);
-	if (h->dat_fd >= 0)
-		close(h->dat_fd);
-	free(h);
-}
+static _Atomic uint32_t g_no_poison;
 
 struct handle *shmc__handle_new(void)
 {
 	struct handle *h = calloc(1, sizeof *h);
 	if (!h)
 		return NULL;
-	h->ctl_fd = h->dat_fd = -1;
+	h->dfd = h->id_fd = h->me_fd = h->fault = -1;
+	h->poison = &g_no_poison;
 	h->opener_pid = getpid();
+	h->page = (size_t)sysconf(_SC_PAGESIZE);
+	pthread_mutex_init(&h->view_lock, NULL);
 	return h;
 }
 
-static uint64_t ctl_size_for(uint32_t entries)
+void shmc__handle_unmap(struct handle *h)
 {
-	return sizeof(struct shmc_ctl_header) +
-	       (uint64_t)SHMC_MAX_MEMBERS * sizeof(struct shmc_member) +
-	       (uint64_t)entries * sizeof(struct shmc_slot);
+	shmc__fault_unregister(h);
+	if (h->ctl && h->ctl != MAP_FAILED)
+		munmap(h->ctl, h->ctl_size);
+	if (h->dat && h->dat != MAP_FAILED)
+		munmap(h->dat, h->dat_size);
+	if (h->mregion && h->mregion != MAP_FAILED)
+		munmap(h->mregion, SHMC_MAX_MEMBERS * h->page);
+	if (h->dfd >= 0)
+		close(h->dfd);
+	if (h->id_fd >= 0)
+		close(h->id_fd);
+	if (h->me_fd >= 0)
+		close(h->me_fd);
+	pthread_mutex_destroy(&h->view_lock);
+	free(h);
 }
 
-/* Set the private geometry and the pointers from validated values. */
+static uint64_t ctl_size_for(uint32_t delivery, uint32_t entries)
+{
+	return sizeof(struct shmc_ctl_header) +
+	       (uint64_t)SHMC_MAX_MEMBERS * sizeof(struct shmc_wait) +
+	       (delivery == SHMC_BROADCAST ? 0 : (uint64_t)entries * sizeof(struct shmc_qslot));
+}
+
+/* Set the private geometry from validated values. */
 void shmc__handle_geometry(struct handle *h, uint32_t delivery, uint32_t entries,
 			   uint32_t max_msg)
 {
@@ -100,186 +98,203 @@ void shmc__handle_geometry(struct handle *h, uint32_t delivery, uint32_t entries
 	h->ring_entries = entries;
 	h->mask = entries - 1;
 	h->max_msg = max_msg;
-	h->stride = (uint32_t)(((uint64_t)max_msg + SHMC_CACHELINE - 1) &
-			       ~(uint64_t)(SHMC_CACHELINE - 1));
+	h->stride = (uint32_t)(((uint64_t)max_msg + sizeof(struct shmc_slot_header) +
+				SHMC_CACHELINE - 1) & ~(uint64_t)(SHMC_CACHELINE - 1));
 	h->max_members = SHMC_MAX_MEMBERS;
-	h->ctl_size = ctl_size_for(entries);
+	h->ctl_size = ctl_size_for(delivery, entries);
 	h->dat_size = sizeof(struct shmc_dat_header) + (uint64_t)entries * h->stride;
 }
 
-static void handle_pointers(struct handle *h)
+void shmc__fill_desc(const struct handle *h, struct shmc_desc *d)
 {
-	h->members = (struct shmc_member *)((uint8_t *)h->ctl + sizeof(struct shmc_ctl_header));
-	h->slots = (struct shmc_slot *)((uint8_t *)h->members +
-					SHMC_MAX_MEMBERS * sizeof(struct shmc_member));
+	memset(d, 0, sizeof *d);
+	d->magic = SHMC_DESC_MAGIC;
+	d->version = SHMC_LAYOUT_VERSION;
+	d->desc_size = sizeof *d;
+	d->delivery = h->delivery;
+	d->ring_entries = h->ring_entries;
+	d->max_msg_size = h->max_msg;
+	d->slot_stride = h->stride;
+	d->flags = h->flags;
+	d->mode = h->mode;
+	d->channel_id = h->channel_id;
+	d->key = h->key;
+	d->nonce = h->nonce;
+	d->start = h->start;
+	d->ctl_size = h->ctl_size;
+	d->dat_size = h->dat_size;
+	d->member_size = sizeof(struct shmc_member);
+	d->creator_pid = (uint32_t)getpid();
+	d->creator_start = shmc__process_start_time(getpid());
+	d->pidns = shmc__pidns();
 }
 
-/* Create one segment O_EXCL with no access bits, size and map it; the caller
- * initialises it, publishes the version, then fchmods it. */
-static int segment_create(const char *name, size_t size, int *fd_out, void **map_out)
+/* Is @d (a private copy) a descriptor this library can use? 0 or -EBADMSG. */
+int shmc__check_desc(const struct shmc_desc *d)
 {
-	int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0);
-	if (fd < 0)
+	if (d->magic != SHMC_DESC_MAGIC || d->version != SHMC_LAYOUT_VERSION ||
+	    d->desc_size != sizeof *d || d->delivery > SHMC_MULTICAST ||
+	    !is_power_of_two(d->ring_entries) || d->ring_entries > SHMC_MAX_RING_ENTRIES ||
+	    d->max_msg_size == 0 || d->max_msg_size > SHMC_MAX_MESSAGE_SIZE || d->channel_id <= 0 ||
+	    d->key == 0 || (d->mode & ~0666u) || (d->flags & ~SHMC_F_PRIVATE) ||
+	    d->member_size != sizeof(struct shmc_member))
+		return -EBADMSG;
+	struct handle g = { 0 };
+	shmc__handle_geometry(&g, d->delivery, d->ring_entries, d->max_msg_size);
+	if (d->slot_stride != g.stride || d->ctl_size != g.ctl_size || d->dat_size != g.dat_size ||
+	    g.dat_size > SHMC_MAX_REGION)
+		return -EBADMSG;
+	return 0;
+}
+
+/* The pointers into the mappings, and the reserved region of member pages
+ * (zero pages until a member file is mapped there). */
+static int handle_pointers(struct handle *h)
+{
+	h->waits = (struct shmc_wait *)((uint8_t *)h->ctl + sizeof(struct shmc_ctl_header));
+	h->qslots = h->delivery == SHMC_BROADCAST
+			    ? NULL
+			    : (struct shmc_qslot *)((uint8_t *)h->waits +
+						    SHMC_MAX_MEMBERS * sizeof(struct shmc_wait));
+	h->dh = (struct shmc_dat_header *)h->dat;
+	h->mregion = mmap(NULL, SHMC_MAX_MEMBERS * h->page, PROT_READ,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (h->mregion == MAP_FAILED) {
+		h->mregion = NULL;
 		return -errno;
+	}
+	return shmc__fault_register(h);
+}
+
+/* Create one file of the channel out of sight: sized and mapped; the caller
+ * fills it, then publish_file gives it its mode and its name. */
+static int create_file(struct handle *h, size_t size, void **map_out)
+{
+	int fd = shmc__tmpfile(h->dfd, 0);
+	if (fd < 0)
+		return fd;
 	if (ftruncate(fd, (off_t)size) < 0) {
 		int err = -errno;
 		close(fd);
-		shm_unlink(name);
 		return err;
 	}
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED) {
 		int err = -errno;
 		close(fd);
-		shm_unlink(name);
 		return err;
 	}
-	*fd_out = fd;
 	*map_out = p;
-	return 0;
+	return fd;
 }
 
-/* Open an existing segment; check its real size before mapping. */
-static int segment_open(const char *name, bool writable, size_t size, int *fd_out,
-			void **map_out)
+static int publish_file(struct handle *h, int fd, mode_t mode, const char *name)
 {
-	int fd = shm_open(name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
-	if (fd < 0)
-		return errno == ENOENT ? -ENOENT : -errno;
-	off_t real_size = lseek(fd, 0, SEEK_END);
-	if (real_size < 0 || (uint64_t)real_size != size) {
-		close(fd);
-		return -EBADMSG;
-	}
-	void *p = mmap(NULL, size, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED) {
-		int err = -errno;
-		close(fd);
-		return err;
-	}
-	*fd_out = fd;
-	*map_out = p;
-	return 0;
+	int err = fchmod(fd, mode) < 0 ? -errno : shmc__link_tmpfile(fd, h->dfd, name);
+	close(fd); /* the mapping keeps the file */
+	return err;
 }
 
 /*
- * The creator's half, for owner handle @h (its key, id, mode, flags and
- * geometry set): a fresh nonce, then both segments. *@created tells whether
- * both names exist (the caller unlinks them if a later step fails); the
- * handle's fds and mappings are the caller's to release (shmc__handle_unmap).
+ * The creator's half, for owner handle @h (its directory being built, key,
+ * id, nonce, mode, flags and geometry set): ctl and dat, complete before they
+ * have names. A zero-filled file is the valid initial state of every slot
+ * (DESIGN.md 6, "Encoding"): only the headers are written. The handle's
+ * mappings are the caller's to release (shmc__handle_unmap).
  */
-int shmc__segments_create(struct handle *h, bool *created)
+int shmc__segments_create(struct handle *h)
 {
-	char cname[96], dname[96];
-	uint64_t nonce;
-	if (getrandom(&nonce, sizeof nonce, 0) != sizeof nonce)
-		nonce = now_ns() ^ ((uint64_t)getpid() << 32);
-	h->nonce = nonce;
-	segment_name(cname, sizeof cname, h->channel_id, nonce, 'c');
-	segment_name(dname, sizeof dname, h->channel_id, nonce, 'd');
-
-	/* Create both segments O_EXCL with mode 0, initialise, publish the
-	 * version last, then set the final modes. */
 	void *cmap, *dmap;
-	int err = segment_create(cname, h->ctl_size, &h->ctl_fd, &cmap);
-	if (err < 0)
-		return err;
+	int fd = create_file(h, h->ctl_size, &cmap);
+	if (fd < 0)
+		return fd;
 	h->ctl = cmap;
-	err = segment_create(dname, h->dat_size, &h->dat_fd, &dmap);
-	if (err < 0) {
-		shm_unlink(cname);
-		return err;
-	}
-	h->dat = dmap;
-	*created = true;
-	handle_pointers(h);
-
 	struct shmc_ctl_header *c = h->ctl;
 	c->magic = SHMC_CTL_MAGIC;
 	c->header_size = sizeof *c;
-	c->delivery = h->delivery;
+	c->nonce = h->nonce;
 	c->ring_entries = h->ring_entries;
-	c->max_msg_size = h->max_msg;
-	c->slot_stride = h->stride;
-	c->flags = h->flags;
-	c->mode = h->mode;
-	c->owner_uid = geteuid();
-	c->owner_gid = getegid();
-	c->channel_id = h->channel_id;
-	c->key = h->key;
-	c->nonce = nonce;
-	c->max_members = SHMC_MAX_MEMBERS;
-	c->members_offset = sizeof *c;
-	c->slots_offset = (uint32_t)(sizeof *c + SHMC_MAX_MEMBERS * sizeof(struct shmc_member));
 	c->ctl_size = h->ctl_size;
-	c->dat_size = h->dat_size;
-	uint64_t start = g_start_position;
-	store_relaxed(&c->tail, start);
-	store_relaxed(&c->head, start);
-	store_relaxed(&c->next_member_id, 1);
-	for (uint64_t i = 0; i < h->ring_entries; i++)
-		store_relaxed(&h->slots[(start + i) & h->mask].seq, SEQ(start + i, SLOT_FREE));
+	store_relaxed(&c->head, h->start);
+	store_relaxed(&c->skip_mark, h->start);
+	int err = publish_file(h, fd, ctl_file_mode(h->mode, h->flags), "ctl");
+	if (err < 0)
+		return err;
 
+	fd = create_file(h, h->dat_size, &dmap);
+	if (fd < 0)
+		return fd;
+	h->dat = dmap;
 	struct shmc_dat_header *dh = (struct shmc_dat_header *)h->dat;
 	dh->magic = SHMC_DAT_MAGIC;
+	dh->header_size = sizeof *dh;
+	dh->nonce = h->nonce;
 	dh->ring_entries = h->ring_entries;
 	dh->slot_stride = h->stride;
-	dh->nonce = nonce;
 	dh->dat_size = h->dat_size;
-	/* SYNC: release, paired with the opener's acquire of version. */
-	store_release(&dh->version, SHMC_LAYOUT_VERSION);
-	store_release(&c->version, SHMC_LAYOUT_VERSION);
-	if (fchmod(h->ctl_fd, ctl_file_mode(h->mode, h->flags)) < 0 ||
-	    fchmod(h->dat_fd, dat_file_mode(h->mode, h->flags)) < 0)
-		return -errno;
-	return 0;
+	store_relaxed(&dh->tail, h->start);
+	err = publish_file(h, fd, dat_file_mode(h->mode, h->flags), "dat");
+	if (err < 0)
+		return err;
+	return handle_pointers(h);
+}
+
+/* Open `name` in the channel's directory: the owner's regular file of
+ * exactly @size bytes; map it. */
+static int open_file(struct handle *h, const struct found *f, const char *name, bool writable,
+		     size_t size, void **map_out)
+{
+	int fd = openat(h->dfd, name, (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK |
+				      O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP ? -EBADMSG : -errno;
+	struct statx st;
+	int err = statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_UID | STATX_SIZE, &st) < 0 ? -errno
+											      : 0;
+	if (err == 0 && (!S_ISREG(st.stx_mode) || st.stx_uid != f->uid || st.stx_size != size))
+		err = -EBADMSG;
+	void *p = MAP_FAILED;
+	if (err == 0) {
+		p = mmap(NULL, size, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
+		if (p == MAP_FAILED)
+			err = -errno;
+	}
+	close(fd);
+	if (err == 0)
+		*map_out = p;
+	return err;
 }
 
 /*
- * The attacher's half: open and map the segments of the registry entry
- * @ent (a private copy) for @access, validating every value read from them
- * against the entry and the limits, and set @h's geometry from them.
- * -ENOENT when the segments are gone, -EBADMSG when they fail validation.
- * The handle's fds and mappings are the caller's to release.
+ * The attacher's half: open and map ctl and dat of the channel @f found (its
+ * directory descriptor already in @h) for @access, validating every value
+ * read from them against the descriptor, and set @h's geometry from the
+ * descriptor. -EBADMSG when they fail validation. The handle's mappings are
+ * the caller's to release.
  */
-int shmc__segments_open(struct handle *h, const struct shmc_reg_entry *ent, uint32_t access)
+int shmc__segments_open(struct handle *h, const struct found *f, uint32_t access)
 {
-	char name[96];
+	const struct shmc_desc *d = &f->desc;
+	shmc__handle_geometry(h, d->delivery, d->ring_entries, d->max_msg_size);
+	h->nonce = d->nonce;
+	h->start = d->start;
 	void *cmap, *dmap;
-	segment_name(name, sizeof name, ent->id, ent->nonce, 'c');
-	/* The control header first: its geometry tells the sizes to expect. */
-	int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
-	if (fd < 0)
-		return errno == ENOENT ? -ENOENT : -errno;
-	struct shmc_ctl_header hdr;
-	ssize_t got = pread(fd, &hdr, sizeof hdr, 0);
-	close(fd);
-	if (got != (ssize_t)sizeof hdr || hdr.magic != SHMC_CTL_MAGIC ||
-	    hdr.version != SHMC_LAYOUT_VERSION || hdr.header_size != sizeof hdr ||
-	    hdr.delivery > SHMC_MULTICAST || !is_power_of_two(hdr.ring_entries) ||
-	    hdr.ring_entries > SHMC_MAX_RING_ENTRIES || hdr.max_msg_size == 0 ||
-	    hdr.max_msg_size > SHMC_MAX_MESSAGE_SIZE || hdr.nonce != ent->nonce ||
-	    hdr.channel_id != ent->id || hdr.key != ent->key || hdr.delivery != ent->delivery ||
-	    hdr.max_members != SHMC_MAX_MEMBERS)
-		return -EBADMSG;
-	shmc__handle_geometry(h, hdr.delivery, hdr.ring_entries, hdr.max_msg_size);
-	if (hdr.slot_stride != h->stride || hdr.ctl_size != h->ctl_size ||
-	    hdr.dat_size != h->dat_size || h->dat_size > SHMC_MAX_REGION)
-		return -EBADMSG;
-	int err = segment_open(name, true, h->ctl_size, &h->ctl_fd, &cmap);
+	int err = open_file(h, f, "ctl", true, h->ctl_size, &cmap);
 	if (err < 0)
 		return err;
 	h->ctl = cmap;
-	segment_name(name, sizeof name, ent->id, ent->nonce, 'd');
-	err = segment_open(name, access & SHMC_SEND, h->dat_size, &h->dat_fd, &dmap);
+	const struct shmc_ctl_header *c = h->ctl;
+	if (c->magic != SHMC_CTL_MAGIC || c->header_size != sizeof *c || c->nonce != h->nonce ||
+	    c->ring_entries != h->ring_entries || c->ctl_size != h->ctl_size)
+		return -EBADMSG;
+	err = open_file(h, f, "dat", access & SHMC_SEND, h->dat_size, &dmap);
 	if (err < 0)
 		return err;
 	h->dat = dmap;
-	struct shmc_dat_header *dh = (struct shmc_dat_header *)h->dat;
-	if (dh->magic != SHMC_DAT_MAGIC || load_acquire(&dh->version) != SHMC_LAYOUT_VERSION ||
-	    dh->nonce != ent->nonce || dh->slot_stride != h->stride ||
-	    dh->ring_entries != h->ring_entries)
+	const struct shmc_dat_header *dh = (const struct shmc_dat_header *)h->dat;
+	if (dh->magic != SHMC_DAT_MAGIC || dh->header_size != sizeof *dh || dh->nonce != h->nonce ||
+	    dh->slot_stride != h->stride || dh->ring_entries != h->ring_entries ||
+	    dh->dat_size != h->dat_size)
 		return -EBADMSG;
-	handle_pointers(h);
-	return 0;
+	return handle_pointers(h);
 }

@@ -5,11 +5,11 @@
  * (DESIGN.md section 3, "Claim", "Broadcast consume" for the gate, and
  * "Targeted sends").
  *
- * Writes: tail, the slots it claimed (descriptor and payload), this member's
- * claim record, a dead slowest receiver's member state (FREE), this handle's
- * gate cache.
- * Calls: member.c (finding a target, liveness), recover.c (slots left by
- * the dead when the ring looks full), wake.c (through after_publish).
+ * Writes: tail (dat), the slots it claimed (unicast/multicast: the state in
+ * ctl, stamp, length, target and payload in dat; broadcast: all in dat), this
+ * member's claim record, this handle's gate cache and view.
+ * Calls: member.c (the view, finding a target, liveness), recover.c (slots
+ * left by the dead when the ring looks full), wake.c (through after_publish).
  */
 #include "internal.h"
 
@@ -17,19 +17,24 @@
 #include <string.h>
 
 /* Gate for broadcast: the slowest live receiver's cursor (wrap-safe min),
- * or @t when there is none. Dead receivers found gating are released. */
+ * or @t when there is none, from the receivers' own member files as our view
+ * has them (the caller refreshes it when the answer matters: DESIGN.md 7).
+ * Dead receivers found gating (with @probe) stop gating in our view. */
 uint64_t shmc__broadcast_gate(struct handle *h, uint64_t t, bool probe)
 {
 	uint64_t gate = t;
 	for (uint32_t i = 0; i < h->max_members; i++) {
-		struct shmc_member *m = &h->members[i];
-		/* SYNC: seq_cst, paired with member_join's seq_cst state store. */
+		struct shmc_member *m = shmc__view(h, i);
+		if (!m)
+			continue;
+		/* SYNC: seq_cst, paired with member_leave's seq_cst LEFT (a
+		 * joiner is ordered by the directory, DESIGN.md 7). */
 		if (load_seq_cst(&m->state) != MEMBER_ACTIVE)
 			continue;
-		uint32_t a = load_relaxed(&m->access);
+		uint32_t a = m->access;
 		if (!(a & SHMC_RECV) || (a & MEMBER_OWNER))
 			continue;
-		/* SYNC: acquire, paired with the receiver's release cursor store
+		/* SYNC: acquire, paired with the receiver's seq_cst cursor store
 		 * after it copied the message out. */
 		uint64_t c = load_acquire(&m->cursor);
 		uint64_t lag = t - c;
@@ -37,9 +42,8 @@ uint64_t shmc__broadcast_gate(struct handle *h, uint64_t t, bool probe)
 			continue; /* ahead of t (racing join) or corrupt: not a gate */
 		if (probe && lag == h->ring_entries && !shmc__member_alive(h, i)) {
 			/* The slowest receiver is dead: it stops gating. */
-			uint32_t st = MEMBER_ACTIVE;
-			shmc__member_release_parks(h, m);
-			cas_seq_cst(&m->state, &st, MEMBER_FREE);
+			shmc__member_release_parks(h, i);
+			shmc__view_forget(h, i);
 			continue;
 		}
 		if (t - c > t - gate)
@@ -55,6 +59,9 @@ static uint64_t broadcast_room(struct handle *h, uint64_t t, uint64_t want)
 	uint64_t gate = load_relaxed(&h->gate);
 	if (t + want - 1 - gate < n)
 		return want;
+	/* A recompute sees every receiver that joined before it: the view is
+	 * refreshed from the directory each time (DESIGN.md 7). */
+	shmc__view_refresh(h);
 	gate = shmc__broadcast_gate(h, t, false);
 	if (t - gate >= n && shmc__probe_allowed(&h->gate_probe_ns))
 		gate = shmc__broadcast_gate(h, t, true);
@@ -69,20 +76,18 @@ static uint64_t broadcast_room(struct handle *h, uint64_t t, uint64_t want)
  * *pos_out is the first and the count is returned (>= 1). */
 static int claim_positions(struct handle *h, uint32_t want, uint64_t *pos_out)
 {
-	struct shmc_ctl_header *c = h->ctl;
+	struct shmc_dat_header *dh = h->dh;
 	const uint64_t n = h->ring_entries;
 	if (want > n)
 		want = (uint32_t)n;
-	uint64_t t = load_relaxed(&c->tail);
+	uint64_t t = load_relaxed(&dh->tail);
 	for (uint32_t attempt = 0; attempt < (1u << 20); attempt++) {
-		struct shmc_slot *s = &h->slots[t & h->mask];
 		/* SYNC: acquire, paired with the consumer's release that freed the
 		 * slot (unicast) or the producer's READY publish (broadcast). */
-		uint64_t q = load_acquire(&s->seq);
+		uint64_t q = seq_load_acquire(h, t);
 		if (slot_free_for(h, t, q)) {
 			uint64_t got = 1;
-			while (got < want &&
-			       slot_free_for(h, t + got, load_acquire(&h->slots[(t + got) & h->mask].seq)))
+			while (got < want && slot_free_for(h, t + got, seq_load_acquire(h, t + got)))
 				got++;
 			if (h->delivery == SHMC_BROADCAST && !(got = broadcast_room(h, t, got)))
 				return -ENOBUFS;
@@ -92,7 +97,7 @@ static int claim_positions(struct handle *h, uint32_t want, uint64_t *pos_out)
 			store_relaxed(&h->me->claim_n, (uint32_t)got);
 			/* SYNC: seq_cst, paired with member_join (gate) and with other
 			 * producers' CAS. */
-			if (cas_seq_cst(&c->tail, &t, t + got)) {
+			if (cas_seq_cst(&dh->tail, &t, t + got)) {
 				*pos_out = t;
 				return (int)got;
 			}
@@ -101,10 +106,10 @@ static int claim_positions(struct handle *h, uint32_t want, uint64_t *pos_out)
 			store_relaxed(&h->me->claim, prev);
 			continue; /* t reloaded by the failed CAS */
 		}
+		uint64_t t2 = load_relaxed(&dh->tail);
 		if ((int64_t)(q - SEQ(t, SLOT_FREE)) < 0) {
 			/* The slot still holds the previous lap: full, unless tail moved,
 			 * or unless that message waits for a target that is gone. */
-			uint64_t t2 = load_relaxed(&c->tail);
 			if (t2 == t && h->delivery != SHMC_BROADCAST && q == SEQ(t - n, SLOT_READY) &&
 			    shmc__drop_if_target_gone(h, t - n, q))
 				continue;
@@ -113,14 +118,15 @@ static int claim_positions(struct handle *h, uint32_t want, uint64_t *pos_out)
 				continue;
 			if (t2 == t && h->delivery == SHMC_BROADCAST &&
 			    (q == SEQ(t - n, SLOT_WRITING) || q == SEQ(t - n, SLOT_FREE)) &&
-			    shmc__recover_stalled(h, t - n, q))
+			    shmc__recover_stalled(h, t - n, q, false))
 				continue;
-			if (t2 == t)
-				return -ENOBUFS;
-			t = t2;
-			continue;
 		}
-		t = load_relaxed(&c->tail); /* another producer got ahead */
+		/* Another producer got ahead (tail moved): try there. A state that
+		 * is neither free nor an earlier lap with tail unmoved is only what
+		 * a corrupting peer writes: full, not a retry loop. */
+		if (t2 == t)
+			return -ENOBUFS;
+		t = t2;
 	}
 	return -ENOBUFS;
 }
@@ -138,30 +144,46 @@ static int check_send(struct handle *h, uint32_t target, int *tidx)
 	return 0;
 }
 
-/* Fill a claimed slot and publish it. */
-/* @batched: more publishes follow, and the caller issues one full barrier
+/* Fill a claimed slot and publish it (DESIGN.md 7, "Publish").
+ * @batched: more publishes follow, and the caller issues one full barrier
  * after the last (instead of a seq_cst store each). */
 static inline void publish(struct handle *h, uint64_t t, const void *buf, uint32_t len,
 			   uint32_t target, bool batched)
 {
-	struct shmc_slot *s = &h->slots[t & h->mask];
-	store_relaxed(&s->target, target);
-	store_relaxed(&s->writer, h->member_idx + 1);
-	store_relaxed(&s->seq, SEQ(t, SLOT_WRITING));
-	store_relaxed(&s->len, len);
+	struct shmc_slot_header *sh = slot_hdr(h, t);
+	seq_store_relaxed(h, t, SEQ(t, SLOT_WRITING));
+	bool queue = h->delivery != SHMC_BROADCAST;
+	if (queue) {
+		store_relaxed(&sh->word, stamp_writing(h, t));
+		/* SYNC: the "writing" stamp before the bytes, paired with
+		 * queue_take's smp_rmb before its second stamp load (a seqlock): a
+		 * consumer still copying the slot's previous message sees the
+		 * stamp change if it could have seen any of these bytes. */
+		smp_wmb();
+	}
+	store_relaxed(&sh->len, len);
+	store_relaxed(&sh->target, target);
 	if (len)
-		memcpy(dat_slot(h, t), buf, len);
+		memcpy(slot_payload(h, t), buf, len);
+	/* SYNC: release, paired with queue_take's acquire of the stamp: the
+	 * bytes are complete when the stamp says so, whatever a participant
+	 * wrote into the state word in ctl. */
+	if (queue)
+		store_release(&sh->word, stamp_of(h, t));
 	/* SYNC: release (as part of seq_cst), paired with the consumers'
-	 * acquire load of seq: length, payload and target are visible before
-	 * READY is. seq_cst for after_publish's Dekker (a batch fences once). */
+	 * acquire load of seq: stamp, length, payload and target are visible
+	 * before READY is. seq_cst for after_publish's Dekker (a batch fences
+	 * once). */
 	if (batched)
-		store_release(&s->seq, SEQ(t, SLOT_READY));
+		seq_store_release(h, t, SEQ(t, SLOT_READY));
 	else
-		store_seq_cst(&s->seq, SEQ(t, SLOT_READY));
+		seq_store_seq_cst(h, t, SEQ(t, SLOT_READY));
 }
 
 int shmc__try_send(struct handle *h, const void *buf, uint32_t len, uint32_t target)
 {
+	if (poisoned(h))
+		return -EIO;
 	int tidx;
 	int err = check_send(h, target, &tidx);
 	if (err < 0)
@@ -180,7 +202,7 @@ int shmc__try_send(struct handle *h, const void *buf, uint32_t len, uint32_t tar
 	publish(h, t, buf, len, target, false);
 	send_unlock(h);
 	after_publish(h, target, tidx);
-	return (int)len;
+	return poisoned(h) ? -EIO : (int)len;
 }
 
 /* Send up to @count messages packed in @buf: one tail CAS and one wake check
@@ -188,6 +210,8 @@ int shmc__try_send(struct handle *h, const void *buf, uint32_t len, uint32_t tar
 static int try_send_many(struct handle *h, const uint8_t *buf, const uint32_t *lens,
 			 uint32_t count, uint32_t target)
 {
+	if (poisoned(h))
+		return -EIO;
 	int tidx;
 	int err = check_send(h, target, &tidx);
 	if (err < 0)
@@ -220,7 +244,7 @@ static int try_send_many(struct handle *h, const uint8_t *buf, const uint32_t *l
 	 * after_publish's Dekker (in place of a seq_cst store each). */
 	smp_mb();
 	after_publish(h, target, tidx);
-	return (int)sent;
+	return poisoned(h) ? -EIO : (int)sent;
 }
 
 SHMC_API int shmc_try_send(int handle, const void *buf, uint32_t len, uint32_t target)

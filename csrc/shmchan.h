@@ -49,7 +49,7 @@ extern "C" {
 #define SHMC_MAX_MESSAGE_SIZE   1048576u
 #define SHMC_MAX_MEMBERS        64u      /* owner + subscribers per channel */
 #define SHMC_MAX_REGION         2147483647u
-#define SHMC_DOORBELL_MAX       40u      /* bytes of a doorbell address */
+#define SHMC_DOORBELL_PATH_MAX  108u     /* bytes of a doorbell path, its NUL included */
 
 /* What a parked handle waits for (shmc_park / shmc_unpark). */
 #define SHMC_WAIT_RECV  1u
@@ -69,8 +69,22 @@ enum shmc_info_field {
 	SHMC_INFO_FLAGS,            /* SHMC_F_* */
 	SHMC_INFO_DROPPED,          /* targeted messages dropped: target gone */
 	SHMC_INFO_SKIPPED,          /* slots skipped: writer died before publish */
+	SHMC_INFO_OWNER_UID,        /* the channel's owner: the uid that owns its files */
 	SHMC_INFO_COUNT
 };
+
+/* Indices of the array filled by shmc_lookup_key() / shmc_lookup_id(). */
+enum shmc_lookup_field {
+	SHMC_LOOKUP_STATE = 0,      /* SHMC_LOOKUP_LIVE / _STALE / _NOT_CHANNEL / _UNKNOWN */
+	SHMC_LOOKUP_OWNER_UID,      /* who owns the name */
+	SHMC_LOOKUP_CREATOR_PID,    /* the channel's creator (0 when not known) */
+	SHMC_LOOKUP_CHANNEL_ID,     /* the channel's id (0 when not known) */
+	SHMC_LOOKUP_COUNT
+};
+#define SHMC_LOOKUP_LIVE        1u   /* a live channel */
+#define SHMC_LOOKUP_STALE       2u   /* a channel whose creator is gone */
+#define SHMC_LOOKUP_NOT_CHANNEL 3u   /* a name that is not a channel (taken by its owner) */
+#define SHMC_LOOKUP_UNKNOWN     4u   /* a channel this caller may not look into */
 
 /* ---- channel lifecycle -------------------------------------------------- */
 
@@ -83,8 +97,10 @@ enum shmc_info_field {
  * @mode:           permission bits; only 0666 may be set
  * @flags:          0 or SHMC_F_PRIVATE
  * Returns the owner handle (> 0). Errors: -EINVAL (a parameter out of range,
- * or a region over SHMC_MAX_REGION), -EEXIST (key used by a live channel),
- * -ENOSPC (registry full), or the errno of a failed system call.
+ * or a region over SHMC_MAX_REGION), -EEXIST (the key is held: by a live
+ * channel, a stale one of another uid, or a name that is not a channel;
+ * shmc_lookup_key tells which and whose), or the errno of a failed system
+ * call. The channel's files belong to the caller's euid: its owner.
  * The owner handle may send (subject to the permission check) but not receive.
  */
 SHMC_API int shmc_create(uint64_t key, uint32_t delivery, uint32_t ring_entries,
@@ -102,12 +118,32 @@ SHMC_API int shmc_destroy(int owner);
  * shmc_attach_key / shmc_attach_id - attach a subscriber.
  * @access: SHMC_SEND, SHMC_RECV or SHMC_BOTH.
  * Returns a subscriber handle (> 0). Errors: -EINVAL (bad access, key 0, id
- * <= 0), -ENOENT (no live channel with that key or id), -EACCES (the mode
- * bits, or SHMC_F_PRIVATE, deny the access; root gets no bypass), -EUSERS
- * (SHMC_MAX_MEMBERS reached), -EBADMSG (the segment fails validation).
+ * <= 0), -ENOENT (no live channel with that key or id: shmc_lookup_key tells
+ * whether a stale one holds it, and whose), -EACCES (the mode bits, or
+ * SHMC_F_PRIVATE, deny the access; root gets no bypass), -EUSERS
+ * (SHMC_MAX_MEMBERS reached), -EBADMSG (a file of the channel fails
+ * validation).
  */
 SHMC_API int shmc_attach_key(uint64_t key, uint32_t access);
 SHMC_API int shmc_attach_id(int32_t channel_id, uint32_t access);
+
+/*
+ * shmc_attach_key_owned / shmc_attach_id_owned - as above, but only to a
+ * channel owned by @owner_uid: a key or id is first come, first served (as
+ * with System V keys), so a caller that knows whose channel it wants says so.
+ * Another owner: -EACCES.
+ */
+SHMC_API int shmc_attach_key_owned(uint64_t key, uint32_t access, uint32_t owner_uid);
+SHMC_API int shmc_attach_id_owned(int32_t channel_id, uint32_t access, uint32_t owner_uid);
+
+/*
+ * shmc_lookup_key / shmc_lookup_id - what holds @key (@channel_id), without
+ * attaching: fill @out[0 .. SHMC_LOOKUP_COUNT-1] (see enum shmc_lookup_field).
+ * Returns SHMC_LOOKUP_COUNT, or -ENOENT when nothing holds it, -EINVAL for key
+ * 0 or id <= 0, -EFAULT for a NULL @out.
+ */
+SHMC_API int shmc_lookup_key(uint64_t key, uint64_t *out);
+SHMC_API int shmc_lookup_id(int32_t channel_id, uint64_t *out);
 
 /*
  * shmc_detach - detach a subscriber and close its handle. Returns 0, or
@@ -139,6 +175,8 @@ SHMC_API int shmc_try_send(int handle, const void *buf, uint32_t len, uint32_t t
  * Copies min(message length, @cap) bytes into @buf and returns that count
  * (0 is a valid, empty message); the message is consumed even if truncated.
  * Errors: -EAGAIN (nothing to receive), -EACCES (no receive access), -ENOENT.
+ * Every message call may also return -EIO: a participant shrank one of the
+ * channel's files; the handle is unusable from then on (detach it).
  */
 SHMC_API int shmc_try_recv(int handle, void *buf, uint32_t cap);
 
@@ -181,21 +219,32 @@ SHMC_API int shmc_pending(int handle);
 /* ---- event-loop integration (no helper thread) --------------------------- */
 
 /*
- * A process whose receivers live on an event loop owns one "doorbell": a
- * Unix stream socket in the abstract namespace that its loop listens on.
- * shmc_set_doorbell() records the address (its bytes after the leading NUL,
- * 1 .. SHMC_DOORBELL_MAX, beginning with "shmchan.") for this process; a
- * handle parked with shmc_park() then gets, besides the futex wake, one byte
- * written to that socket by whoever wakes it. Bytes are hints: after one,
- * retry every parked operation. Returns 0 or -EINVAL.
+ * A handle that waits on an event loop has a "doorbell" per direction: a Unix
+ * stream socket in the channel's directory that the loop listens on, which
+ * only those who may wake it can connect to (senders for SHMC_WAIT_RECV,
+ * receivers for SHMC_WAIT_SEND).
+ *
+ * shmc_doorbell_path - where to listen for @what: writes a NUL-terminated
+ * path of at most SHMC_DOORBELL_PATH_MAX bytes into @buf (@cap bytes) and
+ * returns its length. Bind and listen there, then call shmc_doorbell_seal.
+ * Errors: -EALREADY (sealed already), -ERANGE (@cap too small), -EINVAL.
+ *
+ * shmc_doorbell_seal - the socket listens: restrict who may connect and
+ * publish it. From then on a handle parked with shmc_park() gets one byte on
+ * a connection to it from whoever wakes it. Bytes are hints: after one, retry
+ * the parked operations of that handle and direction. The socket is removed
+ * when the handle is closed. Errors: -ENOENT (no socket listening at the
+ * path), -EINVAL.
  */
-SHMC_API int shmc_set_doorbell(const char *addr, uint32_t len);
+SHMC_API int shmc_doorbell_path(int handle, uint32_t what, char *buf, uint32_t cap);
+SHMC_API int shmc_doorbell_seal(int handle, uint32_t what);
 
 /*
  * shmc_park - announce that @handle waits (SHMC_WAIT_RECV or SHMC_WAIT_SEND).
  * Returns 1 if the condition already holds (nothing parked: retry now), 0 if
- * parked: the next send (or freed slot) will ring this process's doorbell.
- * A parked handle is unparked by its wake; call shmc_park again to wait again.
+ * parked: the next send (or freed slot) will ring the handle's doorbell for
+ * @what, which must be sealed (else -ENOTCONN). A parked handle is unparked by
+ * its wake; call shmc_park again to wait again.
  */
 SHMC_API int shmc_park(int handle, uint32_t what);
 
@@ -214,10 +263,11 @@ SHMC_API int shmc_unpark(int handle, uint32_t what);
  *         last waiter on @handle: its wait is over).
  * Returns the bytes copied, as shmc_try_recv (a message was taken; without
  * SHMC_TAKE_UNPARK a park already in place stays); -EAGAIN: nothing to take,
- * and now parked, so the next send rings this process's doorbell; -EBUSY:
- * nothing taken and not parked (a message came while parking and another
- * receiver took it first): call again. Other errors as shmc_try_recv
- * (nothing parked), or -EINVAL for unknown @flags.
+ * and now parked, so the next send rings the handle's receive doorbell;
+ * -EBUSY: nothing taken and not parked (a message came while parking and
+ * another receiver took it first): call again; -ENOTCONN: nothing to take
+ * and the handle has no sealed receive doorbell (as shmc_park). Other
+ * errors as shmc_try_recv (nothing parked), or -EINVAL for unknown @flags.
  */
 #define SHMC_TAKE_UNPARK 1u
 SHMC_API int shmc_try_recv_park(int handle, void *buf, uint32_t cap, uint32_t flags);

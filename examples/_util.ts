@@ -27,7 +27,7 @@ export interface Spawned {
 export function spawnSame(script: string | URL, args: string[]): Spawned {
   const path = decodeURIComponent(new URL(script, import.meta.url).pathname);
   const argv = runtime === "deno"
-    ? ["run", "--allow-ffi", "--allow-net", "--allow-env", path, ...args]
+    ? ["run", "--allow-ffi", "--allow-net", "--allow-read=/tmp", "--allow-write=/tmp", "--allow-env", path, ...args]
     : runtime === "bun"
     ? ["run", path, ...args]
     : [path, ...args];

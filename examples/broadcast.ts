@@ -2,7 +2,7 @@
  * Broadcast fan-out: one publisher, three listener processes; every listener
  * gets every message, in the same order.
  *
- *   deno run --allow-ffi --allow-net --allow-env --allow-run examples/broadcast.ts
+ *   deno run --allow-ffi --allow-net --allow-read=/tmp --allow-write=/tmp --allow-env --allow-run examples/broadcast.ts
  *   bun run examples/broadcast.ts
  *   node examples/broadcast.ts
  */

@@ -2,7 +2,7 @@
  * A consumer: attaches to the producer's broadcast channel, says hello on the
  * control channel, prints every message until "bye", then detaches.
  *
- *   deno run --allow-ffi --allow-net examples/consumer.ts <key> [name]
+ *   deno run --allow-ffi --allow-net --allow-read=/tmp --allow-write=/tmp examples/consumer.ts <key> [name]
  *   bun run examples/consumer.ts <key> [name]
  *   node examples/consumer.ts <key> [name]
  */

@@ -12,7 +12,7 @@ const colors = { producer: 33, "deno-consumer": 36, "bun-consumer": 35, "node-co
 
 function start(name, rt, script, args) {
   const argv = rt === "deno"
-    ? ["run", "--allow-ffi", "--allow-net", script, ...args]
+    ? ["run", "--allow-ffi", "--allow-net", "--allow-read=/tmp", "--allow-write=/tmp", script, ...args]
     : rt === "bun"
     ? ["run", script, ...args]
     : [script, ...args];

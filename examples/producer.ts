@@ -3,7 +3,7 @@
  * have said hello on a second (control) channel, sends <count> messages and
  * "bye", then destroys both channels.
  *
- *   deno run --allow-ffi --allow-net examples/producer.ts <key> [consumers] [count]
+ *   deno run --allow-ffi --allow-net --allow-read=/tmp --allow-write=/tmp examples/producer.ts <key> [consumers] [count]
  *   bun run examples/producer.ts <key> [consumers] [count]
  *   node examples/producer.ts <key> [consumers] [count]
  * and, in other terminals, examples/consumer.ts <key> <name>.

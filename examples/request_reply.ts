@@ -3,7 +3,7 @@
  * of their reply subscriber; the server answers each with a send targeted at
  * that id, so a reply reaches only the client that asked.
  *
- *   deno run --allow-ffi --allow-net --allow-env --allow-run examples/request_reply.ts
+ *   deno run --allow-ffi --allow-net --allow-read=/tmp --allow-write=/tmp --allow-env --allow-run examples/request_reply.ts
  *   bun run examples/request_reply.ts
  *   node examples/request_reply.ts
  */

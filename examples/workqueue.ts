@@ -3,7 +3,7 @@
  * them, and wakeups rotate so the work spreads. Results come back on a
  * unicast channel.
  *
- *   deno run --allow-ffi --allow-net --allow-env --allow-run examples/workqueue.ts
+ *   deno run --allow-ffi --allow-net --allow-read=/tmp --allow-write=/tmp --allow-env --allow-run examples/workqueue.ts
  *   bun run examples/workqueue.ts
  *   node examples/workqueue.ts
  */

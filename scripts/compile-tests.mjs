@@ -5,7 +5,7 @@
 // The tree keeps its layout, with build/ and node_modules/ linked in, so
 // paths relative to a file (the C library, the runtimes) hold there too.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -27,5 +27,8 @@ const r = spawnSync(process.execPath, [
 ], { cwd: root, stdio: "inherit" });
 if (r.status !== 0) process.exit(r.status ?? 1);
 symlinkSync("..", join(out, "build"));
+// What the compiled code and the tests read beside the sources.
+copyFileSync(join(root, "src", "prebuilds.json"), join(out, "src", "prebuilds.json"));
+for (const file of ["package.json", "README.md"]) symlinkSync(join("..", "..", file), join(out, file));
 symlinkSync(join("..", "..", "node_modules"), join(out, "node_modules"));
 console.log(`compiled the sources and tests into ${out}`);

@@ -21,6 +21,14 @@ export const SYMBOLS = {
   shmc_attach_key: { args: ["u64", "u32"], result: "i32" },
   /** int shmc_attach_id(int32_t channel_id, uint32_t access); */
   shmc_attach_id: { args: ["i32", "u32"], result: "i32" },
+  /** int shmc_attach_key_owned(uint64_t key, uint32_t access, uint32_t owner_uid); */
+  shmc_attach_key_owned: { args: ["u64", "u32", "u32"], result: "i32" },
+  /** int shmc_attach_id_owned(int32_t channel_id, uint32_t access, uint32_t owner_uid); */
+  shmc_attach_id_owned: { args: ["i32", "u32", "u32"], result: "i32" },
+  /** int shmc_lookup_key(uint64_t key, uint64_t *out); — out: BigUint64Array(SHMC_LOOKUP_COUNT) */
+  shmc_lookup_key: { args: ["u64", "buffer"], result: "i32" },
+  /** int shmc_lookup_id(int32_t channel_id, uint64_t *out); */
+  shmc_lookup_id: { args: ["i32", "buffer"], result: "i32" },
   /** int shmc_detach(int sub); */
   shmc_detach: { args: ["i32"], result: "i32" },
   /** int shmc_info(int handle, uint64_t *out); — out: BigUint64Array(SHMC_INFO_COUNT) */
@@ -33,8 +41,10 @@ export const SYMBOLS = {
   shmc_try_send_many: { args: ["i32", "buffer", "buffer", "u32", "u32"], result: "i32" },
   /** int shmc_try_recv_many(int handle, void *buf, uint32_t cap, uint32_t *lens, uint32_t max_count); */
   shmc_try_recv_many: { args: ["i32", "buffer", "u32", "buffer", "u32"], result: "i32" },
-  /** int shmc_set_doorbell(const char *addr, uint32_t len); */
-  shmc_set_doorbell: { args: ["buffer", "u32"], result: "i32" },
+  /** int shmc_doorbell_path(int handle, uint32_t what, char *buf, uint32_t cap); */
+  shmc_doorbell_path: { args: ["i32", "u32", "buffer", "u32"], result: "i32" },
+  /** int shmc_doorbell_seal(int handle, uint32_t what); */
+  shmc_doorbell_seal: { args: ["i32", "u32"], result: "i32" },
   /** int shmc_park(int handle, uint32_t what); */
   shmc_park: { args: ["i32", "u32"], result: "i32" },
   /** int shmc_unpark(int handle, uint32_t what); */
@@ -69,7 +79,7 @@ export const SHMC_BOTH = 3;
 export const SHMC_MAX_RING_ENTRIES = 32768;
 export const SHMC_MAX_MESSAGE_SIZE = 1048576;
 export const SHMC_MAX_REGION = 2147483647;
-export const SHMC_DOORBELL_MAX = 40;
+export const SHMC_DOORBELL_PATH_MAX = 108;
 export const SHMC_WAIT_RECV = 1;
 export const SHMC_WAIT_SEND = 2;
 export const SHMC_TAKE_UNPARK = 1;
@@ -88,7 +98,21 @@ export const INFO = {
   FLAGS: 9,
   DROPPED: 10,
   SKIPPED: 11,
-  COUNT: 12,
+  OWNER_UID: 12,
+  COUNT: 13,
+} as const;
+
+/** Indices into the array that shmc_lookup_key() fills (enum shmc_lookup_field), and its states. */
+export const LOOKUP = {
+  STATE: 0,
+  OWNER_UID: 1,
+  CREATOR_PID: 2,
+  CHANNEL_ID: 3,
+  COUNT: 4,
+  LIVE: 1,
+  STALE: 2,
+  NOT_CHANNEL: 3,
+  UNKNOWN: 4,
 } as const;
 
 /** A listening doorbell socket and the connections it accepted. */
@@ -97,9 +121,15 @@ export interface DoorbellSocket {
   ref(): void;
   /** Let the process exit although the socket is open (nobody waits). */
   unref(): void;
+  /** Stop reading (bytes queue up in the kernel) until resume(). */
+  pause(): void;
+  resume(): void;
   /** Stop listening and close every accepted connection. */
   close(): void;
 }
+
+/** The most connections a doorbell keeps; the oldest goes first (a waker reconnects). */
+export const DOORBELL_MAX_CONNECTIONS = 128;
 
 /** What the channel code needs from a runtime. */
 export interface Backend {
@@ -119,10 +149,12 @@ export interface Backend {
   /** dlopen the library at `path` (throws the runtime's error on failure). */
   open(path: string): Native;
   /**
-   * Listen on the abstract Unix socket "\0" + `name`; call `onRing` whenever
-   * bytes arrive on any accepted connection. The socket starts unref'ed.
+   * Listen on the Unix socket at `path` (a file system path, from
+   * shmc_doorbell_path); call `onRing` whenever bytes arrive on an accepted
+   * connection. Keeps at most DOORBELL_MAX_CONNECTIONS connections. The
+   * socket starts unref'ed. Throws the runtime's error when it cannot listen.
    */
-  listenDoorbell(name: string, onRing: () => void): DoorbellSocket;
+  listenDoorbell(path: string, onRing: () => void): DoorbellSocket;
   /** Let the process exit although this timer (from setTimeout) is pending. */
   unrefTimer(timer: ReturnType<typeof setTimeout>): void;
 }

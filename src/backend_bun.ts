@@ -3,7 +3,7 @@
  * Bun, through a specifier held in a variable so Deno's checker never sees it.
  */
 import type { Socket } from "bun";
-import { type Backend, type DoorbellSocket, mapSymbols, type Native } from "./backend.ts";
+import { type Backend, DOORBELL_MAX_CONNECTIONS, type DoorbellSocket, mapSymbols, type Native } from "./backend.ts";
 
 const FFI_MODULE = "bun:ffi";
 const ffi: typeof import("bun:ffi") = await import(FFI_MODULE);
@@ -17,18 +17,26 @@ function open(path: string): Native {
   return lib.symbols as unknown as Native;
 }
 
-function listenDoorbell(name: string, onRing: () => void): DoorbellSocket {
+function listenDoorbell(path: string, onRing: () => void): DoorbellSocket {
   const conns = new Set<Socket<undefined>>();
   // Only the listener keeps the process alive (while a waiter is pending);
   // connections never do, but their bytes still come in while it lives.
+  let paused = false;
   const listener = Bun.listen<undefined>({
-    unix: "\0" + name,
+    unix: path,
     socket: {
       open(conn) {
+        // The oldest goes first: a waker whose connection was closed reconnects.
+        if (conns.size >= DOORBELL_MAX_CONNECTIONS) {
+          const oldest = conns.values().next().value!;
+          conns.delete(oldest);
+          oldest.end();
+        }
         conns.add(conn);
         conn.unref();
+        if (paused) conn.pause();
       },
-      // Any byte is a hint to retry every waiter; the content is irrelevant.
+      // Any byte is a hint to retry the doorbell's waiters; the content is irrelevant.
       data() {
         onRing();
       },
@@ -48,6 +56,14 @@ function listenDoorbell(name: string, onRing: () => void): DoorbellSocket {
     },
     unref() {
       listener.unref();
+    },
+    pause() {
+      paused = true;
+      for (const c of conns) c.pause();
+    },
+    resume() {
+      paused = false;
+      for (const c of conns) c.resume();
     },
     close() {
       listener.stop(true);

@@ -1,5 +1,5 @@
 /** The Deno backend: Deno.dlopen and Deno.listen. */
-import { type Backend, type DoorbellSocket, mapSymbols, type Native } from "./backend.ts";
+import { type Backend, DOORBELL_MAX_CONNECTIONS, type DoorbellSocket, mapSymbols, type Native } from "./backend.ts";
 
 function env(name: string): string | undefined | null {
   // Read only with permission already granted: never prompt, never throw.
@@ -10,8 +10,9 @@ function env(name: string): string | undefined | null {
 
 function ffiDenied(path: string): string | null {
   if (Deno.permissions.querySync({ name: "ffi", path }).state === "granted") return null;
-  return "run Deno with --allow-ffi (and --allow-net, for the socket that wakes waiting receivers): " +
-    "loading the C library needs it; e.g. deno run --allow-ffi --allow-net --allow-env=SHMCHAN_LIB app.ts";
+  return "run Deno with --allow-ffi (and --allow-net --allow-read=/tmp --allow-write=/tmp, for the sockets " +
+    "that wake waiting receivers): loading the C library needs it; e.g. deno run --allow-ffi --allow-net " +
+    "--allow-read=/tmp --allow-write=/tmp --allow-env=SHMCHAN_LIB app.ts";
 }
 
 /** Deno.build.arch in Node's names. */
@@ -23,32 +24,40 @@ function open(path: string): Native {
   return lib.symbols as unknown as Native;
 }
 
-function listenDoorbell(name: string, onRing: () => void): DoorbellSocket {
-  const listener = Deno.listen({ transport: "unix", path: "\0" + name });
+function listenDoorbell(path: string, onRing: () => void): DoorbellSocket {
+  const listener = Deno.listen({ transport: "unix", path });
   const conns = new Set<Deno.Conn>();
   let closed = false;
   // Only the listener's pending accept keeps the process alive (while a
   // waiter is pending); connections never do, but their bytes still come
   // in while it lives. So ref/unref is one call.
+  /** While paused, the read loops wait for this to resolve. */
+  let paused: { promise: Promise<void>; resolve: () => void } | undefined;
   listener.unref();
+
+  const drop = (conn: Deno.Conn) => {
+    conns.delete(conn);
+    try {
+      conn.close();
+    } catch { /* already closed */ }
+  };
 
   const serve = async (conn: Deno.Conn) => {
     const buf = new Uint8Array(256);
     try {
-      // Any byte is a hint to retry every waiter; the content is irrelevant.
+      // Any byte is a hint to retry the doorbell's waiters; the content is irrelevant.
       // The next read is issued after the microtasks that the ring queued
       // (a resolved recv()'s continuation): off the path to its reply.
-      while ((await conn.read(buf)) !== null) {
+      for (;;) {
+        if (paused) await paused.promise;
+        if ((await conn.read(buf)) === null) break;
         onRing();
         await undefined;
       }
     } catch {
       // A reset connection or our own close(): nothing to do.
     } finally {
-      conns.delete(conn);
-      try {
-        conn.close();
-      } catch { /* already closed */ }
+      drop(conn);
     }
   };
 
@@ -59,6 +68,8 @@ function listenDoorbell(name: string, onRing: () => void): DoorbellSocket {
           conn.close();
           break;
         }
+        // The oldest goes first: a waker whose connection was closed reconnects.
+        if (conns.size >= DOORBELL_MAX_CONNECTIONS) drop(conns.values().next().value!);
         conns.add(conn);
         conn.unref();
         serve(conn);
@@ -75,17 +86,24 @@ function listenDoorbell(name: string, onRing: () => void): DoorbellSocket {
     unref() {
       listener.unref();
     },
+    pause() {
+      if (paused) return;
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      paused = { promise, resolve };
+    },
+    resume() {
+      const p = paused;
+      paused = undefined;
+      p?.resolve();
+    },
     close() {
       closed = true;
+      this.resume();
       try {
         listener.close();
       } catch { /* already closed */ }
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch { /* already closed */ }
-      }
-      conns.clear();
+      for (const c of [...conns]) drop(c);
     },
   };
 }

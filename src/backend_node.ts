@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import * as net from "node:net";
 import process from "node:process";
-import { type Backend, type DoorbellSocket, type Native, SYMBOLS } from "./backend.ts";
+import { type Backend, DOORBELL_MAX_CONNECTIONS, type DoorbellSocket, type Native, SYMBOLS } from "./backend.ts";
 
 /** What the addon exports (csrc/node/shmchan_node.c). */
 interface Addon {
@@ -61,14 +61,22 @@ function open(path: string): Native {
   return loadAddon().open(path);
 }
 
-function listenDoorbell(name: string, onRing: () => void): DoorbellSocket {
+function listenDoorbell(path: string, onRing: () => void): DoorbellSocket {
   const conns = new Set<net.Socket>();
   // Only the server keeps the process alive (while a waiter is pending);
   // connections never do, but their bytes still come in while it lives.
+  let paused = false;
   const server = net.createServer((conn) => {
+    // The oldest goes first: a waker whose connection was closed reconnects.
+    if (conns.size >= DOORBELL_MAX_CONNECTIONS) {
+      const oldest = conns.values().next().value!;
+      conns.delete(oldest);
+      oldest.destroy();
+    }
     conns.add(conn);
     conn.unref();
-    // Any byte is a hint to retry every waiter; the content is irrelevant.
+    if (paused) conn.pause();
+    // Any byte is a hint to retry the doorbell's waiters; the content is irrelevant.
     conn.on("data", onRing);
     conn.on("close", () => conns.delete(conn));
     // A reset connection: "close" follows; nothing else to do.
@@ -79,10 +87,10 @@ function listenDoorbell(name: string, onRing: () => void): DoorbellSocket {
   // only on the next tick: it is detected here and thrown, as Deno and Bun
   // throw from listen (the late "error" event is then ignored).
   server.on("error", () => {});
-  server.listen({ path: "\0" + name, exclusive: true });
+  server.listen({ path, exclusive: true });
   if (!server.listening) {
     server.close();
-    throw new Error(`cannot listen on the doorbell socket @${name}`);
+    throw new Error(`cannot listen on the doorbell socket ${path}`);
   }
   server.unref();
 
@@ -92,6 +100,14 @@ function listenDoorbell(name: string, onRing: () => void): DoorbellSocket {
     },
     unref() {
       server.unref();
+    },
+    pause() {
+      paused = true;
+      for (const c of conns) c.pause();
+    },
+    resume() {
+      paused = false;
+      for (const c of conns) c.resume();
     },
     close() {
       server.close();

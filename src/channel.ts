@@ -5,6 +5,7 @@
 import {
   INFO,
   type Native,
+  LOOKUP,
   SHMC_BOTH,
   SHMC_BROADCAST,
   SHMC_F_PRIVATE,
@@ -20,7 +21,7 @@ import {
 } from "./backend.ts";
 import { ChannelError, check, errnoOf } from "./errors.ts";
 import { lib } from "./library.ts";
-import { EBUSY, failWaiters, SpinPolicy, waitFor, type WaitOp, type WaitOptions } from "./wait.ts";
+import { closeDoorbells, EBUSY, failWaiters, SpinPolicy, waitFor, type WaitOp, type WaitOptions } from "./wait.ts";
 
 export type { WaitOptions } from "./wait.ts";
 
@@ -47,8 +48,14 @@ export interface CreateOptions {
   private?: boolean;
 }
 
-/** What Channel.attach() looks a channel up by: its key or its id. */
-export type AttachTarget = { key: bigint | number; id?: undefined } | { id: number; key?: undefined };
+/**
+ * What Channel.attach() looks a channel up by: its key or its id, and
+ * optionally the uid that must own it (a key or id is first come, first
+ * served, as with System V keys: another owner is EACCES).
+ */
+export type AttachTarget =
+  | { key: bigint | number; id?: undefined; owner?: number }
+  | { id: number; key?: undefined; owner?: number };
 
 /** Options of a send. */
 export interface SendOptions {
@@ -71,6 +78,8 @@ const MAX_I32 = 0x7fff_ffff;
 const EAGAIN = -errnoOf("EAGAIN");
 const ENOBUFS = -errnoOf("ENOBUFS");
 const ENOENT = -errnoOf("ENOENT");
+const EEXIST = -errnoOf("EEXIST");
+const EACCES = -errnoOf("EACCES");
 
 const encoder = new TextEncoder();
 const identity = (rc: number) => rc;
@@ -148,6 +157,7 @@ function intoBuffer(buf: unknown): Uint8Array {
 
 /** Descriptive fields read once from shmc_info(). */
 interface Info {
+  ownerUid: number;
   key: bigint;
   channelId: number;
   delivery: Delivery;
@@ -163,6 +173,7 @@ function readInfo(h: number): Info {
   const out = new BigUint64Array(INFO.COUNT);
   check(lib().shmc_info(h, out), "shmc_info");
   return {
+    ownerUid: Number(out[INFO.OWNER_UID]),
     key: out[INFO.KEY],
     channelId: Number(out[INFO.CHANNEL_ID]),
     delivery: DELIVERY_NAMES[Number(out[INFO.DELIVERY])] ?? "unicast",
@@ -230,6 +241,27 @@ class RecvOp<T> implements WaitOp<T> {
   attemptPark(unpark: boolean): number {
     return this.native.shmc_try_recv_park(this.h, this.into, this.#cap, unpark ? SHMC_TAKE_UNPARK : 0);
   }
+}
+
+/** What holds a key or an id, as a sentence for an error: whose, and what. */
+function holder(target: { key?: bigint; id?: number }): string | undefined {
+  const out = new BigUint64Array(LOOKUP.COUNT);
+  const rc = target.key !== undefined ? lib().shmc_lookup_key(target.key, out) : lib().shmc_lookup_id(target.id!, out);
+  if (rc < 0) return undefined;
+  const uid = Number(out[LOOKUP.OWNER_UID]);
+  const pid = Number(out[LOOKUP.CREATOR_PID]);
+  switch (Number(out[LOOKUP.STATE])) {
+    case LOOKUP.LIVE:
+      return `a live channel of uid ${uid} (created by pid ${pid})`;
+    case LOOKUP.STALE:
+      return `a stale channel of uid ${uid}: its creator, pid ${pid}, is gone; it frees when uid ${uid} ` +
+        `or root next creates or attaches a channel`;
+    case LOOKUP.NOT_CHANNEL:
+      return `a name of uid ${uid} that is not a channel`;
+    case LOOKUP.UNKNOWN:
+      return `a channel of uid ${uid}`;
+  }
+  return undefined;
 }
 
 /**
@@ -437,10 +469,11 @@ class Handle {
     return waitFor(new RecvOp(h, lib(), into, "recvInto", identity), opts, this.recvPolicy, keepAlive);
   }
 
-  /** Rejects pending waits with ENOENT, then closes with `close(h)`. */
+  /** Rejects pending waits with ENOENT, closes the doorbells, then closes with `close(h)`. */
   close(what: string, close: (h: number) => number): void {
     const h = this.live(what);
     failWaiters(h, () => ChannelError.of("ENOENT", `handle closed while waiting (${what})`));
+    closeDoorbells(h);
     this.h = 0;
     check(close(h), what);
   }
@@ -452,6 +485,7 @@ const leakedSubscribers = new FinalizationRegistry<Handle>((handle) => {
   const h = handle.h;
   handle.h = 0;
   failWaiters(h, () => closedError("detach")); // none can be pending: they hold the subscriber
+  closeDoorbells(h);
   lib().shmc_detach(h);
 });
 
@@ -463,6 +497,8 @@ const leakedSubscribers = new FinalizationRegistry<Handle>((handle) => {
 export class Channel implements Disposable {
   /** Channel id: a positive 32-bit integer, unique among live channels. */
   readonly id: number;
+  /** The uid that owns the channel (its files): the creator's effective uid. */
+  readonly ownerUid: number;
   /** The channel key. */
   readonly key: bigint;
   readonly delivery: Delivery;
@@ -479,6 +515,7 @@ export class Channel implements Disposable {
     if (token !== INTERNAL) throw new TypeError("use Channel.create() or Channel.attach()");
     const info = readInfo(h);
     this.id = info.channelId;
+    this.ownerUid = info.ownerUid;
     this.key = info.key;
     this.delivery = info.delivery;
     this.ringEntries = info.ringEntries;
@@ -490,8 +527,9 @@ export class Channel implements Disposable {
 
   /**
    * Creates a channel and returns its owner handle. Out-of-range values throw
-   * ChannelError EINVAL, values of the wrong type TypeError; a key in use by a
-   * live channel is EEXIST.
+   * ChannelError EINVAL, values of the wrong type TypeError; a key held by a
+   * live channel (or a stale channel of another uid, or a name that is not a
+   * channel) is EEXIST, whose message says whose it is.
    */
   static create(options: CreateOptions): Channel {
     if (typeof options !== "object" || options === null) throw new TypeError("options must be an object");
@@ -507,17 +545,20 @@ export class Channel implements Disposable {
     const mode = toInt(options.mode, "mode", 0, 0o7777, 0o600) & 0o666;
     const priv = options.private === undefined ? false : options.private;
     if (typeof priv !== "boolean") throw new TypeError("private must be a boolean");
-    const h = check(
-      lib().shmc_create(key, DELIVERY[delivery], ringEntries, maxMessageSize, mode, priv ? SHMC_F_PRIVATE : 0),
-      "create",
-    );
-    return new Channel(INTERNAL, h);
+    const rc = lib().shmc_create(key, DELIVERY[delivery], ringEntries, maxMessageSize, mode, priv ? SHMC_F_PRIVATE : 0);
+    if (rc === EEXIST) {
+      const who = holder({ key });
+      throw ChannelError.of("EEXIST", `key ${showKey(key)} is held by ${who ?? "another channel"} (create)`);
+    }
+    return new Channel(INTERNAL, check(rc, "create"));
   }
 
   /**
    * Attaches a subscriber to the channel with this key or id. `access` is
    * "send", "recv" or "both" (anything else is EINVAL). Unknown key or id:
-   * ENOENT; the mode bits (or `private`) denying the access: EACCES.
+   * ENOENT (its message says whose stale channel holds it, if one does); the
+   * mode bits (or `private`) denying the access: EACCES; `owner` given and
+   * the channel another uid's: EACCES.
    */
   static attach(target: AttachTarget, access: Access): Subscriber {
     if (typeof target !== "object" || target === null) {
@@ -528,17 +569,30 @@ export class Channel implements Disposable {
     if (hasKey === hasId) throw new TypeError("attach needs exactly one of { key } or { id }");
     const bits = typeof access === "string" && hasOwn(ACCESS, access) ? ACCESS[access] : 0;
     if (bits === 0) throw einval(`access must be "send", "recv" or "both"`);
-    let rc: number, what: string;
+    const owner = target.owner === undefined ? undefined : toInt(target.owner, "owner", 0, MAX_U32, 0);
+    const native = lib();
+    let rc: number, what: string, name: { key?: bigint; id?: number };
     if (hasKey) {
       const key = toKey(target.key);
-      rc = lib().shmc_attach_key(key, bits);
+      rc = owner === undefined ? native.shmc_attach_key(key, bits) : native.shmc_attach_key_owned(key, bits, owner);
       what = `key ${showKey(key)}`;
+      name = { key };
     } else {
       const id = toInt(target.id, "id", 1, MAX_I32, 0);
-      rc = lib().shmc_attach_id(id, bits);
+      rc = owner === undefined ? native.shmc_attach_id(id, bits) : native.shmc_attach_id_owned(id, bits, owner);
       what = `id ${id}`;
+      name = { id };
     }
-    if (rc === ENOENT) throw ChannelError.of("ENOENT", `no live channel with ${what} (attach)`);
+    if (rc === ENOENT) {
+      const who = holder(name);
+      throw ChannelError.of("ENOENT", `no live channel with ${what}${who ? `: it is held by ${who}` : ""} (attach)`);
+    }
+    if (rc === EACCES && owner !== undefined) {
+      const who = holder(name);
+      if (who && !who.includes(`uid ${owner}`)) {
+        throw ChannelError.of("EACCES", `${what} is held by ${who}, not of uid ${owner} (attach)`);
+      }
+    }
     return new Subscriber(INTERNAL, check(rc, `attach to ${what}`));
   }
 
@@ -586,6 +640,8 @@ export class Subscriber implements Disposable, AsyncIterable<Uint8Array> {
   readonly id: number;
   /** The id of the channel. */
   readonly channelId: number;
+  /** The uid that owns the channel (its files). */
+  readonly ownerUid: number;
   readonly key: bigint;
   readonly delivery: Delivery;
   readonly ringEntries: number;
@@ -599,6 +655,7 @@ export class Subscriber implements Disposable, AsyncIterable<Uint8Array> {
     const info = readInfo(h);
     this.id = info.memberId;
     this.channelId = info.channelId;
+    this.ownerUid = info.ownerUid;
     this.key = info.key;
     this.delivery = info.delivery;
     this.ringEntries = info.ringEntries;

@@ -1,15 +1,16 @@
 /**
  * Waiting without waste: spin when it is likely to pay, else park on this
- * process's doorbell at once (csrc/DESIGN.md §4, "Adaptive spinning").
+ * the handle's doorbell at once (csrc/DESIGN.md §4, "Adaptive spinning").
  *
  * The handshake (csrc/shmchan.h, "event-loop integration"):
  *   1. try the operation; when SpinPolicy says so, keep trying for a short,
  *      bounded spin;
- *   2. park: whoever next sends (or frees a slot) writes one byte to this
- *      process's doorbell socket. A receive tries and parks in one native
- *      call (shmc_try_recv_park); a send tries, then calls shmc_park (1:
- *      the condition already holds, retry now; 0: parked);
- *   3. on any byte, retry every pending waiter of the process (bytes are only
+ *   2. park: whoever next sends (or frees a slot) writes one byte to the
+ *      handle's doorbell socket for that direction. A receive tries and
+ *      parks in one native call (shmc_try_recv_park); a send tries, then
+ *      calls shmc_park (1: the condition already holds, retry now; 0:
+ *      parked);
+ *   3. on any byte, retry the pending waiters of that doorbell (bytes are only
  *      hints) and park again those that still find nothing;
  *   4. a waiter that ends (done, timeout, abort, detach) withdraws its park
  *      once no other waiter of its handle needs it: a receive that takes its
@@ -18,11 +19,17 @@
  * A wait that the rule says should not spin goes straight to step 2: a
  * message that is there is taken by that same call. So a parked receive
  * costs two native calls per message: one that parks, one that takes.
- * The doorbell is one abstract Unix socket per process, created on the first
- * park. It keeps the process alive only while a waiter is pending.
+ * A doorbell is a Unix socket in the channel's directory, one per handle and
+ * direction, created on the handle's first park in that direction
+ * (shmc_doorbell_path, listen, shmc_doorbell_seal: only those who may wake
+ * it can connect) and closed with the handle. It keeps the process alive
+ * only while a waiter of it is pending. A flood of bytes costs bounded CPU
+ * (csrc/DESIGN.md §8): bytes that arrive together are one retry, and a
+ * doorbell whose retries found nothing too often stops reading for the rest
+ * of a 100 ms window.
  */
 import type { DoorbellSocket } from "./backend.ts";
-import { SHMC_DOORBELL_MAX, SHMC_WAIT_RECV, SHMC_WAIT_SEND } from "./backend.ts";
+import { SHMC_DOORBELL_PATH_MAX, SHMC_WAIT_RECV, SHMC_WAIT_SEND } from "./backend.ts";
 import { ChannelError, check, errnoOf } from "./errors.ts";
 import { backend, lib } from "./library.ts";
 
@@ -60,6 +67,15 @@ const STALL_RETRY_MS = 25;
  * 100 ms steps for the same reason.) Receivers never poll.
  */
 const SEND_PROBE_MS = 100;
+/**
+ * A parked receiver re-checks this often (ms) in any case: the bound on a wake
+ * that a participant suppressed by rewriting the shared wait words, or that
+ * could not be delivered (csrc/DESIGN.md §4). One timer per process, unref'd.
+ */
+const RECHECK_MS = 1000;
+/** A doorbell's flood bound: retries that found nothing, per window (ms). */
+const FLOOD_WINDOW_MS = 100;
+const FLOOD_MAX_IDLE_RINGS = 64;
 
 /** Credit ceiling; a hit adds 1, a miss takes 2. */
 const CREDIT_MAX = 8;
@@ -221,8 +237,8 @@ interface Waiter {
   readonly what: number;
   /** When the process's probe timer should poll it (performance.now() ms); Infinity: never. */
   probeAt: number;
-  /** Retry; park when it would still wait. `rung`: after a doorbell byte. */
-  poll(rung: boolean): void;
+  /** Retry; park when it would still wait. `rung`: after a doorbell byte. True when it completed. */
+  poll(rung: boolean): boolean;
   /** End with an error (detach, destroy); the handle is still open. */
   fail(err: unknown): void;
 }
@@ -249,7 +265,17 @@ function parkState(h: number, what: number): ParkState {
   return st;
 }
 
-let doorbell: DoorbellSocket | undefined;
+/** A handle's doorbell for one direction. */
+interface Doorbell {
+  readonly sock: DoorbellSocket;
+  /** Retries in this window that found nothing, and when the window began. */
+  idleRings: number;
+  windowStart: number;
+  /** Stopped reading until this timer resumes it (a flood). */
+  resumeTimer?: ReturnType<typeof setTimeout>;
+}
+/** Doorbells by parkKey(h, what). */
+const doorbells = new Map<number, Doorbell>();
 
 /** The process's one probe timer (see probeLater), and when it fires. */
 let probeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -284,33 +310,80 @@ function runProbes(): void {
   if (next !== Infinity) probeBy(next);
 }
 
-function ring(): void {
-  // Retry in arrival order (as runProbes, without a copy of the set).
-  for (const w of waiters) w.poll(true);
+/** Bytes arrived on doorbell `k`: retry its waiters; bound what a flood costs. */
+function ring(k: number): void {
+  const bell = doorbells.get(k);
+  if (!bell || bell.resumeTimer !== undefined) return;
+  let completed = false;
+  // Retry in arrival order (as runProbes: polling never adds a waiter, and
+  // one that ends leaves the set, which the iteration then skips).
+  for (const w of waiters) {
+    if (parkKey(w.h, w.what) === k && w.poll(true)) completed = true;
+  }
+  if (completed) return;
+  const now = performance.now();
+  if (now - bell.windowStart >= FLOOD_WINDOW_MS) {
+    bell.windowStart = now;
+    bell.idleRings = 0;
+  }
+  if (++bell.idleRings <= FLOOD_MAX_IDLE_RINGS) return;
+  // Rung far more often than anything came: stop reading for the rest of the
+  // window; then read what is pending and retry once.
+  bell.sock.pause();
+  bell.resumeTimer = setTimeout(() => {
+    bell.resumeTimer = undefined;
+    bell.windowStart = performance.now();
+    bell.idleRings = 0;
+    bell.sock.resume();
+    if (doorbells.get(k) === bell) ring(k);
+  }, Math.max(1, bell.windowStart + FLOOD_WINDOW_MS - now));
 }
 
-function ensureDoorbell(): void {
-  if (doorbell) return;
-  const random = new Uint8Array(8);
-  crypto.getRandomValues(random);
-  const hex = Array.from(random, (b) => b.toString(16).padStart(2, "0")).join("");
-  const name = `shmchan.${backend.pid()}.${hex}`;
-  const bytes = new TextEncoder().encode(name);
-  if (bytes.length > SHMC_DOORBELL_MAX) throw new ChannelError(errnoOf("EINVAL"), "doorbell name too long");
-  // A failure here is the runtime's own error (e.g. Deno without --allow-net).
-  const sock = backend.listenDoorbell(name, ring);
-  const rc = lib().shmc_set_doorbell(bytes, bytes.length);
+/** The doorbell of handle `h` for `what`, created on first use. */
+function ensureDoorbell(h: number, what: number): Doorbell {
+  const k = parkKey(h, what);
+  const known = doorbells.get(k);
+  if (known) return known;
+  const native = lib();
+  const buf = new Uint8Array(SHMC_DOORBELL_PATH_MAX);
+  let sock: DoorbellSocket | undefined;
+  for (let attempt = 0; !sock; attempt++) {
+    const n = check(native.shmc_doorbell_path(h, what, buf, buf.length), "doorbell");
+    const path = new TextDecoder().decode(buf.subarray(0, n));
+    try {
+      // A failure is the runtime's own error (e.g. Deno without --allow-write).
+      sock = backend.listenDoorbell(path, () => ring(k));
+    } catch (err) {
+      // The channel may have left lookup (renamed) since the path was made.
+      if (attempt > 0) throw err;
+    }
+  }
+  const rc = native.shmc_doorbell_seal(h, what);
   if (rc < 0) {
     sock.close();
-    check(rc, "shmc_set_doorbell");
+    check(rc, "doorbell");
   }
-  doorbell = sock;
+  const bell: Doorbell = { sock, idleRings: 0, windowStart: -Infinity };
+  doorbells.set(k, bell);
+  return bell;
 }
 
+/** Closes handle `h`'s doorbells (before the handle is closed: C removes their sockets). */
+export function closeDoorbells(h: number): void {
+  for (const what of [SHMC_WAIT_RECV, SHMC_WAIT_SEND]) {
+    const k = parkKey(h, what);
+    const bell = doorbells.get(k);
+    if (!bell) continue;
+    doorbells.delete(k);
+    if (bell.resumeTimer !== undefined) clearTimeout(bell.resumeTimer);
+    bell.sock.close();
+  }
+}
+
+/** Adds a waiter of a handle whose doorbell for its direction exists. */
 function register(w: Waiter, st: ParkState): void {
   waiters.add(w);
-  st.waiting++;
-  if (waiters.size === 1) doorbell!.ref();
+  if (++st.waiting === 1) doorbells.get(parkKey(w.h, w.what))?.sock.ref();
 }
 
 /**
@@ -329,8 +402,8 @@ function unregister(w: Waiter, st: ParkState, withdrawn: boolean): void {
   } else {
     if (st.standing && !withdrawn) lib().shmc_unpark(w.h, w.what);
     st.standing = false;
+    doorbells.get(parkKey(w.h, w.what))?.sock.unref();
   }
-  if (waiters.size === 0) doorbell?.unref();
 }
 
 /** Rejects every waiter of handle `h` (before it is closed). */
@@ -411,25 +484,36 @@ class ParkedWait<T> implements Waiter {
     }
   }
 
-  poll(rung: boolean): void {
-    if (this.#done) return;
+  poll(rung: boolean): boolean {
+    if (this.#done) return false;
     const op = this.#op;
     for (let round = 0; round < MAX_PARK_ROUNDS; round++) {
       const st = this.#parks;
       const unpark = op.oneCall && st.standing && st.waiting === 1;
       const r = op.attemptPark(unpark);
       if (r === op.retryCode) {
-        // Parked. Slow paths only when something looks stalled.
         st.standing = true;
-        if (this.what === SHMC_WAIT_SEND) this.#probeAfter(SEND_PROBE_MS);
-        else if (rung) this.#probeAfter(STALL_RETRY_MS);
-        return;
+        this.parked(rung);
+        return false;
       }
       // EBUSY: the condition came and went while parking; try again.
-      if (r !== EBUSY) return this.#complete(r, unpark && r >= 0);
+      if (r !== EBUSY) {
+        this.#complete(r, unpark && r >= 0);
+        return true;
+      }
     }
     // Others keep taking what we are woken for: yield, then go on.
     this.#probeAfter(0);
+    return false;
+  }
+
+  /**
+   * Parked (`rung`: after a doorbell byte). Slow paths only when something
+   * looks stalled, and a receiver's re-check once a second in any case.
+   */
+  parked(rung: boolean): void {
+    if (this.what === SHMC_WAIT_SEND) this.#probeAfter(SEND_PROBE_MS);
+    else this.#probeAfter(rung ? STALL_RETRY_MS : RECHECK_MS);
   }
 
   fail(err: unknown): void {
@@ -503,9 +587,9 @@ export function waitFor<T>(
   let rc: number;
   let parked = false;
   let start = 0;
-  // (Until the process has its doorbell, the first park below makes it.)
+  // (Until the handle has its doorbell, the first park below makes it.)
   if (
-    op.oneCall && doorbell !== undefined && timeoutMs > 0 &&
+    op.oneCall && doorbells.has(parkKey(op.h, op.what)) && timeoutMs > 0 &&
     (forcedSpin === undefined ? !policy.wouldSpin(start = performance.now()) : forcedSpin === 0)
   ) {
     // 1'. No spin: try and park in one go (a message there is taken).
@@ -541,7 +625,7 @@ export function waitFor<T>(
   // 2. Park (or, after a spin, try and park) and wait for the doorbell.
   if (!parked) {
     try {
-      ensureDoorbell();
+      ensureDoorbell(op.h, op.what);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -555,6 +639,7 @@ export function waitFor<T>(
   if (parked) parks.standing = true;
   const w = new ParkedWait(op, parks, resolve, reject, timeoutMs, signal, keepAlive);
   register(w, parks);
-  if (!parked) w.poll(false);
+  if (parked) w.parked(false);
+  else w.poll(false);
   return promise;
 }

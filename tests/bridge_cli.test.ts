@@ -10,13 +10,13 @@ import { spawnSync } from "node:child_process";
 import process from "node:process";
 import { describe, test } from "node:test";
 import { Channel } from "../mod.ts";
-import { Child, cliScript, commandFor, root, type Runtime, runtime, uniqueKey } from "./helpers.ts";
+import { BRIDGE_DENO_FLAGS, Child, cliScript, commandFor, ext, root, type Runtime, runtime, uniqueKey } from "./helpers.ts";
 import { makeTwoHosts, NatsServer, natsServerMissing } from "./nats.ts";
 
 const T = { timeout: 90_000 };
 const missing = process.env.CI ? null : natsServerMissing();
 const other: Runtime = runtime === "deno" ? "bun" : "deno";
-const bridgePeer = decodeURIComponent(new URL("./children/bridge_peer.ts", import.meta.url).pathname);
+const bridgePeer = decodeURIComponent(new URL(`./children/bridge_peer${ext}`, import.meta.url).pathname);
 const COUNT = 10_000;
 
 type Stats = {
@@ -60,7 +60,11 @@ interface Ends {
 async function pipeline(ends: Ends): Promise<void> {
   const children: Child[] = [];
   const start = (rt: Runtime, script: string, args: Array<string | bigint | number>, netns?: string) => {
-    const c = new Child(rt, args.map(String), { script, ...(netns === undefined ? {} : { netns }) });
+    const c = new Child(rt, args.map(String), {
+      script,
+      denoFlags: BRIDGE_DENO_FLAGS,
+      ...(netns === undefined ? {} : { netns }),
+    });
     children.push(c);
     return c;
   };
@@ -167,7 +171,7 @@ describe(`shmchan bridge processes (out under ${runtime}, in under ${other})`, {
 
 /** Runs `shmchan <args>` under this runtime; its status and output. */
 function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const [cmd, argv] = commandFor(runtime, cliScript, args);
+  const [cmd, argv] = commandFor(runtime, cliScript, args, BRIDGE_DENO_FLAGS);
   const r = spawnSync(cmd, argv, {
     cwd: root,
     encoding: "utf8",

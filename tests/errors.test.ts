@@ -106,7 +106,10 @@ describe("Deno permissions", () => {
     const child = peer("deno", ["attach", uniqueKey(), "recv"], { denoFlags: flags });
     const line = await child.next<{ ok: boolean; code: string }>();
     assert.equal(line.ok, false);
-    assert.match(line.code, /^Error: shmchan: run Deno with --allow-ffi \(and --allow-net/);
+    assert.match(
+      line.code,
+      /^Error: shmchan: run Deno with --allow-ffi \(and --allow-net --allow-read=\/tmp --allow-write=\/tmp/,
+    );
     assert.doesNotMatch(line.code, /npm (install|run build)/);
     assert.equal(await child.exit(), 0);
     assert.doesNotMatch(child.stderr, /SHMCHAN_LIB/);

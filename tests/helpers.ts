@@ -30,8 +30,16 @@ export const peerScript = path(`./children/peer${ext}`);
 /** The `shmchan` command. */
 export const cliScript = path(`../src/cli/shmchan${ext}`);
 
-/** Deno's flags for shmchan: FFI for the library, net for the doorbell socket. */
-export const DENO_FLAGS = ["--allow-ffi", "--allow-net", "--allow-env", "--allow-read"];
+/** The directory doorbell sockets are bound through (csrc/DESIGN.md §8): $TMPDIR or /tmp. */
+const TMP = process.env.TMPDIR?.startsWith("/") ? process.env.TMPDIR : "/tmp";
+/**
+ * Deno's flags for shmchan: FFI for the library; for the doorbell sockets,
+ * net (Deno counts Unix sockets as net) and read/write in the temporary
+ * directory they are bound through.
+ */
+export const DENO_FLAGS = ["--allow-ffi", "--allow-net", "--allow-read", `--allow-write=${TMP}`, "--allow-env"];
+/** Deno's flags for the NATS bridge: shmchan's (the network included). */
+export const BRIDGE_DENO_FLAGS = DENO_FLAGS;
 
 /** A fresh random key, so runs (and runtimes) never collide. */
 export function uniqueKey(): bigint {

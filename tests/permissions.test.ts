@@ -1,7 +1,7 @@
 /** SPEC §2: access rights, mode bits, private channels; the OS check (as root). */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Channel } from "../mod.ts";
+import { Channel, ChannelError } from "../mod.ts";
 import { isRoot, peer, rejectsCode, runtime, text, throwsCode, uniqueKey, unprivilegedBlocker } from "./helpers.ts";
 
 describe("access", () => {
@@ -24,6 +24,47 @@ describe("access", () => {
     throwsCode(() => tx.tryRecvMany(), "EACCES");
     await rejectsCode(tx.recv(), "EACCES");
     await rejectsCode(tx.recvInto(new Uint8Array(4)), "EACCES");
+  });
+});
+
+describe("owners", () => {
+  test("ownerUid is the creator's uid, on the owner handle and on subscribers", () => {
+    const key = uniqueKey();
+    using ch = Channel.create({ key });
+    using sub = Channel.attach({ key }, "recv");
+    const uid = typeof process.getuid === "function" ? process.getuid() : ch.ownerUid;
+    assert.equal(ch.ownerUid, uid);
+    assert.equal(sub.ownerUid, uid);
+  });
+
+  test("attach with owner: the owner's uid attaches, another is EACCES naming both", () => {
+    const key = uniqueKey();
+    using ch = Channel.create({ key });
+    using mine = Channel.attach({ key, owner: ch.ownerUid }, "recv");
+    assert.equal(mine.ownerUid, ch.ownerUid);
+    using byId = Channel.attach({ id: ch.id, owner: ch.ownerUid }, "send");
+    assert.equal(byId.channelId, ch.id);
+    const other = ch.ownerUid + 1;
+    assert.throws(() => Channel.attach({ key, owner: other }, "recv"), (err: unknown) => {
+      assert.ok(err instanceof ChannelError);
+      assert.equal(err.code, "EACCES");
+      assert.match(err.message, new RegExp(`uid ${ch.ownerUid}.*not of uid ${other}`));
+      return true;
+    });
+    throwsCode(() => Channel.attach({ id: ch.id, owner: other }, "recv"), "EACCES");
+    assert.throws(() => Channel.attach({ key, owner: -1 }, "recv"), ChannelError);
+    assert.throws(() => Channel.attach({ key, owner: "0" as unknown as number }, "recv"), TypeError);
+  });
+
+  test("a key in use: EEXIST says whose channel holds it", () => {
+    const key = uniqueKey();
+    using ch = Channel.create({ key });
+    assert.throws(() => Channel.create({ key }), (err: unknown) => {
+      assert.ok(err instanceof ChannelError);
+      assert.equal(err.code, "EEXIST");
+      assert.match(err.message, new RegExp(`a live channel of uid ${ch.ownerUid}`));
+      return true;
+    });
   });
 });
 
@@ -105,6 +146,57 @@ describe(`another uid (setpriv --reuid=${NOBODY}), as root only`, { skip: blocke
     const sendChild = peer(rt, ["attach", key, "send"], { asUser: NOBODY, env: childEnv });
     assert.deepEqual(await sendChild.next(), { ok: false, code: "EACCES" }, sendChild.stderr);
     await Promise.all([recvChild.exit(), sendChild.exit()]);
+  });
+
+  test(
+    "another uid's channel on a key: attach with owner 0 is EACCES, create is EEXIST, both naming it",
+    SLOW,
+    async () => {
+      const key = uniqueKey();
+      const creator = peer(rt, ["create", key], { asUser: NOBODY, env: childEnv });
+      try {
+        assert.equal((await creator.next()).ready, true, creator.stderr);
+        assert.throws(() => Channel.attach({ key, owner: 0 }, "recv"), (err: unknown) => {
+          assert.ok(err instanceof ChannelError);
+          assert.equal(err.code, "EACCES");
+          assert.match(err.message, new RegExp(`live channel of uid ${NOBODY}`));
+          return true;
+        });
+        assert.throws(() => Channel.create({ key }), (err: unknown) => {
+          assert.ok(err instanceof ChannelError);
+          assert.equal(err.code, "EEXIST");
+          assert.match(err.message, new RegExp(`uid ${NOBODY} \\(created by pid \\d+\\)`));
+          return true;
+        });
+      } finally {
+        creator.kill();
+      }
+    },
+  );
+
+  test("a stale channel of another uid: its ENOENT and EEXIST say whose it is and how it frees", SLOW, async () => {
+    const key = uniqueKey();
+    // Root's creator, killed: its channel is stale; the other uid (a reader)
+    // may look into it but not sweep it.
+    const creator = peer(rt, ["create", key, "unicast", 0o644]);
+    const { id } = await creator.next<{ id: number }>();
+    assert.ok(id > 0);
+    const pid = creator.process.pid!;
+    creator.kill("SIGKILL");
+    assert.equal(await creator.exit(), "SIGKILL");
+    for (const cmd of ["attach-why", "create-why"]) {
+      const child = peer(rt, [cmd, key], { asUser: NOBODY, env: childEnv });
+      const line = await child.next<{ ok: boolean; code: string; message: string }>();
+      assert.equal(line.ok, false, JSON.stringify(line));
+      assert.equal(line.code, cmd === "attach-why" ? "ENOENT" : "EEXIST");
+      assert.match(line.message, new RegExp(`stale channel of uid 0: its creator, pid ${pid}, is gone`));
+      assert.match(line.message, /frees when uid 0 or root next creates or attaches/);
+      assert.equal(await child.exit(), 0);
+    }
+    // Root (the owner's uid) may: its attach sweeps it, and the key is free.
+    throwsCode(() => Channel.attach({ key }, "recv"), "ENOENT");
+    using again = Channel.create({ key });
+    assert.equal(again.ownerUid, 0);
   });
 
   test("private: only the creator's uid may attach, whatever mode says", SLOW, async () => {

@@ -30,8 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* From csrc/shmchan.h: the buffer shmc_info() fills holds this many u64. */
-#define INFO_COUNT 12u
+/* From csrc/shmchan.h: the buffers shmc_info() and shmc_lookup_key() fill
+ * hold this many u64. */
+#define INFO_COUNT 13u
+#define LOOKUP_COUNT 4u
 /* Longest library path accepted by open(), with its NUL. */
 #define PATH_CAP 4096
 
@@ -41,13 +43,18 @@ struct lib {
 	int (*destroy)(int);
 	int (*attach_key)(uint64_t, uint32_t);
 	int (*attach_id)(int32_t, uint32_t);
+	int (*attach_key_owned)(uint64_t, uint32_t, uint32_t);
+	int (*attach_id_owned)(int32_t, uint32_t, uint32_t);
+	int (*lookup_key)(uint64_t, uint64_t *);
+	int (*lookup_id)(int32_t, uint64_t *);
 	int (*detach)(int);
 	int (*info)(int, uint64_t *);
 	int (*try_send)(int, const void *, uint32_t, uint32_t);
 	int (*try_recv)(int, void *, uint32_t);
 	int (*try_send_many)(int, const void *, const uint32_t *, uint32_t, uint32_t);
 	int (*try_recv_many)(int, void *, uint32_t, uint32_t *, uint32_t);
-	int (*set_doorbell)(const char *, uint32_t);
+	int (*doorbell_path)(int, uint32_t, char *, uint32_t);
+	int (*doorbell_seal)(int, uint32_t);
 	int (*park)(int, uint32_t);
 	int (*unpark)(int, uint32_t);
 	int (*try_recv_park)(int, void *, uint32_t, uint32_t);
@@ -192,6 +199,60 @@ static napi_value js_attach_id(napi_env env, napi_callback_info info)
 	return result(env, l->attach_id(id, access));
 }
 
+static napi_value js_attach_key_owned(napi_env env, napi_callback_info info)
+{
+	napi_value a[3];
+	struct lib *l = args_of(env, info, 3, a);
+	uint64_t key;
+	uint32_t access, owner;
+	if (!l || !get_u64(env, a[0], &key) || !get_u32(env, a[1], &access) || !get_u32(env, a[2], &owner))
+		return NULL;
+	return result(env, l->attach_key_owned(key, access, owner));
+}
+
+static napi_value js_attach_id_owned(napi_env env, napi_callback_info info)
+{
+	napi_value a[3];
+	struct lib *l = args_of(env, info, 3, a);
+	int32_t id;
+	uint32_t access, owner;
+	if (!l || !get_i32(env, a[0], &id) || !get_u32(env, a[1], &access) || !get_u32(env, a[2], &owner))
+		return NULL;
+	return result(env, l->attach_id_owned(id, access, owner));
+}
+
+/* @out must hold LOOKUP_COUNT aligned u64. */
+static bool lookup_fits(const struct buf *out)
+{
+	return out->len >= LOOKUP_COUNT * sizeof(uint64_t) && ((uintptr_t)out->data & 7u) == 0;
+}
+
+static napi_value js_lookup_key(napi_env env, napi_callback_info info)
+{
+	napi_value a[2];
+	struct lib *l = args_of(env, info, 2, a);
+	uint64_t key;
+	struct buf out;
+	if (!l || !get_u64(env, a[0], &key) || !get_buf(env, a[1], &out))
+		return NULL;
+	if (!lookup_fits(&out))
+		return result(env, -EINVAL);
+	return result(env, l->lookup_key(key, out.data));
+}
+
+static napi_value js_lookup_id(napi_env env, napi_callback_info info)
+{
+	napi_value a[2];
+	struct lib *l = args_of(env, info, 2, a);
+	int32_t id;
+	struct buf out;
+	if (!l || !get_i32(env, a[0], &id) || !get_buf(env, a[1], &out))
+		return NULL;
+	if (!lookup_fits(&out))
+		return result(env, -EINVAL);
+	return result(env, l->lookup_id(id, out.data));
+}
+
 static napi_value js_detach(napi_env env, napi_callback_info info)
 {
 	napi_value a[1];
@@ -287,17 +348,30 @@ static napi_value js_try_recv_many(napi_env env, napi_callback_info info)
 	return result(env, l->try_recv_many(h, into.data, cap, lens.data, max));
 }
 
-static napi_value js_set_doorbell(napi_env env, napi_callback_info info)
+static napi_value js_doorbell_path(napi_env env, napi_callback_info info)
+{
+	napi_value a[4];
+	struct lib *l = args_of(env, info, 4, a);
+	int32_t h;
+	uint32_t what, cap;
+	struct buf out;
+	if (!l || !get_i32(env, a[0], &h) || !get_u32(env, a[1], &what) || !get_buf(env, a[2], &out) ||
+	    !get_u32(env, a[3], &cap))
+		return NULL;
+	if (cap > out.len)
+		return result(env, -EINVAL);
+	return result(env, l->doorbell_path(h, what, out.data, cap));
+}
+
+static napi_value js_doorbell_seal(napi_env env, napi_callback_info info)
 {
 	napi_value a[2];
 	struct lib *l = args_of(env, info, 2, a);
-	struct buf addr;
-	uint32_t len;
-	if (!l || !get_buf(env, a[0], &addr) || !get_u32(env, a[1], &len))
+	int32_t h;
+	uint32_t what;
+	if (!l || !get_i32(env, a[0], &h) || !get_u32(env, a[1], &what))
 		return NULL;
-	if (len > addr.len)
-		return result(env, -EINVAL);
-	return result(env, l->set_doorbell(addr.data, len));
+	return result(env, l->doorbell_seal(h, what));
 }
 
 static napi_value js_park(napi_env env, napi_callback_info info)
@@ -364,13 +438,18 @@ static const struct entry ENTRIES[] = {
 	{ "shmc_destroy", "i32:i32", js_destroy, SLOT(destroy) },
 	{ "shmc_attach_key", "u64,u32:i32", js_attach_key, SLOT(attach_key) },
 	{ "shmc_attach_id", "i32,u32:i32", js_attach_id, SLOT(attach_id) },
+	{ "shmc_attach_key_owned", "u64,u32,u32:i32", js_attach_key_owned, SLOT(attach_key_owned) },
+	{ "shmc_attach_id_owned", "i32,u32,u32:i32", js_attach_id_owned, SLOT(attach_id_owned) },
+	{ "shmc_lookup_key", "u64,buffer:i32", js_lookup_key, SLOT(lookup_key) },
+	{ "shmc_lookup_id", "i32,buffer:i32", js_lookup_id, SLOT(lookup_id) },
 	{ "shmc_detach", "i32:i32", js_detach, SLOT(detach) },
 	{ "shmc_info", "i32,buffer:i32", js_info, SLOT(info) },
 	{ "shmc_try_send", "i32,buffer,u32,u32:i32", js_try_send, SLOT(try_send) },
 	{ "shmc_try_recv", "i32,buffer,u32:i32", js_try_recv, SLOT(try_recv) },
 	{ "shmc_try_send_many", "i32,buffer,buffer,u32,u32:i32", js_try_send_many, SLOT(try_send_many) },
 	{ "shmc_try_recv_many", "i32,buffer,u32,buffer,u32:i32", js_try_recv_many, SLOT(try_recv_many) },
-	{ "shmc_set_doorbell", "buffer,u32:i32", js_set_doorbell, SLOT(set_doorbell) },
+	{ "shmc_doorbell_path", "i32,u32,buffer,u32:i32", js_doorbell_path, SLOT(doorbell_path) },
+	{ "shmc_doorbell_seal", "i32,u32:i32", js_doorbell_seal, SLOT(doorbell_seal) },
 	{ "shmc_park", "i32,u32:i32", js_park, SLOT(park) },
 	{ "shmc_unpark", "i32,u32:i32", js_unpark, SLOT(unpark) },
 	{ "shmc_try_recv_park", "i32,buffer,u32,u32:i32", js_try_recv_park, SLOT(try_recv_park) },

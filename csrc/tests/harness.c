@@ -8,13 +8,17 @@
 #include "harness.h"
 
 #include <dirent.h>
+#include <grp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -152,6 +156,12 @@ static const char *errno_name(long long v)
 	case -ETIMEDOUT: return "-ETIMEDOUT";
 	case -ECONNREFUSED: return "-ECONNREFUSED";
 	case -EPIPE: return "-EPIPE";
+	case -EIO: return "-EIO";
+	case -ENOTCONN: return "-ENOTCONN";
+	case -EALREADY: return "-EALREADY";
+	case -ERANGE: return "-ERANGE";
+	case -ELOOP: return "-ELOOP";
+	case -ENOTDIR: return "-ENOTDIR";
 	default: return NULL;
 	}
 }
@@ -414,6 +424,38 @@ int th_wait_futex_blocked(pid_t pid, int timeout_ms)
 	}
 }
 
+int th_become(uid_t uid, gid_t gid)
+{
+	if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+		return -errno;
+	/* A set-uid transition makes a process undumpable, and then its own
+	 * /proc/self/fd links belong to root; an exec'd process would not be. */
+	prctl(PR_SET_DUMPABLE, 1);
+	return 0;
+}
+
+struct as_nobody {
+	th_child_fn fn;
+	void *arg;
+};
+
+static int nobody_main(void *p)
+{
+	struct as_nobody *a = p;
+	int err = th_become(TH_NOBODY, TH_NOBODY);
+	if (err < 0) {
+		th_fail_at(__FILE__, __LINE__, "cannot become uid %d: %s", TH_NOBODY, strerror(-err));
+		return TH_FAIL;
+	}
+	return a->fn(a->arg);
+}
+
+pid_t th_fork_nobody(th_child_fn fn, void *arg)
+{
+	struct as_nobody a = { fn, arg };
+	return th_fork(nobody_main, &a);
+}
+
 void *th_shared_alloc(size_t size)
 {
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
@@ -440,9 +482,8 @@ int th_await_u32(atomic_uint *flag, unsigned value, int timeout_ms)
 
 /* ---- /dev/shm -------------------------------------------------------------------- */
 
-/* Entries of /dev/shm whose name starts with @prefix, the registry left out
- * unless @registry. */
-static int count_shm(const char *prefix, bool registry)
+/* Entries of /dev/shm whose name starts with @prefix. */
+static int count_shm(const char *prefix)
 {
 	DIR *d = opendir("/dev/shm");
 	struct dirent *e;
@@ -451,8 +492,7 @@ static int count_shm(const char *prefix, bool registry)
 	if (!d)
 		return -errno;
 	while ((e = readdir(d)) != NULL)
-		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 &&
-		    (registry || strcmp(e->d_name, "shmchan.registry") != 0))
+		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
 			n++;
 	closedir(d);
 	return n;
@@ -460,20 +500,32 @@ static int count_shm(const char *prefix, bool registry)
 
 int th_count_shm(void)
 {
-	return count_shm("shmchan", true);
+	return count_shm("shmchan");
 }
 
 int th_count_segments(void)
 {
-	return count_shm("shmchan.", false);
+	return count_shm("shmchan.");
 }
 
-int th_count_segments_of(int32_t id)
+int th_count_segments_of(uint64_t key, int32_t id)
 {
-	char prefix[32];
+	char prefix[64];
+	int n = 0;
 
-	snprintf(prefix, sizeof(prefix), "shmchan.%d.", (int)id);
-	return count_shm(prefix, false);
+	snprintf(prefix, sizeof(prefix), "shmchan.%016" PRIx64, key);
+	n += count_shm(prefix);
+	snprintf(prefix, sizeof(prefix), "shmchan.x.%016" PRIx64 ".", key);
+	n += count_shm(prefix);
+	snprintf(prefix, sizeof(prefix), "shmchan.id.%d", (int)id);
+	DIR *d = opendir("/dev/shm");
+	struct dirent *e;
+	while (d && (e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, prefix) == 0)
+			n++;
+	if (d)
+		closedir(d);
+	return n;
 }
 
 void th_list_shm(const char *prefix)
@@ -583,4 +635,77 @@ int th_msg_verify(const void *buf, uint32_t len, uint32_t *producer, uint32_t *s
 	*producer = h[1];
 	*seq = h[2];
 	return 0;
+}
+
+/* ---- doorbells --------------------------------------------------------------------- */
+
+int th_bell_open(struct th_bell *b, int handle, uint32_t what, int backlog)
+{
+	memset(b, 0, sizeof(*b));
+	b->lfd = -1;
+	int n = shmc_doorbell_path(handle, what, b->path, sizeof(b->path));
+	if (n < 0)
+		return n;
+	b->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (b->lfd < 0)
+		return -errno;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", b->path);
+	if (bind(b->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(b->lfd, backlog) < 0)
+		return -errno;
+	return shmc_doorbell_seal(handle, what);
+}
+
+int th_bell_wait(struct th_bell *b, int ms)
+{
+	uint64_t deadline = th_now_ns() + (uint64_t)ms * 1000000ull;
+
+	for (;;) {
+		struct pollfd p[17];
+		int n = 0, got = 0;
+
+		p[n++] = (struct pollfd){ .fd = b->lfd, .events = POLLIN };
+		for (int i = 0; i < b->ncfd; i++)
+			p[n++] = (struct pollfd){ .fd = b->cfd[i], .events = POLLIN };
+		int64_t left = (int64_t)(deadline - th_now_ns());
+		if (left <= 0)
+			return 0;
+		if (poll(p, (nfds_t)n, (int)(left / 1000000 + 1)) <= 0)
+			continue;
+		if (p[0].revents & POLLIN) {
+			int c = accept4(b->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+			if (c >= 0 && b->ncfd < 16)
+				b->cfd[b->ncfd++] = c;
+			else if (c >= 0)
+				close(c);
+		}
+		for (int i = 1; i < n; i++) {
+			char buf[256];
+			ssize_t r;
+
+			if (!(p[i].revents & (POLLIN | POLLHUP)))
+				continue;
+			r = read(p[i].fd, buf, sizeof(buf));
+			if (r > 0)
+				got += (int)r;
+		}
+		if (got)
+			return got;
+	}
+}
+
+void th_bell_drop_conns(struct th_bell *b)
+{
+	for (int i = 0; i < b->ncfd; i++)
+		close(b->cfd[i]);
+	b->ncfd = 0;
+}
+
+void th_bell_close(struct th_bell *b)
+{
+	th_bell_drop_conns(b);
+	if (b->lfd >= 0)
+		close(b->lfd);
+	b->lfd = -1;
 }

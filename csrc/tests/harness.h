@@ -14,9 +14,10 @@
  * SIGKILLs and reaps one.
  *
  * Beside the checks: keys and seeded randomness, /dev/shm helpers, one
- * self-checking message format, a stress driver, and (for the crash and fuzz
- * tests) a writable mapping of a channel's segments that can play a producer
- * or consumer step by step.
+ * self-checking message format, a stress driver, (for the crash and fuzz
+ * tests) a writable mapping of a channel's files that can play a producer
+ * or consumer step by step, and (for the attack tests) running code as
+ * another uid.
  *
  * Environment: SHMCHAN_CRASH_ROUNDS=<n> sets the round count of the crash
  * tests (th_rounds()) and turns their watchdog off (th_watchdog_for_rounds()).
@@ -206,6 +207,17 @@ void th_forget(pid_t pid);
  */
 int th_wait_futex_blocked(pid_t pid, int timeout_ms);
 
+/*
+ * Become @uid/@gid (no supplementary groups) in this process, and stay
+ * dumpable (so that /proc/self/fd keeps working, as after an exec). 0, or
+ * -errno (not root).
+ */
+int th_become(uid_t uid, gid_t gid);
+/* The uid attack tests play their attacker as (nobody). */
+#define TH_NOBODY 65534
+/* th_fork() a child that becomes TH_NOBODY first, then runs @fn. */
+pid_t th_fork_nobody(th_child_fn fn, void *arg);
+
 /* Zeroed memory shared with forked children (MAP_SHARED | MAP_ANONYMOUS). */
 void *th_shared_alloc(size_t size);
 /* Spin-sleep until *flag >= value; 0, or -ETIMEDOUT. */
@@ -213,13 +225,14 @@ int th_await_u32(atomic_uint *flag, unsigned value, int timeout_ms);
 
 /* ---- /dev/shm ---------------------------------------------------------------------- */
 
-/* Number of /dev/shm entries whose name starts with "shmchan" (the registry
- * included). */
+/* Number of /dev/shm entries whose name starts with "shmchan". */
 int th_count_shm(void);
-/* Number of channel segments: "shmchan." entries other than the registry. */
+/* Number of channel names: "shmchan." entries (a channel in lookup has two:
+ * its directory and its id link). */
 int th_count_segments(void);
-/* Number of /dev/shm names of channel @id ("shmchan.<id>.*"). */
-int th_count_segments_of(int32_t id);
+/* Number of /dev/shm names of the channel (@key, @id): its directory (in or
+ * out of lookup) and its id link. */
+int th_count_segments_of(uint64_t key, int32_t id);
 /* Write the "shmchan" names, one a line, after @prefix (for the log). */
 void th_list_shm(const char *prefix);
 /* Whether /dev/shm/@name exists. */
@@ -261,56 +274,100 @@ int th_msg_verify(const void *buf, uint32_t len, uint32_t *producer, uint32_t *s
 int th_stress_run(uint32_t delivery, unsigned producers, unsigned consumers,
 		  unsigned msgs, uint32_t ring_entries, uint32_t max_msg);
 
-/* ---- a channel's segments, through a writable mapping of the test's own ---------------- */
+/* ---- doorbells, as an event loop has them ------------------------------------------ */
+
+/* A handle's doorbell for one direction: a listening socket at the path the
+ * library gives (shmc_doorbell_path), sealed (shmc_doorbell_seal), and the
+ * connections accepted on it. */
+struct th_bell {
+	int lfd;
+	int cfd[16];
+	int ncfd;
+	char path[SHMC_DOORBELL_PATH_MAX];
+};
+/* Listen for @handle's wakes of @what (SHMC_WAIT_RECV / SHMC_WAIT_SEND) with a
+ * listen backlog of @backlog. 0 or -errno. */
+int th_bell_open(struct th_bell *b, int handle, uint32_t what, int backlog);
+/* Wait up to @ms for bytes on the doorbell (accepting connections on the
+ * way): the byte count, 0 on timeout. */
+int th_bell_wait(struct th_bell *b, int ms);
+/* Close the accepted connections (a waker then reconnects). */
+void th_bell_drop_conns(struct th_bell *b);
+void th_bell_close(struct th_bell *b);
+
+/* ---- a channel's files, through a writable mapping of the test's own ---------------- */
 
 /*
  * For the crash and fuzz tests, which must leave the shared state exactly as
  * a peer dying at a given point does, or as a hostile peer writes it. The
- * mapping's fds hold no liveness lock, so they keep nobody alive. Everything
- * that depends on the layout (where the length lives, how a claim is
- * recorded) is here, so a layout change is one edit.
+ * mapping holds no descriptor and no liveness lock, so it keeps nobody alive.
+ * Everything that depends on the layout (which file a word lives in, its
+ * encoding, how a claim is recorded) is here, so a layout change is one edit.
  */
 struct th_map {
-	int cfd, dfd;
+	int dfd;                        /* the channel's directory */
+	struct shmc_desc desc;
 	struct shmc_ctl_header *ctl;
+	struct shmc_dat_header *dh;
 	uint8_t *dat;
 	size_t csize, dsize;
-	struct shmc_member *members;
-	struct shmc_slot *slots;
-	uint32_t n, mask, stride, max_msg;
-	uint64_t nonce;
-	char cname[128], dname[128];   /* names in /dev/shm (no leading '/') */
+	struct shmc_wait *waits;        /* ctl: one per member slot */
+	struct shmc_qslot *qslots;      /* ctl: unicast/multicast slot states (NULL: broadcast) */
+	struct shmc_member *members[SHMC_MAX_MEMBERS]; /* m<i> mapped read-write, or NULL */
+	uint32_t n, mask, stride, max_msg, delivery;
+	uint64_t nonce, start;
+	char dir[96];                   /* its path, /dev/shm/shmchan.<K> */
 };
 
 /*
- * Map the control and data segments of the live channel (@id, @key) read-write
- * (finds "shmchan.<id>.<nonce>.c" in /dev/shm whose header names @key). Needs
- * the file permission (the tests run as the channel's owner). 0 or -errno.
+ * Map the files of the live channel (@id, @key): ctl, dat and every member
+ * file present now, read-write where the caller may write them, else
+ * read-only (the tests run as the channel's owner or root, or as an attacker
+ * who sees what its rights give it). 0 or -errno.
  */
 int th_map_channel(int32_t id, uint64_t key, struct th_map *m);
+/* Map the member files again (members joined or left since). */
+void th_map_members(struct th_map *m);
 void th_unmap(struct th_map *m);
+/* The path of a file of the channel of @key: "/dev/shm/shmchan.<K>/@name". */
+void th_channel_path(char *out, size_t n, uint64_t key, const char *name);
 
-/* The producer's steps of DESIGN.md section 3, by hand. */
-/* The payload bytes of the slot of @pos in the data segment. */
+/* The shared words of DESIGN.md section 6, decoded. */
+/* The slot state word of @pos (ctl for unicast/multicast, dat for broadcast). */
+_Atomic uint64_t *th_state_word(struct th_map *m, uint64_t pos);
+uint64_t th_seq(struct th_map *m, uint64_t pos);
+void th_set_seq(struct th_map *m, uint64_t pos, uint64_t q);
+bool th_cas_seq(struct th_map *m, uint64_t pos, uint64_t *expected, uint64_t desired);
+/* The slot header of @pos in dat, its payload, its length. */
+struct shmc_slot_header *th_slot(struct th_map *m, uint64_t pos);
 uint8_t *th_payload(struct th_map *m, uint64_t pos);
-/* Set the message length of the slot of @pos (it lives in the slot descriptor). */
 void th_set_len(struct th_map *m, uint64_t pos, uint32_t len);
+/* Unicast/multicast: the stamp that says the bytes of the slot are @pos's,
+ * complete. */
+void th_set_stamp(struct th_map *m, uint64_t pos);
+_Atomic uint64_t *th_tail(struct th_map *m);
 /* Step 1 of a claim: record the claimed range [t, t+n) in the member. */
 void th_record_claim(struct shmc_member *me, uint64_t t, uint32_t n);
-/* After the tail CAS: target, writer, WRITING, length and @len bytes of
- * payload; then READY if @publish (else the producer "dies" here). */
-void th_hand_write(struct th_map *m, uint64_t t, uint32_t member_idx, const void *buf,
-		   uint32_t len, bool publish);
+/* After the tail CAS: WRITING, the "being written" stamp, target 0, length
+ * and @len bytes of payload; then the stamp and READY if @publish (else the
+ * producer "dies" here). */
+void th_hand_write(struct th_map *m, uint64_t t, const void *buf, uint32_t len, bool publish);
 
 /* Index of the active member with subscriber id @id, or -1. */
 int th_member_by_id(struct th_map *m, uint32_t id);
-/* Index of the active member of a handle of this process, or -1. */
+/* Index of the member of a handle of this process, or -1. */
 int th_member_of(struct th_map *m, int handle);
+/* Index of the active member of process @pid, or -1. */
+int th_member_of_pid(struct th_map *m, pid_t pid);
 /* One shmc_info() field of @handle, or UINT64_MAX. */
 uint64_t th_info(int handle, int field);
 /* "SEQ(p,STATE)" for the log. */
 const char *th_seq_str(uint64_t q, char *buf, size_t n);
 /* Print the ring's state (tail, head, slots, members) for a failure report. */
 void th_dump_ring(struct th_map *m, const char *why);
+/* The address of a mapping of the file at @path in this process (found by
+ * its inode), the @nth such (0, 1, ...), skipping @except (a mapping of the
+ * test's own); 0 when there is none. */
+uintptr_t th_library_mapping(const char *path, int nth, const void *except);
 
 #endif /* SHMCHAN_TEST_HARNESS_H */

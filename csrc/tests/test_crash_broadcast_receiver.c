@@ -162,10 +162,7 @@ static void one_round(unsigned round, struct figures *fig)
 	REQUIRE_MSG(th_map_channel((int32_t)th_info(owner, SHMC_INFO_CHANNEL_ID), sh->key, &m) == 0,
 		    "map");
 	/* V's member: the one with V's pid. */
-	int vidx = -1;
-	for (uint32_t i = 0; i < SHMC_MAX_MEMBERS; i++)
-		if (atomic_load(&m.members[i].state) == MEMBER_ACTIVE && m.members[i].pid == (uint32_t)v)
-			vidx = (int)i;
+	int vidx = th_member_of_pid(&m, v);
 	REQUIRE_MSG(vidx >= 0, "V's member not found");
 
 	unsigned char buf[MAXMSG];
@@ -184,11 +181,11 @@ static void one_round(unsigned round, struct figures *fig)
 			continue;
 		}
 		REQUIRE_MSG(r == -ENOBUFS, "fill send: %s", th_errname(r));
-		uint64_t tail = atomic_load(&m.ctl->tail);
-		uint64_t cur = atomic_load(&m.members[vidx].cursor);
+		uint64_t tail = atomic_load(th_tail(&m));
+		uint64_t cur = atomic_load(&m.members[vidx]->cursor);
 		if ((sh->variant != V_SLOW || atomic_load(&sh->v_stop)) && tail - cur == ring) {
 			th_sleep_ms(20); /* L catches up; V stays the only gate */
-			if (atomic_load(&m.members[vidx].cursor) == cur &&
+			if (atomic_load(&m.members[vidx]->cursor) == cur &&
 			    shmc_try_send(snd, buf, len, 0) == -ENOBUFS) {
 				full = true;
 				break;

@@ -79,69 +79,6 @@ struct shared {
 
 static struct shared *sh;
 
-/* ---- helpers: a doorbell listener ------------------------------------------ */
-
-struct bell {
-	int lfd;
-	int cfd[8];
-	int ncfd;
-	char name[SHMC_DOORBELL_MAX + 1];
-};
-
-static int bell_open(struct bell *b)
-{
-	memset(b, 0, sizeof *b);
-	snprintf(b->name, sizeof b->name, "shmchan.crash.%d.%08x", (int)getpid(),
-		 (unsigned)(th_key() & 0xffffffffu));
-	b->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (b->lfd < 0)
-		return -errno;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	size_t len = strlen(b->name);
-	memcpy(sa.sun_path + 1, b->name, len);
-	socklen_t sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len);
-	if (bind(b->lfd, (struct sockaddr *)&sa, sl) < 0 || listen(b->lfd, 16) < 0)
-		return -errno;
-	return shmc_set_doorbell(b->name, (uint32_t)len);
-}
-
-/* Wait up to @ms for a doorbell byte (accepting connections on the way).
- * 1 when a byte arrived, 0 on timeout. */
-static int bell_wait(struct bell *b, int ms)
-{
-	uint64_t deadline = th_now_ns() + (uint64_t)ms * 1000000ull;
-	for (;;) {
-		struct pollfd p[9];
-		int n = 0;
-		p[n++] = (struct pollfd){ .fd = b->lfd, .events = POLLIN };
-		for (int i = 0; i < b->ncfd; i++)
-			p[n++] = (struct pollfd){ .fd = b->cfd[i], .events = POLLIN };
-		int64_t left = (int64_t)(deadline - th_now_ns()) / 1000000;
-		if ((int64_t)(deadline - th_now_ns()) <= 0)
-			return 0;
-		if (poll(p, (nfds_t)n, (int)(left > 0 ? left : 1)) <= 0)
-			continue;
-		if (p[0].revents & POLLIN) {
-			int c = accept4(b->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-			if (c >= 0 && b->ncfd < 8)
-				b->cfd[b->ncfd++] = c;
-			else if (c >= 0)
-				close(c);
-		}
-		bool got = false;
-		for (int i = 1; i < n; i++) {
-			if (!(p[i].revents & (POLLIN | POLLHUP)))
-				continue;
-			char buf[64];
-			ssize_t r = read(p[i].fd, buf, sizeof buf);
-			if (r > 0)
-				got = true;
-		}
-		if (got)
-			return 1;
-	}
-}
-
 /* ---- part A: death while holding a message ----------------------------------- */
 
 static int taker_main(void *arg)
@@ -152,11 +89,10 @@ static int taker_main(void *arg)
 	struct th_map m;
 	REQUIRE_MSG(th_map_channel(sh->chan_id, sh->key, &m) == 0, "taker map");
 	uint64_t hd = atomic_load(&m.ctl->head);
-	struct shmc_slot *s = &m.slots[hd & m.mask];
 	uint64_t q = SEQ(hd, SLOT_READY);
 	/* queue_take's claim: READY -> TAKEN. Then death, before the copy and
 	 * before the store of SEQ(p + N, FREE). */
-	REQUIRE_MSG(atomic_compare_exchange_strong(&s->seq, &q, SEQ(hd, SLOT_TAKEN)),
+	REQUIRE_MSG(th_cas_seq(&m, hd, &q, SEQ(hd, SLOT_TAKEN)),
 		    "taker: slot at head %" PRIu64 " not READY", hd);
 	atomic_store(&sh->taken_pos, hd);
 	atomic_store(&sh->taken_ok, 1);
@@ -341,7 +277,7 @@ static void part_b(uint32_t delivery, unsigned kills, uint64_t seed)
 			bool found = false;
 			while (!found && th_now_ns() < until)
 				for (uint32_t k = 0; k < m.n && !found; k++)
-					found = (atomic_load(&m.slots[k].seq) & 3) == SLOT_TAKEN;
+					found = (th_seq(&m, k) & 3) == SLOT_TAKEN;
 			hunted += found;
 		}
 		th_kill(v);
@@ -407,8 +343,8 @@ static int parked_victim_main(void *arg)
 		CHECK_MSG(0, "parked victim woke up with something");
 		return 1;
 	}
-	struct bell b;
-	REQUIRE_MSG(bell_open(&b) == 0, "victim doorbell");
+	struct th_bell b;
+	REQUIRE_MSG(th_bell_open(&b, h, SHMC_WAIT_RECV, 16) == 0, "victim doorbell");
 	REQUIRE_MSG(shmc_park(h, SHMC_WAIT_RECV) == 0, "victim park");
 	atomic_fetch_add(&sh->parked, 1);
 	for (;;)
@@ -420,9 +356,9 @@ static int b_main(void *arg)
 	(void)arg;
 	int h = shmc_attach_key(sh->key, SHMC_RECV);
 	REQUIRE_MSG(h > 0, "B attach");
-	struct bell b;
+	struct th_bell b;
 	if (sh->b_style == 0)
-		REQUIRE_MSG(bell_open(&b) == 0, "B doorbell");
+		REQUIRE_MSG(th_bell_open(&b, h, SHMC_WAIT_RECV, 16) == 0, "B doorbell");
 	unsigned rounds = atomic_load(&sh->b_rounds);
 	unsigned char buf[64];
 	for (unsigned i = 0; i < rounds; i++) {
@@ -440,7 +376,7 @@ static int b_main(void *arg)
 		int pr = shmc_park(h, SHMC_WAIT_RECV);
 		REQUIRE_MSG(pr == 0, "B: park returned %d with nothing sent", pr);
 		atomic_store(&sh->b_parked, i + 1);
-		int w = bell_wait(&b, 3000);
+		int w = th_bell_wait(&b, 3000);
 		atomic_store(&sh->b_wake_ns[i], th_now_ns());
 		if (!w) {
 			atomic_fetch_add(&sh->b_fail, 1);

@@ -9,9 +9,10 @@
  *      still work, create of the key is -EEXIST, also after waiting past the
  *      library's probe intervals; then SIGCONT and the heartbeat resumes;
  *   3. the creator is SIGKILLed: attach by key and by id give -ENOENT, the
- *      key is free within 1 s (create succeeds), the old segment names are
- *      gone from /dev/shm, and a new attach by key reaches the new channel,
- *      which shares nothing with the old one;
+ *      key is free within 1 s (create succeeds), the old channel has left
+ *      lookup (its directory renamed out while members remain, its id link
+ *      gone), and a new attach by key reaches the new channel, which shares
+ *      nothing with the old one;
  *   4. the parent and S, attached before the kill, keep sending and
  *      receiving on the old channel in both directions (checksummed,
  *      in order, none missing).
@@ -26,6 +27,7 @@
 #include "harness.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -163,7 +165,8 @@ static void forked_creator_case(void)
 	CHECK_MSG(c > 0, "the key of a SIGKILLed creator is still taken after %.0f ms (attach by "
 		  "key: %s, channel %d names in /dev/shm: %d) while the child it forked (pid %d, "
 		  "never used the library) lives: the child inherited the creator's OFD lock fd",
-		  th_ms(th_now_ns() - t_dead), th_errname(a), (int)id, th_count_segments_of(id),
+		  th_ms(th_now_ns() - t_dead), th_errname(a), (int)id,
+		  th_count_segments_of(sh->key, id),
 		  (int)g);
 	if (c > 0) {
 		printf("key free %.2f ms after SIGKILL with a forked child alive\n",
@@ -212,12 +215,11 @@ static void one_round(unsigned round, struct figures *fig)
 	int p = shmc_attach_key(sh->key, SHMC_BOTH);
 	REQUIRE_MSG(p > 0, "round %u: attach: %s", round, th_errname(p));
 	atomic_store(&sh->p_id, (unsigned)th_info(p, SHMC_INFO_MEMBER_ID));
-	struct th_map m;
-	REQUIRE_MSG(th_map_channel(id, sh->key, &m) == 0, "map channel %d", (int)id);
-	char old_c[128], old_d[128];
-	snprintf(old_c, sizeof old_c, "%s", m.cname);
-	snprintf(old_d, sizeof old_d, "%s", m.dname);
-	th_unmap(&m);
+	char dir[96], link[48];
+	th_channel_path(dir, sizeof dir, sh->key, NULL);
+	snprintf(link, sizeof link, "shmchan.id.%d", (int)id);
+	struct stat old_dir;
+	REQUIRE_MSG(stat(dir, &old_dir) == 0, "channel %d has no directory %s", (int)id, dir);
 	pid_t s = th_fork(s_main, NULL);
 	REQUIRE_MSG(th_await_u32(&sh->s_ready, 1, 10000) == 0, "S did not attach");
 
@@ -243,8 +245,8 @@ static void one_round(unsigned round, struct figures *fig)
 		CHECK_MSG(c == -EEXIST, "round %u: create while creator stopped: %s", round, th_errname(c));
 		if (c > 0)
 			shmc_destroy(c);
-		CHECK_MSG(th_count_segments_of(id) == 2, "round %u: segments of a stopped creator's channel "
-			  "gone (%d names)", round, th_count_segments_of(id));
+		CHECK_MSG(th_count_segments_of(sh->key, id) == 2, "round %u: names of a stopped "
+			  "creator's channel gone (%d names)", round, th_count_segments_of(sh->key, id));
 	}
 	CHECK_MSG(atomic_load(&sh->heartbeat) == hb, "creator ran while stopped");
 	fig->stops++;
@@ -280,8 +282,11 @@ static void one_round(unsigned round, struct figures *fig)
 	if (free_ns > fig->max_free_ns)
 		fig->max_free_ns = free_ns;
 	fig->sum_free_ns += free_ns;
-	CHECK_MSG(!th_shm_exists(old_c) && !th_shm_exists(old_d),
-		  "round %u: the dead creator's segments %s / %s still in /dev/shm", round, old_c, old_d);
+	struct stat now_dir;
+	CHECK_MSG(stat(dir, &now_dir) != 0 || now_dir.st_ino != old_dir.st_ino,
+		  "round %u: the dead creator's directory is still %s", round, dir);
+	CHECK_MSG(!th_shm_exists(link) || (owner2 > 0 && (int32_t)th_info(owner2, SHMC_INFO_CHANNEL_ID) == id),
+		  "round %u: the dead creator's id link %s is still in /dev/shm", round, link);
 
 	/* The new channel is a different one. */
 	if (owner2 > 0) {

@@ -6,10 +6,10 @@
  * The test runs in a private /dev/shm (a new mount namespace with its own
  * tmpfs: needs root or user namespaces) so that entry counts are exact even
  * when CTest runs other tests in parallel; without one it falls back to
- * checking, under the registry's flock, that every shmchan segment in
- * /dev/shm is named by a registry entry (no orphans; an entry whose creator
- * just died is swept, names included, by the next create or attach). Setting
- * SHMCHAN_CRASH_SHARED_SHM=1 forces that fallback.
+ * checking that no name a sweep must remove has been left for more than 2 s
+ * (a leftover of a creator killed while building, a renamed channel with no
+ * live member, a dangling id link). Setting SHMCHAN_CRASH_SHARED_SHM=1 forces
+ * that fallback.
  *
  * Part A, R rounds (CI: 50; SHMCHAN_CRASH_ROUNDS=1000 for the long run): a
  * forked child creates a channel, and by a random plan also attaches,
@@ -18,18 +18,18 @@
  * before it even reached the library). Then the parent attaches by the
  * child's key (must be -ENOENT: its creator is dead), or creates with it
  * (must succeed: the key is free), or creates another key. After every
- * round the /dev/shm entries (shmchan.* but the registry) are back to the
- * count before the test.
+ * round the /dev/shm entries (shmchan.*) are back to the count before the
+ * test.
  *
  * Part B, the creation race: N processes released at once create the same
  * key: exactly one succeeds, the others get -EEXIST, attach by key and send
  * to the winner; nobody dies of a signal (no SIGBUS).
  *
  * Part C, a creator killed during initialisation:
- *   - by hand: the segments a dying creator can leave (mode 0 and empty;
- *     sized but uninitialised; header without version; complete but never
- *     entered in the registry) are not attachable and are unlinked by the
- *     next create or attach anywhere;
+ *   - by hand: what a dying creator can leave (a directory being built,
+ *     without or with a descriptor; an id link whose channel never appeared;
+ *     a complete channel it never destroyed) is not attachable and is removed
+ *     by the next create or attach;
  *   - for real: children create a large-ring channel (initialisation takes
  *     a while) and are SIGKILLed at random moments, many of them inside
  *     shmc_create; the key is free afterwards and nothing is left over.
@@ -43,6 +43,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 struct shared {
@@ -58,50 +59,63 @@ static struct shared *sh;
 static bool g_private;
 static int g_before;
 
-/* ---- the fallback check: every segment named by a registry entry ---- */
+/* ---- the fallback check: nothing a sweep must remove is older than 2 s ---- */
 
-struct reg_file {
-	struct shmc_reg_header hdr;
-	struct shmc_reg_entry e[SHMC_REG_CAPACITY];
-};
+static uint64_t age_ns(const struct stat *st)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t d = (int64_t)(now.tv_sec - st->st_mtim.tv_sec) * 1000000000ll +
+		    (now.tv_nsec - st->st_mtim.tv_nsec);
+	return d > 0 ? (uint64_t)d : 0;
+}
+
+/* Any member file of the directory @path whose liveness lock is held? */
+static bool has_live_member(const char *path)
+{
+	for (unsigned i = 0; i < SHMC_MAX_MEMBERS; i++) {
+		char p[400];
+		snprintf(p, sizeof p, "%s/m%u", path, i);
+		int fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+				    .l_start = (off_t)SHMC_LOCK_BYTE, .l_len = 1 };
+		bool live = fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type == F_WRLCK;
+		close(fd);
+		if (live)
+			return true;
+	}
+	return false;
+}
 
 static int count_orphans(bool print)
 {
-	int fd = open("/dev/shm/shmchan.registry", O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	if (flock(fd, LOCK_EX) < 0) {
-		close(fd);
-		return 0;
-	}
-	struct reg_file *r = mmap(NULL, sizeof *r, PROT_READ, MAP_SHARED, fd, 0);
 	int orphans = 0;
 	DIR *d = opendir("/dev/shm");
 	struct dirent *de;
-	while (r != MAP_FAILED && d && (de = readdir(d))) {
-		int id;
-		unsigned long long nonce;
-		char kind, end;
-		if (sscanf(de->d_name, "shmchan.%d.%16llx.%c%c", &id, &nonce, &kind, &end) != 3)
+	while (d && (de = readdir(d))) {
+		char path[300];
+		struct stat st;
+		snprintf(path, sizeof path, "/dev/shm/%s", de->d_name);
+		if (strncmp(de->d_name, "shmchan.", 8) != 0 || lstat(path, &st) != 0 ||
+		    age_ns(&st) < 2000000000ull)
 			continue;
-		/* Named by an entry: fine, even if its creator just died (other
-		 * tests kill creators too; the next sweep removes entry and names
-		 * together). Named by no entry, under the flock: leaked. */
-		bool live = false;
-		for (uint32_t i = 0; i < SHMC_REG_CAPACITY && !live; i++)
-			live = r->e[i].state == 1 && r->e[i].id == id && r->e[i].nonce == nonce;
-		if (!live) {
+		bool orphan = false;
+		if (!strncmp(de->d_name, "shmchan.t.", 10))
+			orphan = true; /* built for more than 2 s */
+		else if (!strncmp(de->d_name, "shmchan.x.", 10))
+			orphan = !has_live_member(path);
+		else if (!strncmp(de->d_name, "shmchan.id.", 11))
+			orphan = access(path, F_OK) != 0; /* dangling */
+		if (orphan) {
 			orphans++;
 			if (print)
-				printf("  orphan: /dev/shm/%s\n", de->d_name);
+				printf("  orphan: %s\n", path);
 		}
 	}
 	if (d)
 		closedir(d);
-	if (r != MAP_FAILED)
-		munmap(r, sizeof *r);
-	flock(fd, LOCK_UN);
-	close(fd);
 	return orphans;
 }
 
@@ -323,46 +337,79 @@ static void part_b(unsigned rounds, struct figures *fig)
 
 /* ---- part C: killed during initialisation ----------------------------------------------- */
 
-/* Leave segments as a creator dies at @stage would. Returns their names. */
-static void handmade(int stage, int32_t id, uint64_t nonce, char *cname, char *dname, size_t n)
+static int exit_main(void *arg)
 {
-	snprintf(cname, n, "/shmchan.%d.%016llx.c", (int)id, (unsigned long long)nonce);
-	snprintf(dname, n, "/shmchan.%d.%016llx.d", (int)id, (unsigned long long)nonce);
-	const uint32_t ring = 8, max = 64, stride = (max + SHMC_CACHELINE - 1) & ~(SHMC_CACHELINE - 1);
-	size_t csize = sizeof(struct shmc_ctl_header) + SHMC_MAX_MEMBERS * sizeof(struct shmc_member) +
-		       ring * sizeof(struct shmc_slot);
-	size_t dsize = sizeof(struct shmc_dat_header) + ring * stride;
-	int cfd = shm_open(cname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0);
-	REQUIRE_MSG(cfd >= 0, "shm_open %s: %s", cname, strerror(errno));
-	if (stage >= 1)
-		REQUIRE_MSG(ftruncate(cfd, (off_t)csize) == 0, "ftruncate");
-	int dfd = -1;
-	if (stage >= 2) {
-		dfd = shm_open(dname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0);
-		REQUIRE_MSG(dfd >= 0 && ftruncate(dfd, (off_t)dsize) == 0, "data segment");
-		struct shmc_ctl_header *c =
-			mmap(NULL, csize, PROT_READ | PROT_WRITE, MAP_SHARED, cfd, 0);
-		REQUIRE_MSG(c != MAP_FAILED, "mmap");
-		c->magic = SHMC_CTL_MAGIC;
-		c->header_size = sizeof *c;
-		c->ring_entries = ring;
-		c->max_msg_size = max;
-		c->channel_id = id;
-		c->nonce = nonce;
-		if (stage >= 3) {
-			c->slot_stride = stride;
-			c->max_members = SHMC_MAX_MEMBERS;
-			c->ctl_size = csize;
-			c->dat_size = dsize;
-			atomic_store(&c->version, SHMC_LAYOUT_VERSION);
-			fchmod(cfd, 0600);
-			fchmod(dfd, 0600);
+	(void)arg;
+	return 0;
+}
+
+/* A child that creates a channel and exits without destroying it (_exit
+ * runs no destructor): a complete channel whose creator is gone. */
+static int abandon_main(void *arg)
+{
+	uint64_t key = *(uint64_t *)arg;
+	int h = shmc_create(key, SHMC_UNICAST, 8, 64, 0600, 0);
+	_exit(h > 0 ? 0 : 1);
+}
+
+/* Leave what a creator dying at @stage leaves; its names into @a and @b (or
+ * ""); the key or id to attach by into *@key / *@id. */
+static void handmade(int stage, char *a, char *b, size_t n, uint64_t *key, int32_t *id)
+{
+	a[0] = b[0] = 0;
+	*key = 0;
+	*id = 2000000000 + (int32_t)(getpid() % 100000) * 4 + stage;
+	if (stage == 0 || stage == 1) {
+		/* A directory being built (named after its key and its builder:
+		 * here a process that has exited), no descriptor yet; or one with a
+		 * descriptor whose lock died with its creator. */
+		*key = th_key();
+		pid_t gone = th_fork(exit_main, NULL);
+		EXPECT_CHILD_OK(gone, 10000);
+		struct stat ns;
+		REQUIRE_MSG(stat("/proc/self/ns/pid", &ns) == 0, "pid namespace");
+		snprintf(a, n, "shmchan.t.%016" PRIx64 ".%llu.%d.1", *key,
+			 (unsigned long long)ns.st_ino, (int)gone);
+		char path[160];
+		snprintf(path, sizeof path, "/dev/shm/%s", a);
+		REQUIRE_MSG(mkdir(path, 0700) == 0, "mkdir %s: %s", path, strerror(errno));
+		if (stage == 1) {
+			struct shmc_desc d;
+			memset(&d, 0, sizeof d);
+			d.magic = SHMC_DESC_MAGIC;
+			d.version = SHMC_LAYOUT_VERSION;
+			d.desc_size = sizeof d;
+			d.delivery = SHMC_UNICAST;
+			d.ring_entries = 8;
+			d.max_msg_size = 64;
+			d.slot_stride = 128;
+			d.mode = 0600;
+			d.channel_id = *id;
+			d.key = th_key();
+			d.ctl_size = sizeof(struct shmc_ctl_header) + SHMC_MAX_MEMBERS * sizeof(struct shmc_wait) +
+				     8 * sizeof(struct shmc_qslot);
+			d.dat_size = sizeof(struct shmc_dat_header) + 8 * 128;
+			d.member_size = sizeof(struct shmc_member);
+			snprintf(path, sizeof path, "/dev/shm/%s/id", a);
+			int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+			REQUIRE_MSG(fd >= 0 && write(fd, &d, sizeof d) == (ssize_t)sizeof d, "id");
+			close(fd);
 		}
-		munmap(c, csize);
+	} else if (stage == 2) {
+		/* An id link whose channel never appeared. */
+		*key = th_key();
+		char target[64];
+		snprintf(a, n, "shmchan.id.%d", (int)*id);
+		snprintf(target, sizeof target, "shmchan.%016" PRIx64, *key);
+		char path[160];
+		snprintf(path, sizeof path, "/dev/shm/%s", a);
+		REQUIRE_MSG(symlink(target, path) == 0, "symlink %s: %s", path, strerror(errno));
+	} else {
+		/* A complete channel its creator never destroyed. */
+		*key = th_key();
+		EXPECT_CHILD_OK(th_fork(abandon_main, key), 10000);
+		snprintf(a, n, "shmchan.%016" PRIx64, *key);
 	}
-	close(cfd);
-	if (dfd >= 0)
-		close(dfd);
 }
 
 static int slow_creator_main(void *arg)
@@ -381,23 +428,26 @@ static int slow_creator_main(void *arg)
 
 static void part_c(unsigned rounds, uint64_t seed, struct figures *fig)
 {
-	static const char *what[] = { "empty, mode 0", "sized, uninitialised",
-				      "header without version", "complete, no registry entry" };
+	static const char *what[] = { "a directory being built, no descriptor, its builder gone",
+				      "a directory being built, its creator's lock gone",
+				      "an id link whose channel never appeared, nobody building it",
+				      "a complete channel its creator never destroyed" };
 	for (int stage = 0; stage < 4; stage++) {
-		char c[96], d[96];
-		int32_t id = 2000000000 + (int32_t)(getpid() % 100000) * 4 + stage;
-		uint64_t nonce = th_key();
-		handmade(stage, id, nonce, c, d, sizeof c);
-		int x = shmc_attach_id(id, SHMC_RECV);
-		CHECK_MSG(x == -ENOENT, "half-built channel %d (%s) attachable: %s", (int)id, what[stage],
-			  th_errname(x));
+		char a[64], b[64];
+		uint64_t key;
+		int32_t id;
+		handmade(stage, a, b, sizeof a, &key, &id);
+		int x = stage == 2 ? shmc_attach_id(id, SHMC_RECV) : shmc_attach_key(key, SHMC_RECV);
+		CHECK_MSG(x == -ENOENT, "%s: attachable: %s", what[stage], th_errname(x));
 		if (x > 0)
 			shmc_detach(x);
 		/* That attach swept: the names must be gone. */
-		bool gone = !th_shm_exists(c + 1) && !th_shm_exists(d + 1);
-		CHECK_MSG(gone, "half-built segments (%s) not reclaimed by the next attach", what[stage]);
-		printf("  left by a creator dying with the segment %s: not attachable, reclaimed: %s\n",
-		       what[stage], gone ? "yes" : "NO");
+		bool gone = !th_shm_exists(a) && (!b[0] || !th_shm_exists(b));
+		if (stage == 3)
+			gone = gone && th_count_segments_of(key, 0) == 0;
+		CHECK_MSG(gone, "%s (%s) not reclaimed by the next attach", what[stage], a);
+		printf("  left by a dying creator: %s: not attachable, reclaimed: %s\n", what[stage],
+		       gone ? "yes" : "NO");
 		fig->handmade++;
 	}
 	uint64_t rng = seed;

@@ -5,14 +5,14 @@
  *
  * A kill cannot be timed that precisely by chance, so part A simulates it
  * faithfully: a child ("D") attaches as a sender like any producer, maps the
- * control segment (/dev/shm/shmchan.<id>.<nonce>.c) and performs the claim
- * steps of DESIGN.md section 3 by hand on its own member, then _exits without
- * publishing:
+ * channel's files (/dev/shm/shmchan.<K>/{ctl,dat,m<i>}) and performs the
+ * claim steps of DESIGN.md section 7 by hand on its own member, then _exits
+ * without publishing:
  *   stage "claim-only"  records its claim in its member, dies before the tail CAS
  *                       (nothing was claimed: nothing may be skipped);
  *   stage "claimed"     also CASes tail t -> t+1, dies before marking WRITING;
- *   stage "writing"     also stores target, writer = index+1,
- *                       seq = SEQ(t, WRITING), a length and half a payload.
+ *   stage "writing"     also stores seq = SEQ(t, WRITING), the stamp, target,
+ *                       a length and half a payload.
  * The live producer (the parent) sends K messages before and 2N after; then
  * consumers (1 for unicast, 2 for multicast and broadcast) must resume within
  * 1 s, the slot is skipped (SHMC_INFO_SKIPPED grows by exactly one, zero for
@@ -24,8 +24,8 @@
  *
  * Edge cases of the same death (part B):
  *   reuse       D died in "writing"; before any consumer looked, a new sender
- *               attached and took D's member slot (the table reuses the slots
- *               of the dead). D's slot must still be skipped.
+ *               attached and took D's member slot (a joiner reclaims the
+ *               slots of the dead). D's slot must still be skipped.
  *   claim-race  the race between two producers for one position, staged
  *               deterministically: the live producer L runs the library's own
  *               shmc_try_send, and the page of its claim word is
@@ -107,6 +107,16 @@ struct shared {
 
 static struct shared *sh;
 
+/* The member whose claim range holds @pos (the map's member files), or -1. */
+static int writer_of(struct th_map *m, uint64_t pos)
+{
+	for (uint32_t i = 0; i < SHMC_MAX_MEMBERS; i++)
+		if (m->members[i] && pos - atomic_load(&m->members[i]->claim) <
+					     atomic_load(&m->members[i]->claim_n))
+			return (int)i;
+	return -1;
+}
+
 /* ---- D: the producer that dies mid-claim ------------------------------------ */
 
 static int d_main(void *arg)
@@ -118,12 +128,12 @@ static int d_main(void *arg)
 	REQUIRE_MSG(th_map_channel(sh->chan_id, sh->key, &m) == 0, "D map");
 	int idx = th_member_of(&m, h);
 	REQUIRE_MSG(idx >= 0, "D: own member not found");
-	struct shmc_member *me = &m.members[idx];
+	struct shmc_member *me = m.members[idx];
 	const uint64_t n = m.n;
 	bool bc = sh->delivery == SHMC_BROADCAST;
-	uint64_t t = atomic_load(&m.ctl->tail);
+	uint64_t t = atomic_load(th_tail(&m));
 	for (;;) {
-		uint64_t q = atomic_load(&m.slots[t & m.mask].seq);
+		uint64_t q = th_seq(&m, t);
 		bool free_now = q == SEQ(t, SLOT_FREE) ||
 				(bc && (q == SEQ(t - n, SLOT_READY) || q == SEQ(t - n, SLOT_TAKEN)));
 		REQUIRE_MSG(free_now, "D: slot for position %" PRIu64 " not free", t);
@@ -131,14 +141,14 @@ static int d_main(void *arg)
 		th_record_claim(me, t, 1);
 		if (sh->stage == ST_CLAIM_ONLY)
 			break;
-		if (atomic_compare_exchange_strong(&m.ctl->tail, &t, t + 1))
+		if (atomic_compare_exchange_strong(th_tail(&m), &t, t + 1))
 			break;
 	}
 	if (sh->stage == ST_WRITING) {
 		unsigned char junk[MAXMSG / 2];
 		memset(junk, 0xEE, sizeof junk);
 		/* Length MAXMSG, half a payload, then death (no READY). */
-		th_hand_write(&m, t, (uint32_t)idx, junk, sizeof junk, false);
+		th_hand_write(&m, t, junk, sizeof junk, false);
 		th_set_len(&m, t, MAXMSG);
 	}
 	atomic_store(&sh->d_pos, t);
@@ -410,24 +420,14 @@ static int race_l_main(void *arg)
 	REQUIRE_MSG(th_map_channel(rs_race->chan_id, rs_race->key, &m) == 0, "L map");
 	int idx = th_member_of(&m, h);
 	char name[128];
-	snprintf(name, sizeof name, "%s", m.cname);
+	snprintf(name, sizeof name, "%s/m%d", m.dir, idx);
 	th_unmap(&m);
 	REQUIRE_MSG(idx >= 0, "L member");
-	/* The library's mapping of the control segment: the only one left. */
-	FILE *fp = fopen("/proc/self/maps", "r");
-	REQUIRE_MSG(fp, "maps");
-	char line[512];
-	uintptr_t base = 0;
-	while (fgets(line, sizeof line, fp))
-		if (strstr(line, name)) {
-			base = (uintptr_t)strtoull(line, NULL, 16);
-			break;
-		}
-	fclose(fp);
+	/* The library's mapping of L's own member file: the only one left. */
+	uintptr_t base = th_library_mapping(name, 0, NULL);
 	REQUIRE_MSG(base, "library mapping of %s not found", name);
 	g_page = sysconf(_SC_PAGESIZE);
-	g_claim_addr = base + sizeof(struct shmc_ctl_header) +
-		       (uintptr_t)idx * sizeof(struct shmc_member) + offsetof(struct shmc_member, claim);
+	g_claim_addr = base + offsetof(struct shmc_member, claim);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_sigaction = race_segv;
@@ -473,10 +473,10 @@ static int race_d_main(void *arg)
 		_exit(0);
 	}
 	/* L is inside claim_position(), between loading tail and its CAS. */
-	uint64_t t = atomic_load(&m.ctl->tail);
-	REQUIRE_MSG(atomic_load(&m.slots[t & m.mask].seq) == SEQ(t, SLOT_FREE), "D: slot not free");
-	th_record_claim(&m.members[idx], t, 1);
-	REQUIRE_MSG(atomic_compare_exchange_strong(&m.ctl->tail, &t, t + 1), "D: CAS lost");
+	uint64_t t = atomic_load(th_tail(&m));
+	REQUIRE_MSG(th_seq(&m, t) == SEQ(t, SLOT_FREE), "D: slot not free");
+	th_record_claim(m.members[idx], t, 1);
+	REQUIRE_MSG(atomic_compare_exchange_strong(th_tail(&m), &t, t + 1), "D: CAS lost");
 	atomic_store(&rs_race->d_pos, t);
 	atomic_store(&rs_race->d_done, 1);
 	_exit(0); /* dead after the tail CAS, before WRITING */
@@ -654,22 +654,21 @@ static void shared_handle_threads(struct figures *fig)
 	g_thr = &th;
 	th.snd = snd;
 	th.pagesz = sysconf(_SC_PAGESIZE);
-	uint64_t t = atomic_load(&m.ctl->tail);
-	uintptr_t off = (uintptr_t)((uint8_t *)&m.slots[t & m.mask].target - (uint8_t *)m.ctl);
-	/* The library's own mappings of the control segment (one per handle:
-	 * the owner's and the sender's), not ours. */
-	FILE *fp = fopen("/proc/self/maps", "r");
-	REQUIRE_MSG(fp, "maps");
-	char line[512];
-	while (fgets(line, sizeof line, fp) && th.nmaps < 4) {
-		uintptr_t b0 = (uintptr_t)strtoull(line, NULL, 16);
-		if (!strstr(line, m.cname) || b0 == (uintptr_t)m.ctl)
-			continue;
+	uint64_t t = atomic_load(th_tail(&m));
+	/* A's first store after its tail CAS: the slot's state word (ctl). */
+	uintptr_t off = (uintptr_t)((uint8_t *)th_state_word(&m, t) - (uint8_t *)m.ctl);
+	/* The library's own mappings of ctl (one per handle: the owner's and
+	 * the sender's), not ours. */
+	char ctl_path[160];
+	snprintf(ctl_path, sizeof ctl_path, "%s/ctl", m.dir);
+	for (int k = 0; th.nmaps < 4; k++) {
+		uintptr_t b0 = th_library_mapping(ctl_path, k, m.ctl);
+		if (!b0)
+			break;
 		th.a_addr[th.nmaps] = b0 + off;
 		th.page[th.nmaps] = (b0 + off) & ~(uintptr_t)(th.pagesz - 1);
 		th.nmaps++;
 	}
-	fclose(fp);
 	REQUIRE_MSG(th.nmaps > 0, "library mapping not found");
 	th.a_seq = seq++;
 	th.b_seq = seq++;
@@ -1027,12 +1026,13 @@ static void random_kills(uint32_t delivery, unsigned rounds, uint64_t seed)
 			uint64_t until = th_now_ns() + 3000000;
 			bool found = false;
 			while (!found && th_now_ns() < until) {
+				th_map_members(&m);
 				for (uint32_t k = 0; k < m.n && !found; k++) {
-					uint64_t q = atomic_load(&m.slots[k].seq);
-					uint32_t w = atomic_load(&m.slots[k].writer);
-					if ((q & 3) != SLOT_WRITING || w < 1 || w > SHMC_MAX_MEMBERS)
+					uint64_t q = th_seq(&m, k);
+					int w = writer_of(&m, q / 4);
+					if ((q & 3) != SLOT_WRITING || w < 0)
 						continue;
-					uint32_t pid = m.members[w - 1].pid;
+					uint32_t pid = m.members[w]->pid;
 					for (unsigned j = 0; j < PROD_SLOTS; j++)
 						if ((uint32_t)prod[j] == pid) {
 							i = j;
@@ -1065,17 +1065,17 @@ static void random_kills(uint32_t delivery, unsigned rounds, uint64_t seed)
 		  "delivered for 1 s: the channel is stuck", dname(delivery), PROD_SLOTS);
 	if (!flowing) {
 		th_dump_ring(&m, "stuck after the kills");
+		th_map_members(&m);
 		for (uint32_t k = 0; k < m.n; k++) {
-			uint64_t q = atomic_load(&m.slots[k].seq);
-			uint32_t w = atomic_load(&m.slots[k].writer);
-			if ((q & 3) != SLOT_WRITING || w < 1 || w > SHMC_MAX_MEMBERS)
+			uint64_t q = th_seq(&m, k);
+			int w = writer_of(&m, q / 4);
+			if ((q & 3) != SLOT_WRITING || w < 0)
 				continue;
-			struct shmc_member *mm = &m.members[w - 1];
+			struct shmc_member *mm = m.members[w];
 			bool alive = kill((pid_t)mm->pid, 0) == 0;
-			printf("  diagnosis: position %" PRIu64 " is WRITING by member %u, which is "
-			       "now held by pid %u (%s, claim %" PRIu64 "): the dead writer's member "
-			       "slot was reused by a new attacher, so the slot is never skipped\n",
-			       q / 4, w - 1, mm->pid, alive ? "alive" : "dead",
+			printf("  diagnosis: position %" PRIu64 " is WRITING by member %d, pid %u (%s, "
+			       "claim %" PRIu64 "), and was not skipped\n",
+			       q / 4, w, mm->pid, alive ? "alive" : "dead",
 			       (uint64_t)atomic_load(&mm->claim));
 		}
 	}

@@ -10,13 +10,14 @@
  * iteration, between API calls:
  *   - rewrites arbitrary bytes at random offsets of either segment, and
  *     targeted fields: tail, head, slot seq words (random, or plausible:
- *     SEQ(p, state) near tail/head), slot target and writer, message lengths
- *     (0, max, max+1, 2^31, 2^32-1, ...), member state,
- *     id, access, parked bits, futex word, claim, cursor and doorbell, the
- *     parked counters, rr_next, next_member_id, the header's "immutable"
- *     geometry, the data header; or forges a whole READY message; now and
- *     then it heals the ring (empty and consistent at tail) so that the
- *     normal paths run again between corruptions;
+ *     SEQ(p, state) near tail/head), slot stamps and targets, message
+ *     lengths (0, max, max+1, 2^31, 2^32-1, ...), member state, id,
+ *     access, pid, claim, cursor and doorbell tokens, the wait lines
+ *     (parked bits, futex word, sleepers), the parked counters, rr_next,
+ *     next_member_gen, skip_mark, the headers' "immutable" geometry; or
+ *     forges a whole READY message; now and then it heals the ring (empty and
+ *     consistent at tail) so that the normal paths run again between
+ *     corruptions;
  *   - calls try_send, send (timeout 0..20 ms), try_recv (into a heap buffer
  *     of exactly the capacity, so ASan sees any overflow), recv (timeout
  *     0..20 ms), pending, park/unpark, info, detach and re-attach, and sends
@@ -30,6 +31,11 @@
  * seed, iteration, operation, the last mutations and a gdb backtrace, and
  * kills the worker). Errors are fine.
  *
+ * The channel's files are ctl (what receivers share), dat (what senders
+ * write) and one member file per member (csrc/DESIGN.md 6); the worker, as
+ * their owner, writes all of them, so it plays the most capable peer: a
+ * writer that also rewrites the other members' files.
+ *
  * Seeded: SHMCHAN_FUZZ_SEED=<n> replays, SHMCHAN_FUZZ_ITERS=<n> sets the
  * total iterations (CI: 8 campaigns x 600 = 4800). Each campaign is one
  * worker process with seed = mix(seed, campaign), and a fresh channel every
@@ -39,10 +45,7 @@
  * SHMCHAN_FUZZ_NO_SEND_WAIT=1 (a diagnostic knob, not for CI) makes the
  * blocking send use timeout 0, to explore past a known hang of shmc_send.
  *
- * Not tested, a known limit: a peer that shrinks a segment with ftruncate
- * makes every other participant's access past the new end raise SIGBUS
- * (documented in the README's limits); the library checks the size only at
- * attach.
+ * A peer that shrinks a file is the SIGBUS tests' (test_attack_sigbus).
  */
 #include "harness.h"
 
@@ -109,9 +112,27 @@ struct fz {
 	uint8_t pristine[2 * SHMC_CACHELINE];
 	uint8_t dat_pristine[SHMC_CACHELINE];
 	uint32_t max, n, delivery;
-	int lfd;
-	char bell[SHMC_DOORBELL_MAX + 1];
+	struct th_bell bells[3][2];     /* per handle: recv, send (lfd < 0: none) */
 };
+
+static void bells_close(struct fz *f, int i)
+{
+	for (int d = 0; d < 2; d++)
+		if (f->bells[i][d].lfd >= 0)
+			th_bell_close(&f->bells[i][d]);
+}
+
+/* Doorbells of our own, so that rung doorbells reach real listeners. */
+static void bells_open(struct fz *f, int i)
+{
+	for (int d = 0; d < 2; d++) {
+		f->bells[i][d].lfd = -1;
+		uint32_t what = d == 0 ? SHMC_WAIT_RECV : SHMC_WAIT_SEND;
+		if (f->h[i] > 0 && (f->access[i] & (d == 0 ? SHMC_RECV : SHMC_SEND)) &&
+		    th_bell_open(&f->bells[i][d], f->h[i], what, 64) < 0)
+			th_bell_close(&f->bells[i][d]);
+	}
+}
 
 static uint64_t pick64(struct fz *f, uint64_t cur)
 {
@@ -150,9 +171,11 @@ static uint32_t pick32(struct fz *f, uint32_t max)
 
 static void close_channel(struct fz *f)
 {
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 3; i++) {
+		bells_close(f, i);
 		if (f->h[i] > 0)
 			shmc_detach(f->h[i]);
+	}
 	if (f->owner > 0)
 		shmc_destroy(f->owner);
 	th_unmap(&f->m);
@@ -174,6 +197,7 @@ static void open_channel(struct fz *f)
 	for (int i = 0; i < 3; i++) {
 		f->h[i] = shmc_attach_key(f->key, f->access[i]);
 		REQUIRE_MSG(f->h[i] > 0, "attach: %s", th_errname(f->h[i]));
+		bells_open(f, i);
 	}
 	int32_t id = (int32_t)th_info(f->owner, SHMC_INFO_CHANNEL_ID);
 	REQUIRE_MSG(th_map_channel(id, f->key, &f->m) == 0, "map");
@@ -191,11 +215,11 @@ static void mutate(struct fz *f)
 {
 	struct th_map *m = &f->m;
 	struct shmc_ctl_header *c = m->ctl;
-	uint64_t tail = atomic_load(&c->tail), head = atomic_load(&c->head);
+	uint64_t tail = atomic_load(th_tail(m)), head = atomic_load(&c->head);
 	uint32_t k = (uint32_t)th_below(&f->rng, 16);
 	atomic_fetch_add(&pg->mutations, 1);
 	switch (k) {
-	case 0: { /* random bytes, control segment */
+	case 0: { /* random bytes, ctl */
 		size_t off = (size_t)th_below(&f->rng, m->csize);
 		size_t len = 1 + (size_t)th_below(&f->rng, 8);
 		for (size_t i = 0; i < len && off + i < m->csize; i++)
@@ -203,7 +227,7 @@ static void mutate(struct fz *f)
 		logm("ctl bytes [%zu, +%zu) random", off, len);
 		break;
 	}
-	case 1: { /* random bytes, data segment */
+	case 1: { /* random bytes, dat */
 		size_t off = (size_t)th_below(&f->rng, m->dsize);
 		size_t len = 1 + (size_t)th_below(&f->rng, 8);
 		for (size_t i = 0; i < len && off + i < m->dsize; i++)
@@ -213,7 +237,7 @@ static void mutate(struct fz *f)
 	}
 	case 2: {
 		uint64_t v = pick64(f, tail);
-		atomic_store(&c->tail, v);
+		atomic_store(th_tail(m), v);
 		logm("tail %" PRIu64 " -> %" PRIu64, tail, v);
 		break;
 	}
@@ -223,22 +247,28 @@ static void mutate(struct fz *f)
 		logm("head %" PRIu64 " -> %" PRIu64, head, v);
 		break;
 	}
-	case 4: { /* a slot's seq */
+	case 4: { /* a slot's state word, decoded or raw */
 		uint64_t p = pick64(f, th_below(&f->rng, 2) ? tail : head);
 		uint32_t st = (uint32_t)th_below(&f->rng, 4);
-		uint64_t slot = th_below(&f->rng, 3) ? p & m->mask : th_below(&f->rng, m->n);
-		uint64_t v = th_below(&f->rng, 5) ? SEQ(p, st) : th_rand(&f->rng);
-		atomic_store(&m->slots[slot].seq, v);
-		logm("slot %" PRIu64 " seq -> 0x%" PRIx64 " (pos %" PRIu64 " state %" PRIu64 ")", slot,
-		     v, v / 4, v & 3);
+		if (th_below(&f->rng, 5)) {
+			th_set_seq(m, p, SEQ(p, st));
+			logm("slot of %" PRIu64 " -> state %u", p, st);
+		} else {
+			uint64_t v = th_rand(&f->rng);
+			atomic_store(th_state_word(m, th_below(&f->rng, m->n)), v);
+			logm("a slot's state word -> 0x%" PRIx64, v);
+		}
 		break;
 	}
-	case 5: {
-		uint64_t slot = th_below(&f->rng, m->n);
-		uint32_t t = pick32(f, 70), w = pick32(f, SHMC_MAX_MEMBERS);
-		atomic_store(&m->slots[slot].target, t);
-		atomic_store(&m->slots[slot].writer, w);
-		logm("slot %" PRIu64 " target %u writer %u", slot, t, w);
+	case 5: { /* a slot's target and stamp */
+		uint64_t p = pick64(f, tail);
+		uint32_t t = pick32(f, 70);
+		atomic_store(&th_slot(m, p)->target, t);
+		if (th_below(&f->rng, 2))
+			th_set_stamp(m, pick64(f, p));
+		else if (m->delivery != SHMC_BROADCAST)
+			atomic_store(&th_slot(m, p)->word, th_rand(&f->rng));
+		logm("slot of %" PRIu64 " target %u, stamp rewritten", p, t);
 		break;
 	}
 	case 6: { /* a message length */
@@ -249,86 +279,78 @@ static void mutate(struct fz *f)
 		break;
 	}
 	case 7:
-	case 8: { /* a member field */
+	case 8: { /* a member's file or wait line */
 		uint32_t i = th_below(&f->rng, 2) ? (uint32_t)th_below(&f->rng, 6)
 						  : (uint32_t)th_below(&f->rng, SHMC_MAX_MEMBERS);
-		struct shmc_member *mm = &m->members[i];
-		uint32_t fld = (uint32_t)th_below(&f->rng, 10);
+		struct shmc_member *mm = m->members[i];
+		struct shmc_wait *w = &m->waits[i];
+		uint32_t fld = (uint32_t)th_below(&f->rng, 12);
+		if (fld < 8 && !mm)
+			fld = 8 + fld % 4;
 		switch (fld) {
 		case 0: atomic_store(&mm->state, pick32(f, 2)); break;
-		case 1: atomic_store(&mm->id, pick32(f, 70)); break;
-		case 2: atomic_store(&mm->access, pick32(f, 0x103)); break;
-		case 3: atomic_store(&mm->parked, pick32(f, 3)); break;
-		case 4: atomic_store(&mm->wake, (uint32_t)th_rand(&f->rng)); break;
-		case 5:
+		case 1: mm->id = pick32(f, 70); break;
+		case 2: mm->access = pick32(f, 0x103); break;
+		case 3:
 			atomic_store(&mm->claim, pick64(f, tail));
 			atomic_store(&mm->claim_n, pick32(f, m->n));
 			break;
-		case 6: atomic_store(&mm->cursor, pick64(f, tail)); break;
-		case 7: { /* doorbell: random bytes, ours, or a dead name; no NUL */
-			uint32_t how = (uint32_t)th_below(&f->rng, 3);
-			if (how == 0)
-				for (size_t b = 0; b < sizeof mm->doorbell; b++)
-					mm->doorbell[b] = (char)th_rand(&f->rng);
-			else if (how == 1)
-				memcpy(mm->doorbell, f->bell, sizeof mm->doorbell);
-			else {
-				memset(mm->doorbell, 'x', sizeof mm->doorbell);
-				memcpy(mm->doorbell, "shmchan.", 8);
-			}
+		case 4: atomic_store(&mm->cursor, pick64(f, tail)); break;
+		case 5: /* doorbells: random tokens and bits */
+			atomic_store(&mm->token_r, th_rand(&f->rng));
+			atomic_store(&mm->token_s, th_rand(&f->rng));
+			atomic_store(&mm->bells, pick32(f, 3));
 			break;
-		}
-		case 8: mm->pid = (uint32_t)th_rand(&f->rng); break;
-		default: mm->start_time = th_rand(&f->rng); break;
+		case 6: mm->pid = (uint32_t)th_rand(&f->rng); break;
+		case 7: mm->start_time = th_rand(&f->rng); break;
+		case 8: atomic_store(&w->parked, pick32(f, 3)); break;
+		case 9: atomic_store(&w->wake, (uint32_t)th_rand(&f->rng)); break;
+		case 10: atomic_store(&w->sleepers, pick32(f, 3)); break;
+		default: atomic_store(&w->member_id, pick32(f, 70)); break;
 		}
 		logm("member %u field %u rewritten", i, fld);
 		break;
 	}
 	case 9: { /* counters */
-		uint32_t which = (uint32_t)th_below(&f->rng, 6);
+		uint32_t which = (uint32_t)th_below(&f->rng, 7);
 		uint32_t v = pick32(f, 64);
 		switch (which) {
 		case 0: atomic_store(&c->recv_parked, v); break;
 		case 1: atomic_store(&c->send_parked, v); break;
 		case 2: atomic_store(&c->rr_next, v); break;
-		case 3: atomic_store(&c->next_member_id, v); break;
+		case 3: atomic_store(&c->next_member_gen, v); break;
 		case 4: atomic_store(&c->dropped, pick64(f, 0)); break;
+		case 5: atomic_store(&c->skip_mark, pick64(f, tail)); break;
 		default: atomic_store(&c->skipped, pick64(f, 0)); break;
 		}
 		logm("counter %u -> %u", which, v);
 		break;
 	}
-	case 10: { /* the header's geometry (private copies must win) */
-		uint32_t which = (uint32_t)th_below(&f->rng, 8), v = pick32(f, m->n);
+	case 10: { /* the headers' geometry (private copies must win) */
+		uint32_t which = (uint32_t)th_below(&f->rng, 6), v = pick32(f, m->n);
+		struct shmc_dat_header *dh = m->dh;
 		switch (which) {
 		case 0: c->ring_entries = v; break;
-		case 1: c->max_msg_size = v; break;
-		case 2: c->slot_stride = v; break;
-		case 3: c->delivery = v; break;
-		case 4: c->max_members = v; break;
-		case 5: c->ctl_size = pick64(f, m->csize); break;
-		case 6: atomic_store(&c->version, v); break;
-		default: c->magic = v; break;
+		case 1: c->ctl_size = pick64(f, m->csize); break;
+		case 2: c->magic = v; break;
+		case 3: dh->ring_entries = v; break;
+		case 4: dh->slot_stride = pick32(f, m->stride); break;
+		default: dh->nonce = th_rand(&f->rng); break;
 		}
 		logm("header field %u -> %u", which, v);
 		break;
 	}
-	case 11: { /* the data header */
-		struct shmc_dat_header *dh = (struct shmc_dat_header *)m->dat;
-		dh->ring_entries = pick32(f, m->n);
-		dh->slot_stride = pick32(f, m->stride);
-		logm("data header geometry rewritten");
-		break;
-	}
+	case 11:
 	case 12: { /* forge a READY message at a plausible position */
 		uint64_t p = head + th_below(&f->rng, (uint64_t)m->n + 2);
 		uint32_t len = pick32(f, m->max_msg);
 		th_set_len(m, p, len);
-		atomic_store(&m->slots[p & m->mask].target,
-			     th_below(&f->rng, 3) ? 0 : pick32(f, 8));
-		atomic_store(&m->slots[p & m->mask].seq, SEQ(p, SLOT_READY));
+		atomic_store(&th_slot(m, p)->target, th_below(&f->rng, 3) ? 0 : pick32(f, 8));
 		if (th_below(&f->rng, 2))
-			atomic_store(&c->tail, p + 1 + th_below(&f->rng, 3));
+			th_set_stamp(m, p);
+		th_set_seq(m, p, SEQ(p, SLOT_READY));
+		if (th_below(&f->rng, 2))
+			atomic_store(th_tail(m), p + 1 + th_below(&f->rng, 3));
 		logm("forged READY at %" PRIu64 " len %u", p, len);
 		break;
 	}
@@ -338,18 +360,19 @@ static void mutate(struct fz *f)
 		uint64_t t = tail;
 		atomic_store(&c->head, t);
 		for (uint32_t i = 0; i < m->n; i++)
-			atomic_store(&m->slots[(t + i) & m->mask].seq, SEQ(t + i, SLOT_FREE));
+			th_set_seq(m, t + i, SEQ(t + i, SLOT_FREE));
 		for (uint32_t i = 0; i < SHMC_MAX_MEMBERS; i++) {
-			atomic_store(&m->members[i].cursor, t);
-			atomic_store(&m->members[i].parked, 0);
+			if (m->members[i])
+				atomic_store(&m->members[i]->cursor, t);
+			atomic_store(&m->waits[i].parked, 0);
 		}
 		atomic_store(&c->recv_parked, 0);
 		atomic_store(&c->send_parked, 0);
 		logm("healed: empty ring at %" PRIu64, t);
 		break;
 	}
-	default: /* repair the immutable header, so attach can work again */
-		memcpy(m->ctl, f->pristine, sizeof f->pristine);
+	default: /* repair the headers, so attach can work again */
+		memcpy(m->ctl, f->pristine, SHMC_CACHELINE);
 		memcpy(m->dat, f->dat_pristine, sizeof f->dat_pristine);
 		logm("headers restored");
 		break;
@@ -386,14 +409,14 @@ static int pick_handle(struct fz *f, uint32_t need)
 	return f->h[pick[4]] > 0 ? f->h[pick[4]] : f->owner;
 }
 
-static void drain_bell(struct fz *f)
+static void drain_bells(struct fz *f)
 {
-	for (;;) {
-		int c = accept4(f->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (c < 0)
-			break;
-		close(c); /* one connection per ring is fine: bytes are hints */
-	}
+	for (int i = 0; i < 3; i++)
+		for (int d = 0; d < 2; d++)
+			if (f->bells[i][d].lfd >= 0) {
+				th_bell_wait(&f->bells[i][d], 1);
+				th_bell_drop_conns(&f->bells[i][d]); /* wakers reconnect */
+			}
 }
 
 static void call(struct fz *f, unsigned iter)
@@ -487,10 +510,13 @@ static void call(struct fz *f, unsigned iter)
 	}
 	case OP_REATTACH: {
 		int i = (int)th_below(&f->rng, 3);
+		bells_close(f, i);
 		if (f->h[i] > 0)
 			shmc_detach(f->h[i]);
 		f->h[i] = shmc_attach_key(f->key, f->access[i]);
 		r = f->h[i];
+		bells_open(f, i);
+		th_map_members(&f->m);
 		CHECK_MSG(r > 0 || r == -EBADMSG || r == -EUSERS || r == -ENOENT,
 			  "attach returned %s (%d)", th_errname(r), r);
 		break;
@@ -540,19 +566,10 @@ static int worker_main(void *arg)
 	memset(&f, 0, sizeof f);
 	f.rng = pg->seed;
 	f.owner = f.h[0] = f.h[1] = f.h[2] = -1;
-	f.m.cfd = f.m.dfd = -1;
-	/* A doorbell of our own, so rung doorbells reach a real listener. */
-	snprintf(f.bell, sizeof f.bell, "shmchan.fuzz.%d.%06x", (int)getpid(),
-		 (unsigned)(th_rand(&f.rng) & 0xffffff));
-	f.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	size_t bl = strlen(f.bell);
-	memcpy(sa.sun_path + 1, f.bell, bl);
-	REQUIRE_MSG(bind(f.lfd, (struct sockaddr *)&sa,
-			(socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + bl)) == 0 &&
-			   listen(f.lfd, 64) == 0,
-		    "doorbell socket");
-	REQUIRE_MSG(shmc_set_doorbell(f.bell, (uint32_t)bl) == 0, "set_doorbell");
+	f.m.dfd = -1;
+	for (int i = 0; i < 3; i++)
+		for (int d = 0; d < 2; d++)
+			f.bells[i][d].lfd = -1;
 	for (unsigned it = 0; it < iters; it++) {
 		atomic_store(&pg->iter, it);
 		if (it % PER_CHANNEL == 0) {
@@ -567,10 +584,9 @@ static int worker_main(void *arg)
 		for (unsigned k = 0; k < nc; k++)
 			call(&f, it);
 		if ((it & 15) == 0)
-			drain_bell(&f);
+			drain_bells(&f);
 	}
 	close_channel(&f);
-	close(f.lfd);
 	return 0;
 }
 

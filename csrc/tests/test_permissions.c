@@ -9,7 +9,8 @@
  *     group bits when the gid matches (no fall-through to other bits),
  *     SHMC_F_PRIVATE.
  *  3. The OS: a 0600 channel's files cannot be opened by another uid, and
- *     a 0644 channel has a file another uid cannot open for writing.
+ *     a 0644 channel's message data (dat) cannot be opened for writing by
+ *     another uid, who may read it.
  *
  * Runs in a private /dev/shm (own mount namespace) so part 3 can tell this
  * channel's files apart; without root, parts 2 and 3 are skipped.
@@ -33,14 +34,15 @@ struct ident_case {
 	atomic_uint member_id;
 };
 
-#define MAX_NAMES 16
+#define MAX_NAMES 32
 struct names {
 	int n;
-	char name[MAX_NAMES][256];
+	char name[MAX_NAMES][300];
 	int rdonly_err[MAX_NAMES]; /* child results: 0 opened, else errno */
 	int rdwr_err[MAX_NAMES];
 };
 
+/* The names in /dev/shm, and the files inside its channel directories. */
 static void snapshot(struct names *out)
 {
 	DIR *d = opendir("/dev/shm");
@@ -49,9 +51,23 @@ static void snapshot(struct names *out)
 	out->n = 0;
 	if (!d)
 		return;
-	while ((e = readdir(d)) != NULL && out->n < MAX_NAMES)
-		if (e->d_name[0] != '.')
-			snprintf(out->name[out->n++], sizeof(out->name[0]), "%s", e->d_name);
+	while ((e = readdir(d)) != NULL && out->n < MAX_NAMES) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(out->name[out->n++], sizeof(out->name[0]), "%s", e->d_name);
+		if (e->d_type != DT_DIR || strncmp(e->d_name, "shmchan.", 8))
+			continue;
+		char path[300];
+		snprintf(path, sizeof(path), "/dev/shm/%s", e->d_name);
+		DIR *c = opendir(path);
+		struct dirent *f;
+		while (c && (f = readdir(c)) != NULL && out->n < MAX_NAMES)
+			if (f->d_name[0] != '.')
+				snprintf(out->name[out->n++], sizeof(out->name[0]), "%.64s/%.64s",
+					 e->d_name, f->d_name);
+		if (c)
+			closedir(c);
+	}
 	closedir(d);
 }
 
@@ -250,11 +266,11 @@ static int os_child(void *p)
 		int fd;
 
 		snprintf(path, sizeof(path), "/dev/shm/%s", n->name[i]);
-		fd = open(path, O_RDONLY);
+		fd = open(path, O_RDONLY | O_NOFOLLOW);
 		n->rdonly_err[i] = fd < 0 ? errno : 0;
 		if (fd >= 0)
 			close(fd);
-		fd = open(path, O_RDWR);
+		fd = open(path, O_RDWR | O_NOFOLLOW);
 		n->rdwr_err[i] = fd < 0 ? errno : 0;
 		if (fd >= 0)
 			close(fd);
@@ -281,20 +297,29 @@ static void os_check(uint32_t mode, int private_shm)
 	printf("  mode 0%03o: %d new file(s) in /dev/shm\n", mode, mine->n);
 	EXPECT_GT(mine->n, 0);
 	EXPECT_CHILD_OK(th_fork(os_child, mine), 20000);
+	int files = 0, dat = -1;
 	for (int i = 0; i < mine->n; i++) {
 		printf("    %-40s as nobody: O_RDONLY %s, O_RDWR %s\n", mine->name[i],
 		       mine->rdonly_err[i] ? strerror(mine->rdonly_err[i]) : "opened",
 		       mine->rdwr_err[i] ? strerror(mine->rdwr_err[i]) : "opened");
+		if (!strchr(mine->name[i], '/'))
+			continue; /* the directory and the id link: names, not contents */
+		files++;
 		rdonly_denied += mine->rdonly_err[i] == EACCES;
 		rdwr_denied += mine->rdwr_err[i] == EACCES;
+		if (strlen(mine->name[i]) > 4 && !strcmp(mine->name[i] + strlen(mine->name[i]) - 4, "/dat"))
+			dat = i;
 	}
+	EXPECT_GT(files, 0);
+	REQUIRE_GE(dat, 0);
 	if ((mode & 0006) == 0) {
 		/* No right for others at all: no file of it may be opened. */
-		EXPECT_EQ(rdonly_denied, mine->n);
-		EXPECT_EQ(rdwr_denied, mine->n);
+		EXPECT_EQ(rdonly_denied, files);
+		EXPECT_EQ(rdwr_denied, files);
 	} else if ((mode & 0002) == 0) {
-		/* Others may read but not write: the message data must be read-only to them. */
-		EXPECT_GT(rdwr_denied, 0);
+		/* Others may read but not write: the message data is read-only to them. */
+		EXPECT_EQ(mine->rdonly_err[dat], 0);
+		EXPECT_EQ(mine->rdwr_err[dat], EACCES);
 	}
 	EXPECT_EQ(shmc_destroy(ch), 0);
 }

@@ -3,7 +3,7 @@
  * The `shmchan` executable: `shmchan <command> [options]`. See main.ts.
  *
  *   bun src/cli/shmchan.ts --help
- *   deno run --allow-ffi --allow-net --allow-env --allow-read --allow-sys src/cli/shmchan.ts --help
+ *   deno run --allow-ffi --allow-net --allow-env --allow-read --allow-write=/tmp --allow-sys src/cli/shmchan.ts --help
  */
 import process from "node:process";
 import { main } from "./main.ts";

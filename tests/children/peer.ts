@@ -4,23 +4,24 @@
  * stdout line and exits by itself (every wait has a timeout).
  *
  *   attach <key> <access>          try to attach: {ok, id} or {ok: false, code}
+ *   attach-why <key> [owner]       try to attach "recv" (owned by [owner]): {ok} or {ok: false, code, message}
+ *   create-why <key>               try to create (and destroy): {ok} or {ok: false, code, message}
  *   recv <key> <count>             attach "recv", {ready, id}, receive <count>: {messages}
  *   recv-forever <key>             attach "recv", {ready, id}, one recv() without a timeout: {message}
  *   recv-until-stop <key>          attach "recv", {ready, id}, for-await until "STOP": {messages}
  *   send <key> <msg>...            attach "send", send each (waiting for room): {sent}
  *   send-to <key> <target> <msg>   targeted send: {sent}
  *   send-later <key> <ms> <msg>    attach "send", {ready}, wait <ms>, send: {sent}
- *   stage-dead-writer <key> <channel id> <pid>
- *                                  make the member of the (dead) process <pid> look as
+ *   stage-dead-writer <key> <pid>  make the member of the (dead) process <pid> look as
  *                                  if it died between claiming the next position and
- *                                  publishing it (csrc/DESIGN.md §3), by writing the
- *                                  control segment: {position}
- *   create <key> <delivery>        create, {ready, id}, then stay alive until killed
+ *                                  publishing it (csrc/DESIGN.md §7), by writing the
+ *                                  channel's files (unicast): {position}
+ *   create <key> <delivery> [mode] create, {ready, id}, then stay alive until killed
  *   stay <key> <access>            attach, {ready, id}, then stay alive (never reading) until killed
  *   echo <key>                     attach "both", {ready, id}; answer {"from", "body"} requests
  *                                  with a send targeted at "from"; stop on body "STOP"
  *   detach-pending <key>           a recv() pending when detach() runs: {code}, then exit by itself
- *   idle-cpu <key> <ms>            park in recv() for <ms> ms: {code, cpuMs}
+ *   idle-cpu <key> <ms> [ready]    park in recv() for <ms> ms (first {ready, id} if asked): {code, cpuMs}
  *   cluster-recv <key>             Node only: fork a node:cluster worker that attaches "recv",
  *                                  {ready, id}, and parks in recv() (spin 0): {message};
  *                                  then the primary {workerExit} once it disconnects
@@ -44,58 +45,81 @@ const [command, keyArg, ...rest] = process.argv.slice(2);
 const key = toKey(keyArg ?? "0");
 
 /**
- * Offsets in the control segment (csrc/layout.h; the header records where
- * the member table and the slots start).
+ * Offsets in the channel's files (csrc/layout.h): the descriptor `id`, the
+ * member files m<i>, dat's header and slot headers, ctl's slot states.
  */
-const CTL = { ringEntries: 16, membersOffset: 68, slotsOffset: 72, tail: 128, memberSize: 192, slotSize: 64 };
-const MEMBER = { pid: 12, claim: 32, claimN: 80 };
-const SLOT = { seq: 0, target: 8, writer: 12, len: 16 };
+const DESC = { ringEntries: 16, slotStride: 24, start: 56 };
+const MEMBER = { pid: 28, claim: 128, claimN: 136 };
+const DAT = { tail: 64, slots: 128, len: 8, target: 12 };
+const CTL = { qslots: 192 + 64 * 64, qslotSize: 64 };
 const WRITING = 1n;
+const U64 = (1n << 64n) - 1n;
 
 /** See the usage above; returns the position left unpublished. */
-function stageDeadWriter(channelId: number, pid: number): string {
-  const name = readdirSync("/dev/shm").find((f) => f.startsWith(`shmchan.${channelId}.`) && f.endsWith(".c"));
-  if (!name) throw new Error(`no control segment for channel ${channelId}`);
-  const fd = openSync(`/dev/shm/${name}`, "r+");
+function stageDeadWriter(pid: number): string {
+  const dir = `/dev/shm/shmchan.${key.toString(16).padStart(16, "0")}`;
+  const file = (name: string) => {
+    const fd = openSync(`${dir}/${name}`, "r+");
+    return {
+      read(off: number, n: number) {
+        const b = Buffer.alloc(n);
+        readSync(fd, b, 0, n, off);
+        return b;
+      },
+      write(off: number, b: Buffer) {
+        writeSync(fd, b, 0, b.length, off);
+      },
+      close: () => closeSync(fd),
+    };
+  };
+  const u32 = (v: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v);
+    return b;
+  };
+  const u64 = (v: bigint) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(v & U64);
+    return b;
+  };
+  const id = file("id"), ctl = file("ctl"), dat = file("dat");
   try {
-    const read = (off: number, n: number) => {
-      const b = Buffer.alloc(n);
-      readSync(fd, b, 0, n, off);
-      return b;
-    };
-    const write = (off: number, b: Buffer) => writeSync(fd, b, 0, b.length, off);
-    const u32 = (v: number) => {
-      const b = Buffer.alloc(4);
-      b.writeUInt32LE(v);
-      return b;
-    };
-    const u64 = (v: bigint) => {
-      const b = Buffer.alloc(8);
-      b.writeBigUInt64LE(v);
-      return b;
-    };
-    const hdr = read(0, CTL.tail + 8);
-    const entries = BigInt(hdr.readUInt32LE(CTL.ringEntries));
-    const members = hdr.readUInt32LE(CTL.membersOffset), slots = hdr.readUInt32LE(CTL.slotsOffset);
-    let idx = -1;
-    for (let i = 0; i < 64 && idx < 0; i++) {
-      if (read(members + i * CTL.memberSize + MEMBER.pid, 4).readUInt32LE() === pid) idx = i;
+    const desc = id.read(0, 64);
+    const entries = BigInt(desc.readUInt32LE(DESC.ringEntries));
+    const stride = desc.readUInt32LE(DESC.slotStride);
+    const start = desc.readBigUInt64LE(DESC.start);
+    const name = readdirSync(dir).find((f) => {
+      if (!/^m\d+$/.test(f)) return false;
+      const m = file(f);
+      try {
+        return m.read(MEMBER.pid, 4).readUInt32LE() === pid;
+      } finally {
+        m.close();
+      }
+    });
+    if (!name) throw new Error(`no member of pid ${pid}`);
+    const member = file(name);
+    try {
+      const t = dat.read(DAT.tail, 8).readBigUInt64LE();
+      const slot = Number(t % entries);
+      // Slot words are relative to the slot's first position (DESIGN.md §6).
+      const first = start + ((t - start) & (entries - 1n));
+      // The claim steps in order: record the claim, take the position, mark it.
+      member.write(MEMBER.claim, u64(t));
+      member.write(MEMBER.claimN, u32(1));
+      dat.write(DAT.tail, u64(t + 1n));
+      const hdr = DAT.slots + slot * stride;
+      dat.write(hdr + DAT.target, u32(0));
+      dat.write(hdr + DAT.len, u32(5));
+      ctl.write(CTL.qslots + slot * CTL.qslotSize, u64(t * 4n + WRITING - first * 4n));
+      return String(t);
+    } finally {
+      member.close();
     }
-    if (idx < 0) throw new Error(`no member of pid ${pid}`);
-    const t = hdr.readBigUInt64LE(CTL.tail);
-    const m = members + idx * CTL.memberSize;
-    const s = slots + Number(t % entries) * CTL.slotSize;
-    // The claim steps in order: record the claim, take the position, mark it.
-    write(m + MEMBER.claim, u64(t));
-    write(m + MEMBER.claimN, u32(1));
-    write(CTL.tail, u64(t + 1n));
-    write(s + SLOT.target, u32(0));
-    write(s + SLOT.writer, u32(idx + 1));
-    write(s + SLOT.len, u32(5));
-    write(s + SLOT.seq, u64(t * 4n + WRITING));
-    return String(t);
   } finally {
-    closeSync(fd);
+    id.close();
+    ctl.close();
+    dat.close();
   }
 }
 
@@ -108,6 +132,18 @@ async function main(): Promise<void> {
         sub.detach();
       } catch (err) {
         out({ ok: false, code: (err as ChannelError).code ?? String(err) });
+      }
+      return;
+    }
+    case "attach-why":
+    case "create-why": {
+      // The error's whole message, for the cases that must say whose a key is.
+      try {
+        if (command === "create-why") Channel.create({ key }).destroy();
+        else Channel.attach({ key, owner: rest[0] === undefined ? undefined : Number(rest[0]) }, "recv").detach();
+        out({ ok: true });
+      } catch (err) {
+        out({ ok: false, code: (err as ChannelError).code ?? String(err), message: String((err as Error).message) });
       }
       return;
     }
@@ -158,7 +194,7 @@ async function main(): Promise<void> {
       return;
     }
     case "stage-dead-writer": {
-      out({ position: stageDeadWriter(Number(rest[0]), Number(rest[1])) });
+      out({ position: stageDeadWriter(Number(rest[0])) });
       return;
     }
     case "send-to": {
@@ -168,7 +204,8 @@ async function main(): Promise<void> {
       return;
     }
     case "create": {
-      const ch = Channel.create({ key, delivery: (rest[0] ?? "unicast") as "unicast" });
+      const mode = rest[1] === undefined ? undefined : Number(rest[1]);
+      const ch = Channel.create({ key, delivery: (rest[0] ?? "unicast") as "unicast", mode });
       out({ ready: true, id: ch.id });
       (globalThis as { keep?: unknown }).keep = ch;
       setInterval(() => {}, 1 << 30); // stay alive until killed
@@ -238,6 +275,7 @@ async function main(): Promise<void> {
     }
     case "idle-cpu": {
       using sub = Channel.attach({ key }, "recv");
+      if (rest[1] === "ready") out({ ready: true, id: sub.id });
       const before = process.cpuUsage();
       let code = "resolved";
       try {

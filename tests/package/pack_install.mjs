@@ -169,7 +169,16 @@ const APPS = {
     command: (
       script,
       args,
-    ) => ["deno", ["run", "--allow-ffi", "--allow-net", "--allow-env=SHMCHAN_LIB", script, ...args]],
+    ) => ["deno", [
+      "run",
+      "--allow-ffi",
+      "--allow-net",
+      "--allow-read=/tmp",
+      "--allow-write=/tmp",
+      "--allow-env=SHMCHAN_LIB",
+      script,
+      ...args,
+    ]],
     args: "Deno.args",
   },
   node: {
