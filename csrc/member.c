@@ -311,46 +311,89 @@ static bool may_reclaim(const struct handle *h, uint32_t uid)
 	return me == 0 || me == uid || me == h->owner_uid;
 }
 
-/* Slot @idx holds a dead member (inode @ino) that we may remove: put our
- * file (open at @fd, written for slot @idx) in its place. Our file is first
+/*
+ * Slot @idx holds a dead member (inode @ino) that we may remove: put our
+ * file (open at @fd, written for slot @idx) in its place. Joiners race to
+ * reclaim the same dead slot, so the reclaimer first takes the dead file's
+ * liveness lock itself (its own uid and root can open it for writing): while
+ * it holds it, every other joiner sees that member alive and leaves the slot
+ * alone, and nobody but the lock holder moves a file away from m<idx> (a
+ * member that leaves unlinks its own file before its lock goes). So once
+ * m<idx> is seen to name the locked file, the exchange below displaces that
+ * file and no other. (When the lock cannot be taken although nobody holds
+ * it as a write lock -- the directory's owner reclaiming another uid's
+ * member, or read locks of a reader in the way -- the reclaimer re-checks
+ * the lock just before the exchange and undoes an exchange that displaced
+ * anything else.) Our file is first
  * linked under the spare name @spare (kept when set already: an O_TMPFILE
- * that had a name cannot be linked again once it has none). 0 when the slot
- * is ours; -errno when it is not, our file then still named @spare. */
+ * that had a name cannot be linked again once it has none), only when the
+ * exchange is about to happen. 0 when the slot is ours; -errno when it is
+ * not, our file then still named @spare or still unnamed.
+ */
 static int reclaim(struct handle *h, uint32_t idx, int fd, uint64_t ino, char *spare, size_t n)
 {
 	char name[16];
 	member_name(name, sizeof name, idx);
+	struct statx st;
+	bool locked = false;
+	int dead = openat(h->dfd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (dead < 0 && errno == EACCES)
+		dead = openat(h->dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (dead < 0)
+		return -errno;
+	int err = 0;
+	if (statx(dead, "", AT_EMPTY_PATH, STATX_INO, &st) < 0 || st.stx_ino != ino) {
+		err = -EBUSY; /* m<idx> names another file by now */
+		goto out;
+	}
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = (off_t)SHMC_LOCK_BYTE, .l_len = 1 };
+	if ((fcntl(dead, F_GETFL) & O_ACCMODE) == O_RDWR && fcntl(dead, F_OFD_SETLK, &fl) == 0)
+		locked = true;
+	else if (shmc__lock_held(dead)) {
+		err = -EBUSY; /* alive after all, or another reclaimer's */
+		goto out;
+	}
+	/* (Not locked, and no write lock held: read locks of anyone who may read
+	 * the file keep ours out. Then as the directory's owner.) */
+	/* Still the one at m<idx>? (A member that left unlinked it before its
+	 * lock went; somebody else may have joined there since.) */
+	if (statx(h->dfd, name, AT_SYMLINK_NOFOLLOW, STATX_INO, &st) < 0 || st.stx_ino != ino) {
+		err = -EBUSY;
+		goto out;
+	}
 	if (!spare[0]) {
 		uint64_t r;
 		if (getrandom(&r, sizeof r, 0) != sizeof r)
 			r = now_ns();
 		snprintf(spare, n, "n%u.%016" PRIx64, idx, r);
-		int err = shmc__link_tmpfile(fd, h->dfd, spare);
+		err = shmc__link_tmpfile(fd, h->dfd, spare);
 		if (err < 0) {
 			spare[0] = 0;
-			return err;
+			goto out;
 		}
 	}
-	if (syscall(SYS_renameat2, h->dfd, spare, h->dfd, name, RENAME_EXCHANGE) < 0)
-		return -errno;
-	/* Now m<idx> is ours and `spare` names what was there: the dead member,
-	 * unless another reclaimer put a live one there first. */
-	struct statx st;
-	if (statx(h->dfd, spare, AT_SYMLINK_NOFOLLOW, STATX_INO, &st) == 0 && st.stx_ino == ino) {
-		/* Its doorbells go with it (their names come from its file). */
-		int dead = openat(h->dfd, spare, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-		if (dead >= 0) {
-			struct shmc_member m;
-			if (pread(dead, &m, sizeof m, 0) == (ssize_t)sizeof m)
-				shmc__doorbell_unlink(h, idx, &m);
-			close(dead);
-		}
-		unlinkat(h->dfd, spare, 0);
-		spare[0] = 0;
-		return 0;
+	if (syscall(SYS_renameat2, h->dfd, spare, h->dfd, name, RENAME_EXCHANGE) < 0) {
+		err = -errno;
+		goto out;
 	}
-	syscall(SYS_renameat2, h->dfd, spare, h->dfd, name, RENAME_EXCHANGE);
-	return -EBUSY;
+	/* Now m<idx> is ours and `spare` names what was there: the dead member
+	 * (always, when we hold its lock). */
+	if (!locked && (statx(h->dfd, spare, AT_SYMLINK_NOFOLLOW, STATX_INO, &st) < 0 ||
+			st.stx_ino != ino)) {
+		syscall(SYS_renameat2, h->dfd, spare, h->dfd, name, RENAME_EXCHANGE);
+		err = -EBUSY;
+		goto out;
+	}
+	/* Its doorbells go with it (their names come from its file). */
+	struct shmc_member m;
+	if (pread(dead, &m, sizeof m, 0) == (ssize_t)sizeof m)
+		shmc__doorbell_unlink(h, idx, &m);
+	unlinkat(h->dfd, spare, 0);
+	spare[0] = 0;
+out:
+	close(dead); /* the lock we took goes with it: nobody can find that file now */
+	return err;
 }
 
 /*
