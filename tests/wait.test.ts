@@ -8,9 +8,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Channel } from "../mod.ts";
-import { SHMC_RECV, SHMC_SEND, SHMC_TAKE_UNPARK, SHMC_WAIT_RECV } from "../src/backend.ts";
+import { SHMC_DOORBELL_PATH_MAX, SHMC_RECV, SHMC_SEND, SHMC_TAKE_UNPARK, SHMC_WAIT_RECV } from "../src/backend.ts";
 import { errnoOf } from "../src/errors.ts";
-import { lib } from "../src/library.ts";
+import { backend, lib } from "../src/library.ts";
 import { MissBudget, SpinPolicy } from "../src/wait.ts";
 import { uniqueKey } from "./helpers.ts";
 
@@ -119,6 +119,7 @@ describe("adaptive spinning", () => {
 
 describe("shmc_try_recv_park through the binding", () => {
   const EAGAIN = -errnoOf("EAGAIN"), EINVAL = -errnoOf("EINVAL"), EACCES = -errnoOf("EACCES");
+  const ENOTCONN = -errnoOf("ENOTCONN");
 
   test("takes a message that is there, parks when there is none, withdraws with SHMC_TAKE_UNPARK", () => {
     const key = uniqueKey();
@@ -126,11 +127,19 @@ describe("shmc_try_recv_park through the binding", () => {
     const native = lib();
     const rx = native.shmc_attach_key(key, SHMC_RECV), tx = native.shmc_attach_key(key, SHMC_SEND);
     assert.ok(rx > 0 && tx > 0);
+    let bell: { close(): void } | undefined;
     try {
       const buf = new Uint8Array(16);
       assert.equal(native.shmc_try_send(tx, new Uint8Array([1, 2, 3]), 3, 0), 3);
       assert.equal(native.shmc_try_recv_park(rx, buf, buf.byteLength, 0), 3, "taken");
       assert.deepEqual(buf.subarray(0, 3), new Uint8Array([1, 2, 3]));
+      assert.equal(native.shmc_try_recv_park(rx, buf, buf.byteLength, 0), ENOTCONN, "nothing, no doorbell: not parked");
+      // The handle's receive doorbell, made as the waits make it.
+      const path = new Uint8Array(SHMC_DOORBELL_PATH_MAX);
+      const n = native.shmc_doorbell_path(rx, SHMC_WAIT_RECV, path, path.byteLength);
+      assert.ok(n > 0);
+      bell = backend.listenDoorbell(new TextDecoder().decode(path.subarray(0, n)), () => {});
+      assert.equal(native.shmc_doorbell_seal(rx, SHMC_WAIT_RECV), 0);
       assert.equal(native.shmc_try_recv_park(rx, buf, buf.byteLength, 0), EAGAIN, "nothing: parked");
       // A send wakes the parked handle; the take withdraws what is left of the park.
       assert.equal(native.shmc_try_send(tx, new Uint8Array([4]), 1, 0), 1);
@@ -145,6 +154,7 @@ describe("shmc_try_recv_park through the binding", () => {
     } finally {
       native.shmc_detach(rx);
       native.shmc_detach(tx);
+      bell?.close();
     }
   });
 });
