@@ -7,7 +7,7 @@
  * internal functions one file offers another. Internal functions are named
  * shmc__*, are hidden (SHMC_INTERNAL, on top of -fvisibility=hidden) and
  * return >= 0 or -errno like the API unless they return a bool or nothing.
- * The one exported shmc__ symbol is the test hook in shmchan.h.
+ * The only exported shmc__ symbols are the test hooks of shmchan_test.h.
  *
  * csrc/DESIGN.md has the map: which file implements which part of the design.
  */
@@ -105,6 +105,20 @@ struct handle {
 	 * claimer by its member's one claim record, so threads sharing the
 	 * handle take turns from claim to publish. */
 	atomic_flag send_busy;
+	/* When this handle's blocking calls spin before sleeping (DESIGN.md
+	 * section 4, "Adaptive spinning"; park.c): [0] receive, [1] send. All
+	 * zero is the initial state. Relaxed: threads sharing the handle may
+	 * race on it, and a lost update only changes whether one wait spins. */
+	struct wait_state {
+		_Atomic uint32_t debit;       /* credit spent, 0 (full) .. SPIN_CREDIT_MAX */
+		_Atomic uint32_t probe_shift; /* a probe every 1 << probe_shift waits */
+		_Atomic uint32_t until_probe; /* waits left until the next probe */
+		_Atomic uint64_t period_ns;   /* mean ns between wait starts, less own spins */
+		_Atomic uint64_t last_start_ns; /* 0: no wait yet */
+		_Atomic uint64_t last_spun_ns;
+		/* What the waits did (shmc__test_wait_stats). */
+		_Atomic uint64_t waits, spins, hits, sleeps, missed_ns, longest_miss_ns;
+	} wait[2];
 };
 
 /* Defined in api.c: the handle table and the mutex that serialises handle

@@ -181,9 +181,11 @@ SHMC_API int shmc_try_send(int handle, const void *buf, uint32_t len, uint32_t t
 SHMC_API int shmc_try_recv(int handle, void *buf, uint32_t cap);
 
 /*
- * shmc_send / shmc_recv - as the try variants, but wait (spin briefly, then
- * sleep on a futex) for room or for a message. @timeout_ns < 0 waits forever;
- * 0 behaves as the try variant. Errors add -ETIMEDOUT. -EINTR is retried.
+ * shmc_send / shmc_recv - as the try variants, but wait for room or for a
+ * message: spin (at most 30 us, never past the timeout) when recent waits of
+ * the handle say that pays, then sleep on a futex. @timeout_ns < 0 waits
+ * forever; 0 behaves as the try variant. Errors add -ETIMEDOUT. -EINTR is
+ * retried.
  */
 SHMC_API int shmc_send(int handle, const void *buf, uint32_t len, uint32_t target,
 		       int64_t timeout_ns);
@@ -252,6 +254,23 @@ SHMC_API int shmc_park(int handle, uint32_t what);
  * passed on to another parked receiver, so no wake is lost. Returns 0.
  */
 SHMC_API int shmc_unpark(int handle, uint32_t what);
+
+/*
+ * shmc_try_recv_park - an event loop's receive in one call: shmc_try_recv,
+ * and when there is nothing to take, shmc_park(handle, SHMC_WAIT_RECV).
+ * @flags: 0, or SHMC_TAKE_UNPARK: when a message is taken, also withdraw
+ *         the handle's receive park, as shmc_unpark does (for the caller's
+ *         last waiter on @handle: its wait is over).
+ * Returns the bytes copied, as shmc_try_recv (a message was taken; without
+ * SHMC_TAKE_UNPARK a park already in place stays); -EAGAIN: nothing to take,
+ * and now parked, so the next send rings the handle's receive doorbell;
+ * -EBUSY: nothing taken and not parked (a message came while parking and
+ * another receiver took it first): call again; -ENOTCONN: nothing to take
+ * and the handle has no sealed receive doorbell (as shmc_park). Other
+ * errors as shmc_try_recv (nothing parked), or -EINVAL for unknown @flags.
+ */
+#define SHMC_TAKE_UNPARK 1u
+SHMC_API int shmc_try_recv_park(int handle, void *buf, uint32_t cap, uint32_t flags);
 
 /* ---- misc ---------------------------------------------------------------- */
 

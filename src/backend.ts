@@ -49,6 +49,8 @@ export const SYMBOLS = {
   shmc_park: { args: ["i32", "u32"], result: "i32" },
   /** int shmc_unpark(int handle, uint32_t what); */
   shmc_unpark: { args: ["i32", "u32"], result: "i32" },
+  /** int shmc_try_recv_park(int handle, void *buf, uint32_t cap, uint32_t flags); */
+  shmc_try_recv_park: { args: ["i32", "buffer", "u32", "u32"], result: "i32" },
   /** int shmc_version(void); */
   shmc_version: { args: [], result: "i32" },
 } as const;
@@ -80,6 +82,7 @@ export const SHMC_MAX_REGION = 2147483647;
 export const SHMC_DOORBELL_PATH_MAX = 108;
 export const SHMC_WAIT_RECV = 1;
 export const SHMC_WAIT_SEND = 2;
+export const SHMC_TAKE_UNPARK = 1;
 
 /** Indices into the array that shmc_info() fills (enum shmc_info_field). */
 export const INFO = {

@@ -4,6 +4,7 @@
  */
 import {
   INFO,
+  type Native,
   LOOKUP,
   SHMC_BOTH,
   SHMC_BROADCAST,
@@ -13,13 +14,14 @@ import {
   SHMC_MULTICAST,
   SHMC_RECV,
   SHMC_SEND,
+  SHMC_TAKE_UNPARK,
   SHMC_UNICAST,
   SHMC_WAIT_RECV,
   SHMC_WAIT_SEND,
 } from "./backend.ts";
 import { ChannelError, check, errnoOf } from "./errors.ts";
 import { lib } from "./library.ts";
-import { closeDoorbells, failWaiters, SpinPolicy, waitFor, type WaitOptions } from "./wait.ts";
+import { closeDoorbells, EBUSY, failWaiters, SpinPolicy, waitFor, type WaitOp, type WaitOptions } from "./wait.ts";
 
 export type { WaitOptions } from "./wait.ts";
 
@@ -80,6 +82,7 @@ const EEXIST = -errnoOf("EEXIST");
 const EACCES = -errnoOf("EACCES");
 
 const encoder = new TextEncoder();
+const identity = (rc: number) => rc;
 /** Messages per batch call, and the most bytes a batch scratch takes. */
 const BATCH = 64;
 const BATCH_BYTES = 1 << 20;
@@ -183,6 +186,63 @@ function readInfo(h: number): Info {
   };
 }
 
+/** A waiting send of one message. */
+class SendOp implements WaitOp<number> {
+  readonly what = SHMC_WAIT_SEND;
+  readonly retryCode = ENOBUFS;
+  readonly name = "send";
+  readonly oneCall = false;
+  readonly h: number;
+  readonly native: Native;
+  readonly bytes: Uint8Array;
+  readonly target: number;
+  constructor(h: number, native: Native, bytes: Uint8Array, target: number) {
+    this.h = h;
+    this.native = native;
+    this.bytes = bytes;
+    this.target = target;
+  }
+  attempt(): number {
+    return this.native.shmc_try_send(this.h, this.bytes, this.bytes.byteLength, this.target);
+  }
+  attemptPark(): number {
+    const rc = this.attempt();
+    if (rc !== ENOBUFS) return rc;
+    const parked = this.native.shmc_park(this.h, SHMC_WAIT_SEND);
+    return parked === 0 ? ENOBUFS : parked === 1 ? EBUSY : parked;
+  }
+  finish(rc: number): number {
+    return rc;
+  }
+}
+
+/** A waiting receive into `into` (the handle's scratch for recv()). */
+class RecvOp<T> implements WaitOp<T> {
+  readonly what = SHMC_WAIT_RECV;
+  readonly retryCode = EAGAIN;
+  readonly oneCall = true;
+  readonly h: number;
+  readonly native: Native;
+  readonly into: Uint8Array;
+  readonly name: string;
+  readonly finish: (rc: number) => T;
+  readonly #cap: number;
+  constructor(h: number, native: Native, into: Uint8Array, name: string, finish: (rc: number) => T) {
+    this.h = h;
+    this.native = native;
+    this.into = into;
+    this.name = name;
+    this.finish = finish;
+    this.#cap = Math.min(into.byteLength, MAX_U32);
+  }
+  attempt(): number {
+    return this.native.shmc_try_recv(this.h, this.into, this.#cap);
+  }
+  attemptPark(unpark: boolean): number {
+    return this.native.shmc_try_recv_park(this.h, this.into, this.#cap, unpark ? SHMC_TAKE_UNPARK : 0);
+  }
+}
+
 /** What holds a key or an id, as a sentence for an error: whose, and what. */
 function holder(target: { key?: bigint; id?: number }): string | undefined {
   const out = new BigUint64Array(LOOKUP.COUNT);
@@ -216,6 +276,8 @@ class Handle {
   #recvScratch?: Uint8Array;
   #packScratch?: Uint8Array;
   #lensScratch?: Uint32Array;
+  /** recv()'s wait, made once: into the scratch, finished with a copy. */
+  #recvOp?: RecvOp<Uint8Array>;
   /** When this handle's waits spin (one policy per direction). */
   readonly recvPolicy = new SpinPolicy();
   readonly sendPolicy = new SpinPolicy();
@@ -323,19 +385,7 @@ class Handle {
     } catch (err) {
       return Promise.reject(err);
     }
-    const len = bytes.byteLength;
-    const native = lib();
-    return waitFor(
-      h,
-      SHMC_WAIT_SEND,
-      ENOBUFS,
-      "send",
-      () => native.shmc_try_send(h, bytes, len, target),
-      (rc) => rc,
-      opts,
-      this.sendPolicy,
-      keepAlive,
-    );
+    return waitFor(new SendOp(h, lib(), bytes, target), opts, this.sendPolicy, keepAlive);
   }
 
   #scratch(): Uint8Array {
@@ -401,19 +451,11 @@ class Handle {
     } catch (err) {
       return Promise.reject(err);
     }
-    const scratch = this.#scratch();
-    const native = lib();
-    return waitFor(
-      h,
-      SHMC_WAIT_RECV,
-      EAGAIN,
-      "recv",
-      () => native.shmc_try_recv(h, scratch, scratch.byteLength),
-      (rc) => scratch.slice(0, rc),
-      opts,
-      this.recvPolicy,
-      keepAlive,
-    );
+    if (this.#recvOp === undefined) {
+      const scratch = this.#scratch();
+      this.#recvOp = new RecvOp(h, lib(), scratch, "recv", (rc) => scratch.slice(0, rc));
+    }
+    return waitFor(this.#recvOp, opts, this.recvPolicy, keepAlive);
   }
 
   recvInto(buf: unknown, opts: WaitOptions | undefined, keepAlive: object): Promise<number> {
@@ -424,19 +466,7 @@ class Handle {
     } catch (err) {
       return Promise.reject(err);
     }
-    const cap = Math.min(into.byteLength, MAX_U32);
-    const native = lib();
-    return waitFor(
-      h,
-      SHMC_WAIT_RECV,
-      EAGAIN,
-      "recvInto",
-      () => native.shmc_try_recv(h, into, cap),
-      (rc) => rc,
-      opts,
-      this.recvPolicy,
-      keepAlive,
-    );
+    return waitFor(new RecvOp(h, lib(), into, "recvInto", identity), opts, this.recvPolicy, keepAlive);
   }
 
   /** Rejects pending waits with ENOENT, closes the doorbells, then closes with `close(h)`. */
@@ -454,6 +484,7 @@ const leakedSubscribers = new FinalizationRegistry<Handle>((handle) => {
   if (handle.h === 0) return;
   const h = handle.h;
   handle.h = 0;
+  failWaiters(h, () => closedError("detach")); // none can be pending: they hold the subscriber
   closeDoorbells(h);
   lib().shmc_detach(h);
 });

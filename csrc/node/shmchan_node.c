@@ -57,6 +57,7 @@ struct lib {
 	int (*doorbell_seal)(int, uint32_t);
 	int (*park)(int, uint32_t);
 	int (*unpark)(int, uint32_t);
+	int (*try_recv_park)(int, void *, uint32_t, uint32_t);
 	int (*version)(void);
 };
 
@@ -395,6 +396,21 @@ static napi_value js_unpark(napi_env env, napi_callback_info info)
 	return result(env, l->unpark(h, what));
 }
 
+static napi_value js_try_recv_park(napi_env env, napi_callback_info info)
+{
+	napi_value a[4];
+	struct lib *l = args_of(env, info, 4, a);
+	int32_t h;
+	struct buf into;
+	uint32_t cap, flags;
+	if (!l || !get_i32(env, a[0], &h) || !get_buf(env, a[1], &into) || !get_u32(env, a[2], &cap) ||
+	    !get_u32(env, a[3], &flags))
+		return NULL;
+	if (cap > into.len)
+		return result(env, -EINVAL);
+	return result(env, l->try_recv_park(h, into.data, cap, flags));
+}
+
 static napi_value js_version(napi_env env, napi_callback_info info)
 {
 	napi_value a[1];
@@ -436,6 +452,7 @@ static const struct entry ENTRIES[] = {
 	{ "shmc_doorbell_seal", "i32,u32:i32", js_doorbell_seal, SLOT(doorbell_seal) },
 	{ "shmc_park", "i32,u32:i32", js_park, SLOT(park) },
 	{ "shmc_unpark", "i32,u32:i32", js_unpark, SLOT(unpark) },
+	{ "shmc_try_recv_park", "i32,buffer,u32,u32:i32", js_try_recv_park, SLOT(try_recv_park) },
 	{ "shmc_version", ":i32", js_version, SLOT(version) },
 };
 #define ENTRY_COUNT (sizeof ENTRIES / sizeof ENTRIES[0])
