@@ -127,6 +127,19 @@ SHMC_INTERNAL extern pthread_mutex_t g_lock;
 SHMC_INTERNAL extern struct handle *_Atomic g_handles[MAX_HANDLES];
 /* Defined in api.c (the test hook): where new channels start their positions. */
 SHMC_INTERNAL extern uint64_t g_start_position;
+/* Defined in api.c: is @gid one of the caller's groups (the access check's
+ * "group" class)? */
+SHMC_INTERNAL bool shmc__in_group(gid_t gid);
+
+/* A record of getdents64(2), which glibc 2.28 does not wrap (lookup.c,
+ * member.c list directories with it). */
+struct shmc_dirent64 {
+	uint64_t ino;
+	int64_t off;
+	unsigned short reclen;
+	unsigned char type;
+	char name[];
+};
 
 /* What lookup found for a key or id (lookup.c). */
 struct found {

@@ -184,13 +184,7 @@ static void empty_dir(int dfd)
 			if (n <= 0)
 				break;
 			for (long off = 0; off < n;) {
-				struct {
-					uint64_t ino;
-					int64_t off;
-					unsigned short reclen;
-					unsigned char type;
-					char name[];
-				} *e = (void *)(buf + off);
+				struct shmc_dirent64 *e = (void *)(buf + off);
 				off += e->reclen;
 				if (!strcmp(e->name, ".") || !strcmp(e->name, ".."))
 					continue;

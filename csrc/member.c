@@ -91,13 +91,7 @@ static int list_members(int dfd, uint64_t ino[SHMC_MAX_MEMBERS])
 		if (n == 0)
 			return 0;
 		for (long off = 0; off < n;) {
-			struct {
-				uint64_t ino;
-				int64_t off;
-				unsigned short reclen;
-				unsigned char type;
-				char name[];
-			} *e = (void *)(buf + off);
+			struct shmc_dirent64 *e = (void *)(buf + off);
 			off += e->reclen;
 			int i = member_slot_of(e->name);
 			if (i >= 0)
