@@ -51,7 +51,7 @@ const key = toKey(keyArg ?? "0");
 const DESC = { ringEntries: 16, slotStride: 24, start: 56 };
 const MEMBER = { pid: 28, claim: 128, claimN: 136 };
 const DAT = { tail: 64, slots: 128, len: 8, target: 12 };
-const CTL = { qslots: 192 + 64 * 64, qslotSize: 64 };
+const CTL = { qslots: 256 + 64 * 64, qslotSize: 64 };
 const WRITING = 1n;
 const U64 = (1n << 64n) - 1n;
 
