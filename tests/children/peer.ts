@@ -6,6 +6,7 @@
  *   attach <key> <access>          try to attach: {ok, id} or {ok: false, code}
  *   attach-why <key> [owner]       try to attach "recv" (owned by [owner]): {ok} or {ok: false, code, message}
  *   create-why <key>               try to create (and destroy): {ok} or {ok: false, code, message}
+ *   remove-why <key>               try Channel.remove: {ok} or {ok: false, code, message}
  *   recv <key> <count>             attach "recv", {ready, id}, receive <count>: {messages}
  *   recv-forever <key>             attach "recv", {ready, id}, one recv() without a timeout: {message}
  *   recv-until-stop <key>          attach "recv", {ready, id}, for-await until "STOP": {messages}
@@ -132,6 +133,15 @@ async function main(): Promise<void> {
         sub.detach();
       } catch (err) {
         out({ ok: false, code: (err as ChannelError).code ?? String(err) });
+      }
+      return;
+    }
+    case "remove-why": {
+      try {
+        Channel.remove({ key });
+        out({ ok: true });
+      } catch (err) {
+        out({ ok: false, code: (err as ChannelError).code ?? String(err), message: String((err as Error).message) });
       }
       return;
     }
