@@ -166,7 +166,9 @@ SHMC_INTERNAL int shmc__build_publish(struct handle *h, const char *tmpname);
 SHMC_INTERNAL void shmc__build_abort(struct handle *h, const char *tmpname);
 SHMC_INTERNAL void shmc__destroy_channel(struct handle *h);
 SHMC_INTERNAL void shmc__after_leave(int dfd, uint32_t owner_uid, uint64_t key);
-SHMC_INTERNAL void shmc__sweep(void);
+SHMC_INTERNAL int shmc__sweep(void);
+SHMC_INTERNAL int shmc__read_desc(int dfd, uint32_t uid, struct shmc_desc *d);
+SHMC_INTERNAL int shmc__remove_channel(const struct found *f);
 SHMC_INTERNAL bool shmc__lock_held(int fd);
 SHMC_INTERNAL uint64_t shmc__pidns(void);
 
@@ -186,6 +188,7 @@ SHMC_INTERNAL int shmc__member_join(struct handle *h, uint32_t access);
 SHMC_INTERNAL void shmc__member_leave(struct handle *h);
 SHMC_INTERNAL bool shmc__member_alive(struct handle *h, uint32_t idx);
 SHMC_INTERNAL int shmc__members_live(int dfd);
+SHMC_INTERNAL int shmc__members_list(int dfd, uint64_t ino[SHMC_MAX_MEMBERS]);
 SHMC_INTERNAL void shmc__view_refresh(struct handle *h);
 SHMC_INTERNAL bool shmc__view_refresh_slow(struct handle *h);
 SHMC_INTERNAL struct shmc_member *shmc__view(struct handle *h, uint32_t idx);
@@ -194,6 +197,11 @@ SHMC_INTERNAL uint32_t shmc__unpark_bits(struct handle *h, uint32_t idx, uint32_
 SHMC_INTERNAL void shmc__member_release_parks(struct handle *h, uint32_t idx);
 SHMC_INTERNAL int shmc__find_receiver(struct handle *h, uint32_t id);
 SHMC_INTERNAL bool shmc__probe_allowed(_Atomic uint64_t *last);
+
+/* inspect.c */
+SHMC_INTERNAL void shmc__fold_begin(struct shmc_ctl_header *c);
+SHMC_INTERNAL void shmc__fold_end(struct shmc_ctl_header *c);
+SHMC_INTERNAL void shmc__fold_member(struct shmc_ctl_header *c, const struct shmc_member *m);
 
 /* fault.c */
 SHMC_INTERNAL int shmc__fault_register(struct handle *h);
@@ -374,6 +382,24 @@ static inline bool slot_free_for(const struct handle *h, uint64_t t, uint64_t q)
 		       q == SEQ(t - n, SLOT_TAKEN);
 	return q == SEQ(t, SLOT_FREE);
 }
+
+/* Count @v on one of this member's hot counters (DESIGN.md 11): a plain
+ * relaxed load and store, no read-modify-write. SYNC: relaxed; the one
+ * writer is the thread holding the handle's send (or receive) turn, whose
+ * acquire/release flag orders the previous holder's store before our load. */
+static inline void count_add(_Atomic uint64_t *counter, uint64_t v)
+{
+	store_relaxed(counter, load_relaxed(counter) + v);
+}
+
+/* Count one on a cold counter of this member (slow paths, where a send and
+ * a receive thread may both count): SYNC: relaxed RMW, nothing to order. */
+static inline void count_cold(struct handle *h, size_t offset)
+{
+	if (h->me)
+		fetch_add_relaxed((_Atomic uint64_t *)((uint8_t *)h->me + offset), 1);
+}
+#define COUNT_COLD(h, field) count_cold((h), offsetof(struct shmc_member, field))
 
 /* The handle failed (a shared file was shrunk, DESIGN.md 9): -EIO from now
  * on. Set by fault.c's SIGBUS handler. */

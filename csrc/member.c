@@ -78,7 +78,7 @@ static int member_slot_of(const char *name)
 }
 
 /* One directory listing: the inode of every m<i> (0 when absent). */
-static int list_members(int dfd, uint64_t ino[SHMC_MAX_MEMBERS])
+int shmc__members_list(int dfd, uint64_t ino[SHMC_MAX_MEMBERS])
 {
 	char buf[4096];
 	memset(ino, 0, SHMC_MAX_MEMBERS * sizeof *ino);
@@ -121,7 +121,7 @@ static int open_member(int dfd, uint32_t idx, uint64_t ino, struct statx *st)
 int shmc__members_live(int dfd)
 {
 	uint64_t ino[SHMC_MAX_MEMBERS];
-	if (list_members(dfd, ino) < 0)
+	if (shmc__members_list(dfd, ino) < 0)
 		return 1; /* on a doubt, somebody lives */
 	int live = 0;
 	for (uint32_t i = 0; i < SHMC_MAX_MEMBERS; i++) {
@@ -192,7 +192,7 @@ void shmc__view_refresh(struct handle *h)
 	uint64_t ino[SHMC_MAX_MEMBERS];
 	pthread_mutex_lock(&h->view_lock);
 	store_relaxed(&h->refresh_ns, now_coarse_ns());
-	if (list_members(h->dfd, ino) == 0) {
+	if (shmc__members_list(h->dfd, ino) == 0) {
 		uint64_t hits = shmc__fault_member_hits(h);
 		for (uint32_t i = 0; i < SHMC_MAX_MEMBERS; i++) {
 			if (h->me && i == h->member_idx)
@@ -367,8 +367,13 @@ static int reclaim(struct handle *h, uint32_t idx, int fd, uint64_t ino, char *s
 			goto out;
 		}
 	}
+	/* From the exchange until the dead member's counts are folded, neither
+	 * its file nor the fold is where readers look: a fold in progress
+	 * (DESIGN.md 11, "Folding"). */
+	shmc__fold_begin(h->ctl);
 	if (syscall(SYS_renameat2, h->dfd, spare, h->dfd, name, RENAME_EXCHANGE) < 0) {
 		err = -errno;
+		shmc__fold_end(h->ctl);
 		goto out;
 	}
 	/* Now m<idx> is ours and `spare` names what was there: the dead member
@@ -376,14 +381,22 @@ static int reclaim(struct handle *h, uint32_t idx, int fd, uint64_t ino, char *s
 	if (!locked && (statx(h->dfd, spare, AT_SYMLINK_NOFOLLOW, STATX_INO, &st) < 0 ||
 			st.stx_ino != ino)) {
 		syscall(SYS_renameat2, h->dfd, spare, h->dfd, name, RENAME_EXCHANGE);
+		shmc__fold_end(h->ctl);
 		err = -EBUSY;
 		goto out;
 	}
-	/* Its doorbells go with it (their names come from its file). */
+	/* Its doorbells go with it (their names come from its file), its
+	 * counts into the channel's: the exchange displaced it for us alone, so
+	 * they are folded exactly once. */
 	struct shmc_member m;
-	if (pread(dead, &m, sizeof m, 0) == (ssize_t)sizeof m)
+	if (pread(dead, &m, sizeof m, 0) == (ssize_t)sizeof m) {
 		shmc__doorbell_unlink(h, idx, &m);
+		if (m.magic == SHMC_MEMBER_MAGIC && m.size == sizeof m && m.nonce == h->nonce &&
+		    load_relaxed(&m.state) == MEMBER_ACTIVE)
+			shmc__fold_member(h->ctl, &m);
+	}
 	unlinkat(h->dfd, spare, 0);
+	shmc__fold_end(h->ctl);
 	spare[0] = 0;
 out:
 	close(dead); /* the lock we took goes with it: nobody can find that file now */
@@ -511,9 +524,14 @@ void shmc__member_leave(struct handle *h)
 {
 	if (!h->me)
 		return;
+	/* Our counts go into the channel's before readers stop counting our
+	 * file (DESIGN.md 11, "Folding"). */
+	shmc__fold_begin(h->ctl);
+	shmc__fold_member(h->ctl, h->me);
 	/* SYNC: release (as part of seq_cst): our last cursor/claim writes
 	 * precede LEFT; seq_cst for the caller's after_consume. */
 	store_seq_cst(&h->me->state, MEMBER_LEFT);
+	shmc__fold_end(h->ctl);
 	shmc__member_release_parks(h, h->member_idx);
 	shmc__doorbell_unlink(h, h->member_idx, h->me);
 	char name[16];

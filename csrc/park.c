@@ -54,8 +54,10 @@ static int do_park(struct handle *h, uint32_t what)
 	 * visible (the loads below are acquire, not seq_cst). */
 	smp_mb();
 	int ready = what == SHMC_WAIT_RECV ? has_message(h) : has_room(h);
-	if (!ready)
+	if (!ready) {
+		COUNT_COLD(h, parks);
 		return 0;
+	}
 	clear_park(h, what);
 	return 1;
 }

@@ -131,9 +131,12 @@ again:;
 				shmc__advance_head(h);
 			if (drop) {
 				fetch_add_relaxed(&c->dropped, 1);
+				COUNT_COLD(h, dropped);
 				after_consume(h);
 				continue;
 			}
+			count_add(&h->me->received, 1);
+			count_add(&h->me->received_bytes, got);
 			if (mode != TAKE_DEFER)
 				after_consume(h);
 			if (resume)
@@ -184,6 +187,10 @@ int shmc__broadcast_take(struct handle *h, void *buf, uint32_t cap, enum take_mo
 			if (peek && mine)
 				return 1;
 			uint32_t got = mine ? copy_out(h, cur, buf, cap) : 0;
+			if (mine) {
+				count_add(&m->received, 1);
+				count_add(&m->received_bytes, got);
+			}
 			/* SYNC: release (as part of seq_cst), paired with
 			 * broadcast_gate's acquire: the copy is finished before the
 			 * producer may reuse the slot. seq_cst for after_consume. */
