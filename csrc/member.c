@@ -36,7 +36,11 @@
 uint64_t shmc__process_start_time(pid_t pid)
 {
 	char path[64], buf[1024];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	/* The main thread's task: the same start time as the process's, and
+	 * never rewritten by an emulator (qemu-user fakes /proc/self/stat and
+	 * /proc/<own pid>/stat for its guest, whose start time then differs
+	 * from what every other process reads). */
+	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
