@@ -1163,6 +1163,15 @@ const PATTERNS: Record<string, Pattern> = {
   burst: { gapUs: 0, burst: 16, idleUs: 10_000, n: QUICK ? 160 : 1_600 },
 };
 const BUSY_GAP_MAX_US = 200;
+/**
+ * Round trips run back to back before a paced case, not measured, so that
+ * the runtime's JIT has compiled the code paths (shmchan: on other
+ * channels, half of them with `spin: 0` so that the parked path is compiled
+ * too, leaving the measured handles' spin state fresh; sockets: on the
+ * same connection). Without it the cases at 10 ms gaps measured tier-up:
+ * JSC compiled shmchan's wait path for most of their 350 requests.
+ */
+const JIT_WARM = QUICK ? 200 : 2_000;
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 /** Blocks this thread for `us` (the event loop does not run meanwhile). */
@@ -1229,13 +1238,33 @@ async function paced(transport: string, patternName: string): Promise<void> {
   let req: Requester;
   const cleanup: (() => void)[] = [];
   if (transport.startsWith("shmc")) {
-    const k1 = randomKey(), k2 = randomKey();
+    const k1 = randomKey(), k2 = randomKey(), w1 = randomKey(), w2 = randomKey();
     const ping = Channel.create({ key: k1, ringEntries: 64, maxMessageSize: MSG });
     const pongCh = Channel.create({ key: k2, ringEntries: 64, maxMessageSize: MSG });
     const pong = Channel.attach({ key: k2 }, "recv");
+    const warmPing = Channel.create({ key: w1, ringEntries: 64, maxMessageSize: MSG });
+    const warmPongCh = Channel.create({ key: w2, ringEntries: 64, maxMessageSize: MSG });
+    const warmPong = Channel.attach({ key: w2 }, "recv");
     cleanup.push(() => pong.detach(), () => pongCh.destroy(), () => ping.destroy());
-    child = new Child("paced-shmc-echo", [k1, k2, total, ...(SPIN_ARG === undefined ? [] : [`--spin=${SPIN_ARG}`])]);
+    child = new Child("paced-shmc-echo", [
+      k1,
+      k2,
+      total,
+      w1,
+      w2,
+      JIT_WARM,
+      ...(SPIN_ARG === undefined ? [] : [`--spin=${SPIN_ARG}`]),
+    ]);
     await child.expect("READY");
+    const warmMsg = new Uint8Array(MSG);
+    for (let i = 0; i < JIT_WARM; i++) {
+      const o = i % 2 ? { spin: 0 } : WAIT_OPTS;
+      await warmPing.send(warmMsg, o);
+      await warmPong.recv(o);
+    }
+    warmPong.detach();
+    warmPongCh.destroy();
+    warmPing.destroy();
     req = {
       async request(msg) {
         await ping.send(msg, WAIT_OPTS);
@@ -1251,6 +1280,8 @@ async function paced(transport: string, patternName: string): Promise<void> {
     child = new Child("echo-server", [transport, path]);
     await child.expect("READY");
     req = await socketRequester(transport, path);
+    const warmMsg = new Uint8Array(MSG);
+    for (let i = 0; i < JIT_WARM; i++) await req.request(warmMsg);
   }
   const lat = new Float64Array(pat.n);
   const msg = new Uint8Array(MSG).fill(1);
@@ -1304,11 +1335,22 @@ function quantile(samples: Float64Array, p: number): number {
   return s[Math.min(s.length - 1, Math.floor(s.length * p))];
 }
 
-/** The echo server of paced-shmc: default `await recv()` and `await send()`. */
-async function pacedShmcEcho(k1: string, k2: string, total: string): Promise<void> {
+/**
+ * The echo server of paced-shmc: default `await recv()` and `await send()`;
+ * first `warm` round trips on the channels `w1`, `w2` (JIT_WARM).
+ */
+async function pacedShmcEcho(k1: string, k2: string, total: string, w1: string, w2: string, warm: string): Promise<void> {
   using inp = Channel.attach({ key: BigInt(k1) }, "recv");
   using outp = Channel.attach({ key: BigInt(k2) }, "send");
-  console.log("READY");
+  {
+    using warmIn = Channel.attach({ key: BigInt(w1) }, "recv");
+    using warmOut = Channel.attach({ key: BigInt(w2) }, "send");
+    console.log("READY");
+    for (let i = 0, n = Number(warm); i < n; i++) {
+      const o = i % 2 ? { spin: 0 } : WAIT_OPTS;
+      await warmOut.send(await warmIn.recv(o), o);
+    }
+  }
   for (let i = 0, n = Number(total); i < n; i++) {
     const m = await inp.recv(WAIT_OPTS);
     await outp.send(m, WAIT_OPTS);
@@ -1368,7 +1410,7 @@ function main(): Promise<void> | void {
     case "idle-shmc-receiver":
       return idleShmcReceiver(rest[0]);
     case "paced-shmc-echo":
-      return pacedShmcEcho(rest[0], rest[1], rest[2]);
+      return pacedShmcEcho(rest[0], rest[1], rest[2], rest[3], rest[4], rest[5]);
   }
   if (c && (m = c.match(/^paced-(shmc|shmc-park|shmc-spin|native|net)-(\w+)$/))) return paced(m[1], m[2]);
   if (c && (m = c.match(/^tput-(shmc|shmc-many|net|native)-(\d+)$/))) {

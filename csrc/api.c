@@ -54,7 +54,8 @@ static void uninstall(struct handle *p)
 
 /* ---- access ------------------------------------------------------------- */
 
-static bool in_group(gid_t gid)
+/* Is @gid the caller's effective group or one of its supplementary groups? */
+bool shmc__in_group(gid_t gid)
 {
 	if (getegid() == gid)
 		return true;
@@ -77,7 +78,7 @@ static int check_permission(uint32_t owner_uid, uint32_t owner_gid, uint32_t mod
 		bits = mode >> 6;
 	else if (flags & SHMC_F_PRIVATE)
 		return -EACCES;
-	else if (in_group(owner_gid))
+	else if (shmc__in_group(owner_gid))
 		bits = mode >> 3;
 	else
 		bits = mode;

@@ -107,18 +107,6 @@ static int handle_slot(const struct handle *h)
 
 /* ---- a handle's own doorbells ------------------------------------------------------ */
 
-static bool in_group(gid_t gid)
-{
-	if (getegid() == gid)
-		return true;
-	gid_t groups[256];
-	int n = getgroups(256, groups);
-	for (int i = 0; i < n; i++)
-		if (groups[i] == gid)
-			return true;
-	return false;
-}
-
 /* The ACL of a doorbell for @what: write (which connect needs) for the
  * classes of the channel's mode that may wake it, with the channel's owner
  * and group as named entries; returns its size in bytes. */
@@ -131,7 +119,7 @@ static size_t doorbell_acl(const struct handle *h, uint32_t what, struct acl *a)
 	uint16_t other = !priv && (h->mode & want) ? 2 : 0;
 	uid_t me = geteuid();
 	gid_t my_group = getegid();
-	uint16_t mine = me == h->owner_uid ? owner : in_group(h->owner_gid) ? group : other;
+	uint16_t mine = me == h->owner_uid ? owner : shmc__in_group(h->owner_gid) ? group : other;
 	size_t n = 0;
 	a->version = ACL_XATTR_VERSION;
 	a->e[n++] = (struct acl_entry){ ACL_USER_OBJ, mine, UINT32_MAX };

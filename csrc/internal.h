@@ -7,7 +7,7 @@
  * internal functions one file offers another. Internal functions are named
  * shmc__*, are hidden (SHMC_INTERNAL, on top of -fvisibility=hidden) and
  * return >= 0 or -errno like the API unless they return a bool or nothing.
- * The one exported shmc__ symbol is the test hook in shmchan.h.
+ * The only exported shmc__ symbols are the test hooks of shmchan_test.h.
  *
  * csrc/DESIGN.md has the map: which file implements which part of the design.
  */
@@ -117,6 +117,20 @@ struct handle {
 	int region;               /* index in zerocopy.c's region table */
 	uint8_t *region_addr;     /* where JS views of this handle's dat lie */
 	bool region_private;      /* a copy-on-write mapping (receive-only handle) */
+	/* When this handle's blocking calls spin before sleeping (DESIGN.md
+	 * section 4, "Adaptive spinning"; park.c): [0] receive, [1] send. All
+	 * zero is the initial state. Relaxed: threads sharing the handle may
+	 * race on it, and a lost update only changes whether one wait spins. */
+	struct wait_state {
+		_Atomic uint32_t debit;       /* credit spent, 0 (full) .. SPIN_CREDIT_MAX */
+		_Atomic uint32_t probe_shift; /* a probe every 1 << probe_shift waits */
+		_Atomic uint32_t until_probe; /* waits left until the next probe */
+		_Atomic uint64_t period_ns;   /* mean ns between wait starts, less own spins */
+		_Atomic uint64_t last_start_ns; /* 0: no wait yet */
+		_Atomic uint64_t last_spun_ns;
+		/* What the waits did (shmc__test_wait_stats). */
+		_Atomic uint64_t waits, spins, hits, sleeps, missed_ns, longest_miss_ns;
+	} wait[2];
 };
 
 /* Defined in api.c: the handle table and the mutex that serialises handle
@@ -125,6 +139,19 @@ SHMC_INTERNAL extern pthread_mutex_t g_lock;
 SHMC_INTERNAL extern struct handle *_Atomic g_handles[MAX_HANDLES];
 /* Defined in api.c (the test hook): where new channels start their positions. */
 SHMC_INTERNAL extern uint64_t g_start_position;
+/* Defined in api.c: is @gid one of the caller's groups (the access check's
+ * "group" class)? */
+SHMC_INTERNAL bool shmc__in_group(gid_t gid);
+
+/* A record of getdents64(2), which glibc 2.28 does not wrap (lookup.c,
+ * member.c list directories with it). */
+struct shmc_dirent64 {
+	uint64_t ino;
+	int64_t off;
+	unsigned short reclen;
+	unsigned char type;
+	char name[];
+};
 
 /* What lookup found for a key or id (lookup.c). */
 struct found {
@@ -151,7 +178,9 @@ SHMC_INTERNAL int shmc__build_publish(struct handle *h, const char *tmpname);
 SHMC_INTERNAL void shmc__build_abort(struct handle *h, const char *tmpname);
 SHMC_INTERNAL void shmc__destroy_channel(struct handle *h);
 SHMC_INTERNAL void shmc__after_leave(int dfd, uint32_t owner_uid, uint64_t key);
-SHMC_INTERNAL void shmc__sweep(void);
+SHMC_INTERNAL int shmc__sweep(void);
+SHMC_INTERNAL int shmc__read_desc(int dfd, uint32_t uid, struct shmc_desc *d);
+SHMC_INTERNAL int shmc__remove_channel(const struct found *f);
 SHMC_INTERNAL bool shmc__lock_held(int fd);
 SHMC_INTERNAL uint64_t shmc__pidns(void);
 
@@ -171,6 +200,7 @@ SHMC_INTERNAL int shmc__member_join(struct handle *h, uint32_t access);
 SHMC_INTERNAL void shmc__member_leave(struct handle *h);
 SHMC_INTERNAL bool shmc__member_alive(struct handle *h, uint32_t idx);
 SHMC_INTERNAL int shmc__members_live(int dfd);
+SHMC_INTERNAL int shmc__members_list(int dfd, uint64_t ino[SHMC_MAX_MEMBERS]);
 SHMC_INTERNAL void shmc__view_refresh(struct handle *h);
 SHMC_INTERNAL bool shmc__view_refresh_slow(struct handle *h);
 SHMC_INTERNAL struct shmc_member *shmc__view(struct handle *h, uint32_t idx);
@@ -179,6 +209,11 @@ SHMC_INTERNAL uint32_t shmc__unpark_bits(struct handle *h, uint32_t idx, uint32_
 SHMC_INTERNAL void shmc__member_release_parks(struct handle *h, uint32_t idx);
 SHMC_INTERNAL int shmc__find_receiver(struct handle *h, uint32_t id);
 SHMC_INTERNAL bool shmc__probe_allowed(_Atomic uint64_t *last);
+
+/* inspect.c */
+SHMC_INTERNAL void shmc__fold_begin(struct shmc_ctl_header *c);
+SHMC_INTERNAL void shmc__fold_end(struct shmc_ctl_header *c);
+SHMC_INTERNAL void shmc__fold_member(struct shmc_ctl_header *c, const struct shmc_member *m);
 
 /* fault.c */
 SHMC_INTERNAL int shmc__fault_register(struct handle *h);
@@ -217,7 +252,7 @@ SHMC_INTERNAL void shmc__zc_close(struct handle *h);
 SHMC_INTERNAL void shmc__zc_retire(struct handle *h);
 
 /* park.c */
-SHMC_INTERNAL int shmc__wait_for(struct handle *h, uint32_t what, uint64_t deadline);
+SHMC_INTERNAL int shmc__wait_for(struct handle *h, uint32_t what, uint64_t deadline, bool *spun);
 
 /* recv.c */
 /* How a take runs: a real take, a peek (report whether a message is there;
@@ -371,6 +406,24 @@ static inline bool slot_free_for(const struct handle *h, uint64_t t, uint64_t q)
 		       q == SEQ(t - n, SLOT_TAKEN);
 	return q == SEQ(t, SLOT_FREE);
 }
+
+/* Count @v on one of this member's hot counters (DESIGN.md 11): a plain
+ * relaxed load and store, no read-modify-write. SYNC: relaxed; the one
+ * writer is the thread holding the handle's send (or receive) turn, whose
+ * acquire/release flag orders the previous holder's store before our load. */
+static inline void count_add(_Atomic uint64_t *counter, uint64_t v)
+{
+	store_relaxed(counter, load_relaxed(counter) + v);
+}
+
+/* Count one on a cold counter of this member (slow paths, where a send and
+ * a receive thread may both count): SYNC: relaxed RMW, nothing to order. */
+static inline void count_cold(struct handle *h, size_t offset)
+{
+	if (h->me)
+		fetch_add_relaxed((_Atomic uint64_t *)((uint8_t *)h->me + offset), 1);
+}
+#define COUNT_COLD(h, field) count_cold((h), offsetof(struct shmc_member, field))
 
 /* The handle failed (a shared file was shrunk, DESIGN.md 9): -EIO from now
  * on. Set by fault.c's SIGBUS handler. */

@@ -18,7 +18,7 @@
 #define SHMC_CTL_MAGIC    0x4c544353u   /* "SCTL" */
 #define SHMC_DAT_MAGIC    0x54414453u   /* "SDAT" */
 #define SHMC_MEMBER_MAGIC 0x4d454d53u   /* "SMEM" */
-#define SHMC_LAYOUT_VERSION 2u
+#define SHMC_LAYOUT_VERSION 3u
 #define SHMC_CACHELINE    64u
 
 /* The liveness lock byte (an OFD write lock; beyond EOF) of `id` (the
@@ -85,6 +85,19 @@ struct shmc_ctl_header {
 	_Atomic uint64_t skipped;        /* slots of writers that died mid-write */
 	_Atomic uint64_t skip_mark;      /* broadcast: next position a skip may count */
 	uint8_t pad2[24];
+
+	/* What departed members counted (DESIGN.md 11, "Folding"): added once
+	 * per member, by the member leaving or by the reclaimer of a dead one,
+	 * inside the fold_busy/fold_gen seqlock. */
+	_Atomic uint64_t folded_sent;
+	_Atomic uint64_t folded_sent_bytes;
+	_Atomic uint64_t folded_received;
+	_Atomic uint64_t folded_received_bytes;
+	_Atomic uint64_t folded_full;
+	_Atomic uint64_t folded_parks;
+	_Atomic uint64_t folded_wakes;
+	_Atomic uint32_t fold_busy;      /* folds in progress */
+	_Atomic uint32_t fold_gen;       /* folds completed */
 };
 
 /* One member slot's waiting state (DESIGN.md 4), one cache line. */
@@ -158,16 +171,31 @@ struct shmc_member {
 	_Atomic uint32_t claim_n;  /* how many positions from `claim` */
 	uint32_t pad_c;
 	_Atomic uint64_t taking;   /* consumer: position + 1 it is taking (0: none) */
-	uint8_t pad2[40];
+	/* The hot counters (DESIGN.md 11): the member, plain relaxed load and
+	 * store under its send turn (sent, sent_bytes, full) or its receive
+	 * turn (received, received_bytes). */
+	_Atomic uint64_t sent;
+	_Atomic uint64_t sent_bytes;
+	_Atomic uint64_t received;
+	_Atomic uint64_t received_bytes;
+	_Atomic uint64_t full;     /* send attempts refused: ring full */
 	/* line 3: the doorbells' names: b<slot>.<token>.r / .s (written before
 	 * the bell bit) */
 	_Atomic uint64_t token_r;
 	_Atomic uint64_t token_s;
 	uint8_t pad3[48];
+	/* line 4: the cold counters (DESIGN.md 11): the member, relaxed
+	 * fetch_add on slow paths (a send and a receive thread may both count) */
+	_Atomic uint64_t dropped;  /* targeted messages of departed targets, dead takers' slots */
+	_Atomic uint64_t skipped;  /* slots of writers that died mid-write */
+	_Atomic uint64_t parks;    /* times it parked */
+	_Atomic uint64_t wakes;    /* wakes it delivered to others */
+	uint8_t pad4[32];
 };
 
 _Static_assert(sizeof(struct shmc_desc) == 256, "descriptor");
-_Static_assert(sizeof(struct shmc_ctl_header) == 3 * SHMC_CACHELINE, "ctl header");
+_Static_assert(sizeof(struct shmc_ctl_header) == 4 * SHMC_CACHELINE, "ctl header");
+_Static_assert(offsetof(struct shmc_ctl_header, folded_sent) == 3 * SHMC_CACHELINE, "folded line");
 _Static_assert(offsetof(struct shmc_ctl_header, head) == SHMC_CACHELINE, "head line");
 _Static_assert(offsetof(struct shmc_ctl_header, recv_parked) == 2 * SHMC_CACHELINE, "wait line");
 _Static_assert(sizeof(struct shmc_wait) == SHMC_CACHELINE, "wait slot");
@@ -175,7 +203,10 @@ _Static_assert(sizeof(struct shmc_qslot) == SHMC_CACHELINE, "queue slot");
 _Static_assert(sizeof(struct shmc_dat_header) == 2 * SHMC_CACHELINE, "data header");
 _Static_assert(offsetof(struct shmc_dat_header, tail) == SHMC_CACHELINE, "tail line");
 _Static_assert(sizeof(struct shmc_slot_header) == 16, "slot header");
-_Static_assert(sizeof(struct shmc_member) == 4 * SHMC_CACHELINE, "member");
+_Static_assert(sizeof(struct shmc_member) == 5 * SHMC_CACHELINE, "member");
+_Static_assert(offsetof(struct shmc_member, sent) == 2 * SHMC_CACHELINE + 24, "hot counters beside claim");
+_Static_assert(offsetof(struct shmc_member, token_r) == 3 * SHMC_CACHELINE, "token line");
+_Static_assert(offsetof(struct shmc_member, dropped) == 4 * SHMC_CACHELINE, "cold counters line");
 _Static_assert(offsetof(struct shmc_member, cursor) == SHMC_CACHELINE, "cursor line");
 _Static_assert(offsetof(struct shmc_member, claim) == 2 * SHMC_CACHELINE, "claim line");
 _Static_assert(sizeof(_Atomic uint64_t) == 8 && sizeof(_Atomic uint32_t) == 4, "atomics are plain-sized");

@@ -169,6 +169,11 @@ static int read_desc(int dfd, uint32_t uid, struct shmc_desc *d)
 	return fd;
 }
 
+int shmc__read_desc(int dfd, uint32_t uid, struct shmc_desc *d)
+{
+	return read_desc(dfd, uid, d);
+}
+
 /* ---- removing what the caller may ------------------------------------------------ */
 
 /* Remove everything in the directory @dfd (one level of subdirectories: a
@@ -184,13 +189,7 @@ static void empty_dir(int dfd)
 			if (n <= 0)
 				break;
 			for (long off = 0; off < n;) {
-				struct {
-					uint64_t ino;
-					int64_t off;
-					unsigned short reclen;
-					unsigned char type;
-					char name[];
-				} *e = (void *)(buf + off);
+				struct shmc_dirent64 *e = (void *)(buf + off);
 				off += e->reclen;
 				if (!strcmp(e->name, ".") || !strcmp(e->name, ".."))
 					continue;
@@ -213,6 +212,10 @@ static void empty_dir(int dfd)
 	}
 }
 
+/* What the running sweep removed or renamed (shmc_gc's result); callers
+ * hold g_lock. */
+static int g_swept;
+
 /* Remove the channel directory @name of /dev/shm (open at @shm). */
 static int remove_tree(int shm, const char *name)
 {
@@ -223,8 +226,10 @@ static int remove_tree(int shm, const char *name)
 			return -errno;
 		empty_dir(dfd);
 		close(dfd);
-		if (unlinkat(shm, name, AT_REMOVEDIR) == 0)
+		if (unlinkat(shm, name, AT_REMOVEDIR) == 0) {
+			g_swept++;
 			return 0;
+		}
 		err = -errno;
 		if (err != -ENOTEMPTY)
 			break;
@@ -240,8 +245,10 @@ static int rename_out(int shm, const char *name, uint64_t key)
 		char gone[64];
 		snprintf(gone, sizeof gone, GONE_PREFIX "%016" PRIx64 ".%016" PRIx64, key,
 			 random64());
-		if (syscall(SYS_renameat2, shm, name, shm, gone, RENAME_NOREPLACE) == 0)
+		if (syscall(SYS_renameat2, shm, name, shm, gone, RENAME_NOREPLACE) == 0) {
+			g_swept++;
 			return 0;
+		}
 		if (errno != EEXIST)
 			return -errno;
 	}
@@ -257,8 +264,8 @@ static void unlink_id_link(int shm, int32_t id, const char *name, uint32_t uid)
 	uint32_t link_uid;
 	snprintf(link, sizeof link, ID_LINK_PREFIX "%d", (int)id);
 	if (read_id_link(shm, id, target, sizeof target, &link_uid) == 0 &&
-	    strcmp(target, name) == 0 && link_uid == uid)
-		unlinkat(shm, link, 0);
+	    strcmp(target, name) == 0 && link_uid == uid && unlinkat(shm, link, 0) == 0)
+		g_swept++;
 }
 
 /* The stale channel @name (creator dead, ours to remove; descriptor @d,
@@ -714,7 +721,8 @@ static void sweep_link(int shm, const char *n, const struct statx *st, char (*bu
 		for (size_t i = 0; i < nbuilding; i++)
 			if (strncmp(building[i] + strlen(TEMP_PREFIX), target + 8, 16) == 0)
 				return;
-		unlinkat(shm, n, 0);
+		if (unlinkat(shm, n, 0) == 0)
+			g_swept++;
 		return;
 	}
 	int dfd = openat(shm, target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -727,25 +735,28 @@ static void sweep_link(int shm, const char *n, const struct statx *st, char (*bu
 		return; /* not ours to judge */
 	bool stale = d.channel_id != (int32_t)id || !shmc__lock_held(idfd);
 	close(idfd);
-	if (stale)
-		unlinkat(shm, n, 0);
+	if (stale && unlinkat(shm, n, 0) == 0)
+		g_swept++;
 }
 
 /* Remove what the dead left and the caller may remove: its uid's names, or
  * any when root. Builders' directories first (the id links of live builders
- * dangle and stay), then channels, then links. */
-void shmc__sweep(void)
+ * dangle and stay), then channels, then links. Returns how many names it
+ * removed or renamed out of lookup, or -errno when /dev/shm cannot be read. */
+int shmc__sweep(void)
 {
 	int shm = open_shm();
 	if (shm < 0)
-		return;
+		return shm;
+	g_swept = 0;
 	int dup_fd = dup(shm);
 	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
 	if (!d) {
+		int err = -errno;
 		if (dup_fd >= 0)
 			close(dup_fd);
 		close(shm);
-		return;
+		return err;
 	}
 	/* Collect first: the sweep renames and removes entries. */
 	char (*names)[64] = NULL;
@@ -792,4 +803,27 @@ void shmc__sweep(void)
 	free(building);
 	free(names);
 	close(shm);
+	return g_swept;
+}
+
+/* shmc_remove_*'s part: take the channel @f found (live) out of lookup, as
+ * a destroy does, for its owner uid or root (DESIGN.md 11, "Removal").
+ * Caller holds g_lock. */
+int shmc__remove_channel(const struct found *f)
+{
+	if (!may_remove(f->uid))
+		return -EACCES;
+	int shm = open_shm();
+	if (shm < 0)
+		return shm;
+	struct statx st;
+	int err = xstatx(shm, f->name, AT_SYMLINK_NOFOLLOW, &st);
+	if (err == 0 && (st.stx_ino != f->ino || !S_ISDIR(st.stx_mode)))
+		err = -ENOENT; /* replaced since it was found */
+	if (err == 0)
+		err = rename_out(shm, f->name, f->desc.key);
+	if (err == 0)
+		unlink_id_link(shm, f->desc.channel_id, f->name, f->uid);
+	close(shm);
+	return err;
 }

@@ -36,7 +36,11 @@
 uint64_t shmc__process_start_time(pid_t pid)
 {
 	char path[64], buf[1024];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	/* The main thread's task: the same start time as the process's, and
+	 * never rewritten by an emulator (qemu-user fakes /proc/self/stat and
+	 * /proc/<own pid>/stat for its guest, whose start time then differs
+	 * from what every other process reads). */
+	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
@@ -78,7 +82,7 @@ static int member_slot_of(const char *name)
 }
 
 /* One directory listing: the inode of every m<i> (0 when absent). */
-static int list_members(int dfd, uint64_t ino[SHMC_MAX_MEMBERS])
+int shmc__members_list(int dfd, uint64_t ino[SHMC_MAX_MEMBERS])
 {
 	char buf[4096];
 	memset(ino, 0, SHMC_MAX_MEMBERS * sizeof *ino);
@@ -91,13 +95,7 @@ static int list_members(int dfd, uint64_t ino[SHMC_MAX_MEMBERS])
 		if (n == 0)
 			return 0;
 		for (long off = 0; off < n;) {
-			struct {
-				uint64_t ino;
-				int64_t off;
-				unsigned short reclen;
-				unsigned char type;
-				char name[];
-			} *e = (void *)(buf + off);
+			struct shmc_dirent64 *e = (void *)(buf + off);
 			off += e->reclen;
 			int i = member_slot_of(e->name);
 			if (i >= 0)
@@ -127,7 +125,7 @@ static int open_member(int dfd, uint32_t idx, uint64_t ino, struct statx *st)
 int shmc__members_live(int dfd)
 {
 	uint64_t ino[SHMC_MAX_MEMBERS];
-	if (list_members(dfd, ino) < 0)
+	if (shmc__members_list(dfd, ino) < 0)
 		return 1; /* on a doubt, somebody lives */
 	int live = 0;
 	for (uint32_t i = 0; i < SHMC_MAX_MEMBERS; i++) {
@@ -198,7 +196,7 @@ void shmc__view_refresh(struct handle *h)
 	uint64_t ino[SHMC_MAX_MEMBERS];
 	pthread_mutex_lock(&h->view_lock);
 	store_relaxed(&h->refresh_ns, now_coarse_ns());
-	if (list_members(h->dfd, ino) == 0) {
+	if (shmc__members_list(h->dfd, ino) == 0) {
 		uint64_t hits = shmc__fault_member_hits(h);
 		for (uint32_t i = 0; i < SHMC_MAX_MEMBERS; i++) {
 			if (h->me && i == h->member_idx)
@@ -311,46 +309,102 @@ static bool may_reclaim(const struct handle *h, uint32_t uid)
 	return me == 0 || me == uid || me == h->owner_uid;
 }
 
-/* Slot @idx holds a dead member (inode @ino) that we may remove: put our
- * file (open at @fd, written for slot @idx) in its place. Our file is first
+/*
+ * Slot @idx holds a dead member (inode @ino) that we may remove: put our
+ * file (open at @fd, written for slot @idx) in its place. Joiners race to
+ * reclaim the same dead slot, so the reclaimer first takes the dead file's
+ * liveness lock itself (its own uid and root can open it for writing): while
+ * it holds it, every other joiner sees that member alive and leaves the slot
+ * alone, and nobody but the lock holder moves a file away from m<idx> (a
+ * member that leaves unlinks its own file before its lock goes). So once
+ * m<idx> is seen to name the locked file, the exchange below displaces that
+ * file and no other. (When the lock cannot be taken although nobody holds
+ * it as a write lock -- the directory's owner reclaiming another uid's
+ * member, or read locks of a reader in the way -- the reclaimer re-checks
+ * the lock just before the exchange and undoes an exchange that displaced
+ * anything else.) Our file is first
  * linked under the spare name @spare (kept when set already: an O_TMPFILE
- * that had a name cannot be linked again once it has none). 0 when the slot
- * is ours; -errno when it is not, our file then still named @spare. */
+ * that had a name cannot be linked again once it has none), only when the
+ * exchange is about to happen. 0 when the slot is ours; -errno when it is
+ * not, our file then still named @spare or still unnamed.
+ */
 static int reclaim(struct handle *h, uint32_t idx, int fd, uint64_t ino, char *spare, size_t n)
 {
 	char name[16];
 	member_name(name, sizeof name, idx);
+	struct statx st;
+	bool locked = false;
+	int dead = openat(h->dfd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (dead < 0 && errno == EACCES)
+		dead = openat(h->dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (dead < 0)
+		return -errno;
+	int err = 0;
+	if (statx(dead, "", AT_EMPTY_PATH, STATX_INO, &st) < 0 || st.stx_ino != ino) {
+		err = -EBUSY; /* m<idx> names another file by now */
+		goto out;
+	}
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = (off_t)SHMC_LOCK_BYTE, .l_len = 1 };
+	if ((fcntl(dead, F_GETFL) & O_ACCMODE) == O_RDWR && fcntl(dead, F_OFD_SETLK, &fl) == 0)
+		locked = true;
+	else if (shmc__lock_held(dead)) {
+		err = -EBUSY; /* alive after all, or another reclaimer's */
+		goto out;
+	}
+	/* (Not locked, and no write lock held: read locks of anyone who may read
+	 * the file keep ours out. Then as the directory's owner.) */
+	/* Still the one at m<idx>? (A member that left unlinked it before its
+	 * lock went; somebody else may have joined there since.) */
+	if (statx(h->dfd, name, AT_SYMLINK_NOFOLLOW, STATX_INO, &st) < 0 || st.stx_ino != ino) {
+		err = -EBUSY;
+		goto out;
+	}
 	if (!spare[0]) {
 		uint64_t r;
 		if (getrandom(&r, sizeof r, 0) != sizeof r)
 			r = now_ns();
 		snprintf(spare, n, "n%u.%016" PRIx64, idx, r);
-		int err = shmc__link_tmpfile(fd, h->dfd, spare);
+		err = shmc__link_tmpfile(fd, h->dfd, spare);
 		if (err < 0) {
 			spare[0] = 0;
-			return err;
+			goto out;
 		}
 	}
-	if (syscall(SYS_renameat2, h->dfd, spare, h->dfd, name, RENAME_EXCHANGE) < 0)
-		return -errno;
-	/* Now m<idx> is ours and `spare` names what was there: the dead member,
-	 * unless another reclaimer put a live one there first. */
-	struct statx st;
-	if (statx(h->dfd, spare, AT_SYMLINK_NOFOLLOW, STATX_INO, &st) == 0 && st.stx_ino == ino) {
-		/* Its doorbells go with it (their names come from its file). */
-		int dead = openat(h->dfd, spare, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-		if (dead >= 0) {
-			struct shmc_member m;
-			if (pread(dead, &m, sizeof m, 0) == (ssize_t)sizeof m)
-				shmc__doorbell_unlink(h, idx, &m);
-			close(dead);
-		}
-		unlinkat(h->dfd, spare, 0);
-		spare[0] = 0;
-		return 0;
+	/* From the exchange until the dead member's counts are folded, neither
+	 * its file nor the fold is where readers look: a fold in progress
+	 * (DESIGN.md 11, "Folding"). */
+	shmc__fold_begin(h->ctl);
+	if (syscall(SYS_renameat2, h->dfd, spare, h->dfd, name, RENAME_EXCHANGE) < 0) {
+		err = -errno;
+		shmc__fold_end(h->ctl);
+		goto out;
 	}
-	syscall(SYS_renameat2, h->dfd, spare, h->dfd, name, RENAME_EXCHANGE);
-	return -EBUSY;
+	/* Now m<idx> is ours and `spare` names what was there: the dead member
+	 * (always, when we hold its lock). */
+	if (!locked && (statx(h->dfd, spare, AT_SYMLINK_NOFOLLOW, STATX_INO, &st) < 0 ||
+			st.stx_ino != ino)) {
+		syscall(SYS_renameat2, h->dfd, spare, h->dfd, name, RENAME_EXCHANGE);
+		shmc__fold_end(h->ctl);
+		err = -EBUSY;
+		goto out;
+	}
+	/* Its doorbells go with it (their names come from its file), its
+	 * counts into the channel's: the exchange displaced it for us alone, so
+	 * they are folded exactly once. */
+	struct shmc_member m;
+	if (pread(dead, &m, sizeof m, 0) == (ssize_t)sizeof m) {
+		shmc__doorbell_unlink(h, idx, &m);
+		if (m.magic == SHMC_MEMBER_MAGIC && m.size == sizeof m && m.nonce == h->nonce &&
+		    load_relaxed(&m.state) == MEMBER_ACTIVE)
+			shmc__fold_member(h->ctl, &m);
+	}
+	unlinkat(h->dfd, spare, 0);
+	shmc__fold_end(h->ctl);
+	spare[0] = 0;
+out:
+	close(dead); /* the lock we took goes with it: nobody can find that file now */
+	return err;
 }
 
 /*
@@ -474,9 +528,14 @@ void shmc__member_leave(struct handle *h)
 {
 	if (!h->me)
 		return;
+	/* Our counts go into the channel's before readers stop counting our
+	 * file (DESIGN.md 11, "Folding"). */
+	shmc__fold_begin(h->ctl);
+	shmc__fold_member(h->ctl, h->me);
 	/* SYNC: release (as part of seq_cst): our last cursor/claim writes
 	 * precede LEFT; seq_cst for the caller's after_consume. */
 	store_seq_cst(&h->me->state, MEMBER_LEFT);
+	shmc__fold_end(h->ctl);
 	shmc__member_release_parks(h, h->member_idx);
 	shmc__doorbell_unlink(h, h->member_idx, h->me);
 	char name[16];

@@ -2,24 +2,26 @@
 /*
  * park.c - the waiter's half of the wait/wake protocol and the blocking
  * calls: announcing a park and re-checking the ring, withdrawing it (and
- * passing on a wake it will not use), the spin-then-futex wait of
- * shmc_send/shmc_recv, and shmc_park/shmc_unpark for event loops
+ * passing on a wake it will not use), the wait of shmc_send/shmc_recv (an
+ * adaptive spin, then the futex), and shmc_park/shmc_unpark and
+ * shmc_try_recv_park for event loops
  * (DESIGN.md section 4, "Waiting"). The waker's half is in wake.c.
  *
  * Writes: this member's wait line (parked bits, sleepers, member id hint),
- * the header's parked counts.
+ * the header's parked counts; process-local: the handle's wait state, the
+ * miss budget.
  * Calls: send.c and recv.c (the non-blocking attempts, and has_room /
  * has_message, inline from internal.h), member.c (clearing its own park),
  * wake.c (passing a wake on).
  */
 #include "internal.h"
+#include "shmchan_test.h"
 
 #include <errno.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define SPIN_ITERATIONS 2000       /* bounded spin before parking (~10-20 us) */
 #define IDLE_WAKES      4          /* futex returns with nothing to do before a pause */
 #define IDLE_PAUSE_NS   1000000    /* the pause: bounds what a bumped word costs */
 
@@ -52,8 +54,10 @@ static int do_park(struct handle *h, uint32_t what)
 	 * visible (the loads below are acquire, not seq_cst). */
 	smp_mb();
 	int ready = what == SHMC_WAIT_RECV ? has_message(h) : has_room(h);
-	if (!ready)
+	if (!ready) {
+		COUNT_COLD(h, parks);
 		return 0;
+	}
 	clear_park(h, what);
 	return 1;
 }
@@ -76,6 +80,100 @@ static void do_unpark(struct handle *h, uint32_t what)
 		if (load_relaxed(&h->ctl->recv_parked))
 			shmc__wake_receivers(h, 0, -1);
 	}
+}
+
+/* ---- adaptive spinning (DESIGN.md section 4) ------------------------------
+ * A blocking call that finds nothing spins only when that is likely to pay,
+ * for at most SPIN_NS and never past its deadline; otherwise it parks at
+ * once. The rule is the one of the JavaScript waits (src/wait.ts). */
+
+#define SPIN_NS            30000ull     /* a spin, when the rule says spin */
+#define SPIN_CREDIT_MAX    8u           /* a hit earns 1, a miss costs 2 */
+#define SPIN_CREDIT_MISS   2u
+#define SPIN_DENSE_NS      SPIN_NS      /* mean period at or below: dense traffic */
+#define SPIN_PERIOD_SHIFT  6            /* weight of a new period sample: 1/64 */
+#define SPIN_PERIOD_MAX_NS 1000000000ull /* a longer gap counts as this */
+#define PROBE_SHIFT_MAX    10u          /* probes back off to one in 1024 waits */
+#define MISS_BUDGET_NS     50000000ll   /* per process: spinning in vain banked, */
+#define MISS_REFILL_DIV    100          /* refilled by 1% of the time that passes */
+#define MISS_REFILL_STEP_NS 1000000ull  /* refilled at most once a millisecond */
+
+/* The process's miss budget (all handles, all threads). Relaxed: it bounds
+ * CPU, not correctness; racing threads may refill or spend it a little more
+ * or less than exactly. */
+static _Atomic int64_t g_miss_left_ns = MISS_BUDGET_NS;
+static _Atomic uint64_t g_miss_at_ns;
+
+static bool miss_budget_allows(uint64_t now)
+{
+	uint64_t at = load_relaxed(&g_miss_at_ns);
+	if (now > at && now - at >= MISS_REFILL_STEP_NS && cas_seq_cst(&g_miss_at_ns, &at, now)) {
+		int64_t add = at ? (int64_t)((now - at) / MISS_REFILL_DIV) : MISS_BUDGET_NS;
+		if (add > MISS_BUDGET_NS)
+			add = MISS_BUDGET_NS;
+		int64_t left = fetch_add_relaxed(&g_miss_left_ns, add) + add;
+		while (left > MISS_BUDGET_NS && !cas_seq_cst(&g_miss_left_ns, &left, MISS_BUDGET_NS))
+			;
+	}
+	return load_relaxed(&g_miss_left_ns) > 0;
+}
+
+/* A wait starts at @now: how many ns to spin before parking (0: park now). */
+static uint64_t spin_budget(struct wait_state *w, uint64_t now)
+{
+	uint64_t last = load_relaxed(&w->last_start_ns);
+	uint64_t period = 2 * SPIN_NS;
+	if (last) {
+		/* The time between wait starts, less this handle's own spinning
+		 * in it: how dense the traffic is, whatever the spins do. */
+		uint64_t gap = now > last ? now - last : 0;
+		uint64_t spun = load_relaxed(&w->last_spun_ns);
+		uint64_t sample = gap > spun ? gap - spun : 0;
+		if (sample > SPIN_PERIOD_MAX_NS)
+			sample = SPIN_PERIOD_MAX_NS;
+		period = load_relaxed(&w->period_ns);
+		period = period - (period >> SPIN_PERIOD_SHIFT) + (sample >> SPIN_PERIOD_SHIFT);
+	}
+	store_relaxed(&w->period_ns, period);
+	store_relaxed(&w->last_start_ns, now);
+	store_relaxed(&w->last_spun_ns, 0);
+	if (!miss_budget_allows(now))
+		return 0;
+	if (load_relaxed(&w->debit) < SPIN_CREDIT_MAX || period <= SPIN_DENSE_NS)
+		return SPIN_NS; /* recent spins paid, or the traffic is dense */
+	uint32_t until = load_relaxed(&w->until_probe);
+	if (until > 1) {
+		store_relaxed(&w->until_probe, until - 1);
+		return 0;
+	}
+	store_relaxed(&w->until_probe, 0);
+	return SPIN_NS; /* a probe */
+}
+
+/* The spin that spin_budget allowed found what it waited for (@hit) or not,
+ * after @spun ns. */
+static void spin_record(struct wait_state *w, bool hit, uint64_t spun)
+{
+	store_relaxed(&w->last_spun_ns, spun);
+	uint32_t debit = load_relaxed(&w->debit);
+	if (hit) {
+		fetch_add_relaxed(&w->hits, 1);
+		store_relaxed(&w->debit, debit ? debit - 1 : 0);
+		store_relaxed(&w->probe_shift, 0);
+		store_relaxed(&w->until_probe, 0);
+		return;
+	}
+	fetch_add_relaxed(&g_miss_left_ns, -(int64_t)spun);
+	fetch_add_relaxed(&w->missed_ns, spun);
+	if (spun > load_relaxed(&w->longest_miss_ns))
+		store_relaxed(&w->longest_miss_ns, spun);
+	uint32_t shift = load_relaxed(&w->probe_shift);
+	if (debit == SPIN_CREDIT_MAX && load_relaxed(&w->until_probe) == 0 && shift < PROBE_SHIFT_MAX)
+		store_relaxed(&w->probe_shift, ++shift); /* a probe missed: back off */
+	debit = debit + SPIN_CREDIT_MISS < SPIN_CREDIT_MAX ? debit + SPIN_CREDIT_MISS : SPIN_CREDIT_MAX;
+	store_relaxed(&w->debit, debit);
+	if (debit == SPIN_CREDIT_MAX)
+		store_relaxed(&w->until_probe, 1u << shift);
 }
 
 static bool ready(struct handle *h, uint32_t what)
@@ -126,21 +224,51 @@ static void sleep_parked(struct handle *h, uint32_t what, uint32_t w, int64_t le
 	}
 }
 
-/* Wait until @what may succeed, or until the deadline. Spin first (bounded,
- * and never past the deadline), then sleep on this member's futex word.
- * Returns 0 to retry, or -ETIMEDOUT. */
-static int wait_for(struct handle *h, uint32_t what, uint64_t deadline)
+/* The spin of a blocking call that found nothing, once per call. Returns 1
+ * when @what may succeed now, 0 to park, -ETIMEDOUT at the deadline. */
+static int spin_for(struct handle *h, uint32_t what, uint64_t deadline)
 {
-	if (deadline != UINT64_MAX && now_ns() >= deadline)
-		return -ETIMEDOUT; /* even if the spin below would say "ready" */
-	for (int i = 0; i < SPIN_ITERATIONS; i++) {
-		if (ready(h, what))
-			return 0;
+	struct wait_state *w = &h->wait[what == SHMC_WAIT_SEND];
+	uint64_t start = now_ns();
+	if (start >= deadline)
+		return -ETIMEDOUT; /* even if a look now would say "ready" */
+	fetch_add_relaxed(&w->waits, 1);
+	uint64_t budget = spin_budget(w, start);
+	if (!budget)
+		return 0;
+	fetch_add_relaxed(&w->spins, 1);
+	uint64_t end = deadline - start > budget ? start + budget : deadline;
+	uint64_t now;
+	bool hit;
+	/* Every round checks the clock: the spin ends at its budget or at the
+	 * deadline, whichever comes first. */
+	do {
+		hit = ready(h, what);
+		if (hit)
+			break;
 		cpu_relax();
-		/* A ring a peer filled with forgeries makes each look cost up to
-		 * a scan of the ring: the deadline is checked every time. */
-		if (deadline != UINT64_MAX && now_ns() >= deadline)
-			return -ETIMEDOUT;
+	} while ((now = now_ns()) < end);
+	if (hit)
+		now = now_ns();
+	spin_record(w, hit, now - start);
+	if (hit)
+		return 1;
+	return now >= deadline ? -ETIMEDOUT : 0;
+}
+
+/* Wait until @what may succeed, or until the deadline: the first time in a
+ * call (*spun false), spin if the rule says so (never past the deadline);
+ * then sleep on this member's futex word. Returns 0 to retry, or
+ * -ETIMEDOUT. */
+static int wait_for(struct handle *h, uint32_t what, uint64_t deadline, bool *spun)
+{
+	if (!*spun) {
+		*spun = true;
+		int s = spin_for(h, what, deadline);
+		if (s != 0)
+			return s > 0 ? 0 : s;
+	} else if (deadline != UINT64_MAX && now_ns() >= deadline) {
+		return -ETIMEDOUT;
 	}
 	/* SYNC: acquire, paired with wake_member's increment. Read before
 	 * parking, so a wake between park and sleep is not lost. */
@@ -160,6 +288,7 @@ static int wait_for(struct handle *h, uint32_t what, uint64_t deadline)
 	 * bounded steps so recovery runs even with no further sends. */
 	if (left < 0 || left > 100000000)
 		left = 100000000;
+	fetch_add_relaxed(&h->wait[what == SHMC_WAIT_SEND].sleeps, 1);
 	sleep_parked(h, what, w, left);
 	/* Woken, timed out or spurious: withdraw the park if still there. No
 	 * wake is passed on: the caller retries at once, and a message it then
@@ -184,11 +313,12 @@ SHMC_API int shmc_send(int handle, const void *buf, uint32_t len, uint32_t targe
 	if (poisoned(h))
 		return -EIO;
 	uint64_t deadline = deadline_from(timeout_ns);
+	bool spun = false;
 	for (;;) {
 		int r = shmc__try_send(h, buf, len, target);
 		if (r != -ENOBUFS || timeout_ns == 0)
 			return r;
-		r = wait_for(h, SHMC_WAIT_SEND, deadline);
+		r = wait_for(h, SHMC_WAIT_SEND, deadline, &spun);
 		if (r < 0)
 			return poisoned(h) ? -EIO : r;
 	}
@@ -200,11 +330,12 @@ SHMC_API int shmc_recv(int handle, void *buf, uint32_t cap, int64_t timeout_ns)
 	if (!h)
 		return -ENOENT;
 	uint64_t deadline = deadline_from(timeout_ns);
+	bool spun = false;
 	for (;;) {
 		int r = try_recv(h, buf, cap);
 		if (r != -EAGAIN || timeout_ns == 0)
 			return r;
-		r = wait_for(h, SHMC_WAIT_RECV, deadline);
+		r = wait_for(h, SHMC_WAIT_RECV, deadline, &spun);
 		if (r < 0) {
 			r = try_recv(h, buf, cap); /* a last look at the deadline */
 			return r == -EAGAIN ? -ETIMEDOUT : r;
@@ -243,8 +374,53 @@ SHMC_API int shmc_unpark(int handle, uint32_t what)
 	return 0;
 }
 
-/* wait_for for the blocking zero-copy calls (zerocopy.c). */
-int shmc__wait_for(struct handle *h, uint32_t what, uint64_t deadline)
+/* wait_for for the blocking zero-copy calls (zerocopy.c); *spun as
+ * wait_for's (false at the start of a call). */
+int shmc__wait_for(struct handle *h, uint32_t what, uint64_t deadline, bool *spun)
 {
-	return wait_for(h, what, deadline);
+	return wait_for(h, what, deadline, spun);
+}
+
+SHMC_API int shmc_try_recv_park(int handle, void *buf, uint32_t cap, uint32_t flags)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	if (flags & ~SHMC_TAKE_UNPARK)
+		return -EINVAL;
+	int r = try_recv(h, buf, cap);
+	if (r == -EAGAIN && !(load_relaxed(&h->me->bells) & MEMBER_BELL_RECV))
+		return -ENOTCONN; /* parked without a doorbell, nothing could wake it */
+	if (r != -EAGAIN) {
+		/* The caller's wait is over: withdraw its park, passing on a wake
+		 * it was handed for a message it did not take. */
+		if (r >= 0 && (flags & SHMC_TAKE_UNPARK))
+			do_unpark(h, SHMC_WAIT_RECV);
+		return r;
+	}
+	if (!do_park(h, SHMC_WAIT_RECV))
+		return -EAGAIN; /* parked */
+	/* The re-check after publishing the park saw a message, and the park
+	 * is withdrawn again: one more take. */
+	r = try_recv(h, buf, cap);
+	return r == -EAGAIN ? -EBUSY : r;
+}
+
+SHMC_API int shmc__test_wait_stats(int handle, uint32_t what, uint64_t *out)
+{
+	struct handle *h = lookup(handle);
+	if (!h)
+		return -ENOENT;
+	if (what != SHMC_WAIT_RECV && what != SHMC_WAIT_SEND)
+		return -EINVAL;
+	if (!out)
+		return -EFAULT;
+	struct wait_state *w = &h->wait[what == SHMC_WAIT_SEND];
+	out[0] = load_relaxed(&w->waits);
+	out[1] = load_relaxed(&w->spins);
+	out[2] = load_relaxed(&w->hits);
+	out[3] = load_relaxed(&w->sleeps);
+	out[4] = load_relaxed(&w->missed_ns);
+	out[5] = load_relaxed(&w->longest_miss_ns);
+	return 6;
 }

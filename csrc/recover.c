@@ -42,6 +42,7 @@ bool shmc__drop_if_target_gone(struct handle *h, uint64_t pos, uint64_t q)
 		return true; /* somebody else took it: retry anyway */
 	seq_store_seq_cst(h, pos, SEQ(pos + h->ring_entries, SLOT_FREE));
 	fetch_add_relaxed(&h->ctl->dropped, 1);
+	COUNT_COLD(h, dropped);
 	shmc__advance_head(h);
 	return true;
 }
@@ -63,6 +64,7 @@ bool shmc__free_if_taker_gone(struct handle *h, uint64_t pos, uint64_t q)
 	if (!seq_cas_acq_rel(h, pos, &q, SEQ(pos + h->ring_entries, SLOT_FREE)))
 		return true;
 	fetch_add_relaxed(&h->ctl->dropped, 1);
+	COUNT_COLD(h, dropped);
 	shmc__advance_head(h);
 	return true;
 }
@@ -72,6 +74,7 @@ bool shmc__free_if_taker_gone(struct handle *h, uint64_t pos, uint64_t q)
  * by a producer too: the first to skip @pos counts it (skip_mark). */
 void shmc__count_skip(struct handle *h, uint64_t pos)
 {
+	COUNT_COLD(h, skipped); /* ours: every skip this member made */
 	if (h->delivery != SHMC_BROADCAST) {
 		fetch_add_relaxed(&h->ctl->skipped, 1);
 		return;

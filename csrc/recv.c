@@ -114,6 +114,8 @@ again:;
 				h->view_pos = p;
 				h->view_stamp = stamp;
 				h->viewing = true;
+				count_add(&h->me->received, 1);
+				count_add(&h->me->received_bytes, h->view_len);
 				return (int)h->view_len;
 			}
 			uint32_t got = drop ? 0 : copy_out(h, p, buf, cap);
@@ -141,9 +143,12 @@ again:;
 				shmc__advance_head(h);
 			if (drop) {
 				fetch_add_relaxed(&c->dropped, 1);
+				COUNT_COLD(h, dropped);
 				after_consume(h);
 				continue;
 			}
+			count_add(&h->me->received, 1);
+			count_add(&h->me->received_bytes, got);
 			if (mode != TAKE_DEFER)
 				after_consume(h);
 			if (resume)
@@ -200,9 +205,15 @@ int shmc__broadcast_take(struct handle *h, void *buf, uint32_t cap, enum take_mo
 				h->view_len = len > h->max_msg ? h->max_msg : len;
 				h->view_pos = cur;
 				h->viewing = true;
+				count_add(&m->received, 1);
+				count_add(&m->received_bytes, h->view_len);
 				return (int)h->view_len;
 			}
 			uint32_t got = mine ? copy_out(h, cur, buf, cap) : 0;
+			if (mine) {
+				count_add(&m->received, 1);
+				count_add(&m->received_bytes, got);
+			}
 			/* SYNC: release (as part of seq_cst), paired with
 			 * broadcast_gate's acquire: the copy is finished before the
 			 * producer may reuse the slot. seq_cst for after_consume. */

@@ -224,10 +224,14 @@ int shmc__try_send(struct handle *h, const void *buf, uint32_t len, uint32_t tar
 	send_lock(h);
 	err = h->loaned ? -EBUSY : claim_positions(h, 1, &t);
 	if (err < 0) {
+		if (err == -ENOBUFS)
+			count_add(&h->me->full, 1);
 		send_unlock(h);
 		return err;
 	}
 	publish(h, t, buf, len, target, false);
+	count_add(&h->me->sent, 1);
+	count_add(&h->me->sent_bytes, len);
 	send_unlock(h);
 	after_publish(h, target, tidx);
 	return poisoned(h) ? -EIO : (int)len;
@@ -252,6 +256,7 @@ static int try_send_many(struct handle *h, const uint8_t *buf, const uint32_t *l
 	if (valid == 0)
 		return count ? -EMSGSIZE : 0;
 	uint32_t sent = 0;
+	uint64_t bytes = 0;
 	send_lock(h);
 	if (h->loaned) {
 		send_unlock(h);
@@ -261,6 +266,8 @@ static int try_send_many(struct handle *h, const uint8_t *buf, const uint32_t *l
 		uint64_t t;
 		int got = claim_positions(h, valid - sent, &t);
 		if (got < 0) {
+			if (got == -ENOBUFS)
+				count_add(&h->me->full, 1);
 			if (sent)
 				break;
 			send_unlock(h);
@@ -268,9 +275,12 @@ static int try_send_many(struct handle *h, const uint8_t *buf, const uint32_t *l
 		}
 		for (int i = 0; i < got; i++) {
 			publish(h, t + (uint64_t)i, buf, lens[sent], target, true);
+			bytes += lens[sent];
 			buf += lens[sent++];
 		}
 	}
+	count_add(&h->me->sent, sent);
+	count_add(&h->me->sent_bytes, bytes);
 	send_unlock(h);
 	/* SYNC: full barrier after the batch's release publishes, for
 	 * after_publish's Dekker (in place of a seq_cst store each). */

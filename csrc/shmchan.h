@@ -86,6 +86,74 @@ enum shmc_lookup_field {
 #define SHMC_LOOKUP_NOT_CHANNEL 3u   /* a name that is not a channel (taken by its owner) */
 #define SHMC_LOOKUP_UNKNOWN     4u   /* a channel this caller may not look into */
 
+/* Indices of the header that shmc_stats() fills (csrc/DESIGN.md 11). The
+ * counters are the channel's: the sum over its members, departed ones
+ * included, except DROPPED and SKIPPED, which count each event once. */
+enum shmc_stats_field {
+	SHMC_STATS_KEY = 0,
+	SHMC_STATS_CHANNEL_ID,
+	SHMC_STATS_DELIVERY,
+	SHMC_STATS_RING_ENTRIES,
+	SHMC_STATS_MAX_MESSAGE_SIZE,
+	SHMC_STATS_MODE,
+	SHMC_STATS_FLAGS,
+	SHMC_STATS_OWNER_UID,
+	SHMC_STATS_CREATOR_PID,
+	SHMC_STATS_MEMBERS,         /* live members (the owner's included) */
+	SHMC_STATS_WAITING,         /* messages sent and not yet consumed (broadcast: by the slowest receiver) */
+	SHMC_STATS_TAIL,            /* the next position a send claims */
+	SHMC_STATS_SENT,            /* messages sent */
+	SHMC_STATS_SENT_BYTES,
+	SHMC_STATS_RECEIVED,        /* messages received (broadcast: by every receiver, summed) */
+	SHMC_STATS_RECEIVED_BYTES,
+	SHMC_STATS_FULL,            /* send attempts refused: ring full */
+	SHMC_STATS_DROPPED,         /* targeted messages whose target left; slots of dead takers */
+	SHMC_STATS_SKIPPED,         /* slots skipped: their writer died before publishing */
+	SHMC_STATS_PARKS,           /* times a member parked */
+	SHMC_STATS_WAKES,           /* wakes delivered to parked members */
+	SHMC_STATS_ROWS,            /* member files found (rows may have been cut by @cap) */
+	SHMC_STATS_COUNT
+};
+
+/* Indices of each member row that follows the shmc_stats() header. */
+enum shmc_member_stats_field {
+	SHMC_MSTATS_ID = 0,         /* subscriber id (the owner's member: its own id) */
+	SHMC_MSTATS_SLOT,
+	SHMC_MSTATS_PID,
+	SHMC_MSTATS_UID,            /* owner of its member file */
+	SHMC_MSTATS_ACCESS,         /* SHMC_SEND / SHMC_RECV / SHMC_BOTH */
+	SHMC_MSTATS_IS_OWNER,       /* 1 for the creator's handle */
+	SHMC_MSTATS_ALIVE,          /* 1 while its process holds its liveness lock */
+	SHMC_MSTATS_PARKED,         /* SHMC_WAIT_* bits set now */
+	SHMC_MSTATS_BEHIND,         /* messages it has yet to receive (see DESIGN.md 11) */
+	SHMC_MSTATS_SENT,
+	SHMC_MSTATS_SENT_BYTES,
+	SHMC_MSTATS_RECEIVED,
+	SHMC_MSTATS_RECEIVED_BYTES,
+	SHMC_MSTATS_FULL,
+	SHMC_MSTATS_DROPPED,        /* events this member handled */
+	SHMC_MSTATS_SKIPPED,
+	SHMC_MSTATS_PARKS,
+	SHMC_MSTATS_WAKES,          /* wakes it delivered to others */
+	SHMC_MSTATS_COUNT
+};
+
+/* Indices of each row that shmc_list() fills. */
+enum shmc_list_field {
+	SHMC_LIST_KEY = 0,
+	SHMC_LIST_CHANNEL_ID,
+	SHMC_LIST_DELIVERY,
+	SHMC_LIST_MODE,
+	SHMC_LIST_FLAGS,
+	SHMC_LIST_OWNER_UID,
+	SHMC_LIST_CREATOR_PID,
+	SHMC_LIST_MEMBERS,
+	SHMC_LIST_RING_ENTRIES,
+	SHMC_LIST_MAX_MESSAGE_SIZE,
+	SHMC_LIST_WAITING,
+	SHMC_LIST_COUNT
+};
+
 /* ---- channel lifecycle -------------------------------------------------- */
 
 /*
@@ -158,6 +226,52 @@ SHMC_API int shmc_detach(int sub);
  */
 SHMC_API int shmc_info(int handle, uint64_t *out);
 
+/* ---- looking inside ------------------------------------------------------ */
+
+/*
+ * shmc_stats - counters and members of @handle's channel: fills the header
+ * @out[0 .. SHMC_STATS_COUNT-1] (enum shmc_stats_field), then one row of
+ * SHMC_MSTATS_COUNT values per member file (enum shmc_member_stats_field),
+ * as many as fit in @cap values. Reads the channel's files without writing
+ * anything (csrc/DESIGN.md 11). Returns the number of rows written.
+ * Errors: -ENOENT (stale handle), -ERANGE (@cap < SHMC_STATS_COUNT),
+ * -EFAULT (NULL @out), -EBADMSG (a file fails validation).
+ *
+ * shmc_stats_key / shmc_stats_id - the same for the live channel with @key
+ * (@channel_id), without attaching: any class with a right on the channel,
+ * or root, may look. -ENOENT (no live channel), -EACCES (no right on it),
+ * -EINVAL (key 0, id <= 0).
+ */
+SHMC_API int shmc_stats(int handle, uint64_t *out, uint32_t cap);
+SHMC_API int shmc_stats_key(uint64_t key, uint64_t *out, uint32_t cap);
+SHMC_API int shmc_stats_id(int32_t channel_id, uint64_t *out, uint32_t cap);
+
+/*
+ * shmc_list - the live channels the caller may look into (a right on the
+ * channel, or root): one row of SHMC_LIST_COUNT values each (enum
+ * shmc_list_field), as many as fit in @cap values. Returns the number of
+ * live channels found, which may exceed the rows written: call again with
+ * more room. Channels the caller may not look into are left out.
+ */
+SHMC_API int shmc_list(uint64_t *out, uint32_t cap);
+
+/*
+ * shmc_remove_key / shmc_remove_id - take a live channel out of lookup, like
+ * ipcrm: the key is free and attaches fail with -ENOENT at once; members
+ * (its creator included) keep working until they leave. Allowed for the
+ * channel's owner uid and root: anyone else gets -EACCES. -ENOENT when no
+ * live channel has the key (id), -EINVAL for key 0 or id <= 0.
+ */
+SHMC_API int shmc_remove_key(uint64_t key);
+SHMC_API int shmc_remove_id(int32_t channel_id);
+
+/*
+ * shmc_gc - sweep /dev/shm now: remove what dead processes left that the
+ * caller may remove (its uid's names, or any as root), as every create and
+ * attach does. Returns how many names were removed or taken out of lookup.
+ */
+SHMC_API int shmc_gc(void);
+
 /* ---- messages ----------------------------------------------------------- */
 
 /*
@@ -181,9 +295,11 @@ SHMC_API int shmc_try_send(int handle, const void *buf, uint32_t len, uint32_t t
 SHMC_API int shmc_try_recv(int handle, void *buf, uint32_t cap);
 
 /*
- * shmc_send / shmc_recv - as the try variants, but wait (spin briefly, then
- * sleep on a futex) for room or for a message. @timeout_ns < 0 waits forever;
- * 0 behaves as the try variant. Errors add -ETIMEDOUT. -EINTR is retried.
+ * shmc_send / shmc_recv - as the try variants, but wait for room or for a
+ * message: spin (at most 30 us, never past the timeout) when recent waits of
+ * the handle say that pays, then sleep on a futex. @timeout_ns < 0 waits
+ * forever; 0 behaves as the try variant. Errors add -ETIMEDOUT. -EINTR is
+ * retried.
  */
 SHMC_API int shmc_send(int handle, const void *buf, uint32_t len, uint32_t target,
 		       int64_t timeout_ns);
@@ -340,6 +456,23 @@ SHMC_API int shmc_park(int handle, uint32_t what);
  * passed on to another parked receiver, so no wake is lost. Returns 0.
  */
 SHMC_API int shmc_unpark(int handle, uint32_t what);
+
+/*
+ * shmc_try_recv_park - an event loop's receive in one call: shmc_try_recv,
+ * and when there is nothing to take, shmc_park(handle, SHMC_WAIT_RECV).
+ * @flags: 0, or SHMC_TAKE_UNPARK: when a message is taken, also withdraw
+ *         the handle's receive park, as shmc_unpark does (for the caller's
+ *         last waiter on @handle: its wait is over).
+ * Returns the bytes copied, as shmc_try_recv (a message was taken; without
+ * SHMC_TAKE_UNPARK a park already in place stays); -EAGAIN: nothing to take,
+ * and now parked, so the next send rings the handle's receive doorbell;
+ * -EBUSY: nothing taken and not parked (a message came while parking and
+ * another receiver took it first): call again; -ENOTCONN: nothing to take
+ * and the handle has no sealed receive doorbell (as shmc_park). Other
+ * errors as shmc_try_recv (nothing parked), or -EINVAL for unknown @flags.
+ */
+#define SHMC_TAKE_UNPARK 1u
+SHMC_API int shmc_try_recv_park(int handle, void *buf, uint32_t cap, uint32_t flags);
 
 /* ---- misc ---------------------------------------------------------------- */
 

@@ -46,7 +46,7 @@ static void restore_park(struct handle *h, uint32_t idx, uint32_t bit)
  * sets parked bits of empty slots therefore costs each publish a few atomic
  * operations per such slot, and a refresh of the view at most once a
  * millisecond. */
-static bool wake_member(struct handle *h, uint32_t idx, uint32_t bit, bool *delivered)
+static bool try_wake(struct handle *h, uint32_t idx, uint32_t bit, bool *delivered)
 {
 	*delivered = false;
 	if (!shmc__unpark_bits(h, idx, bit))
@@ -94,6 +94,15 @@ static bool wake_member(struct handle *h, uint32_t idx, uint32_t bit, bool *deli
 	}
 	restore_park(h, idx, bit);
 	return true;
+}
+
+/* try_wake, counting each delivered wake in our member file (DESIGN.md 11). */
+static bool wake_member(struct handle *h, uint32_t idx, uint32_t bit, bool *delivered)
+{
+	bool cleared = try_wake(h, idx, bit, delivered);
+	if (*delivered)
+		COUNT_COLD(h, wakes);
+	return cleared;
 }
 
 /* After publishing a message: wake the receivers it concerns. */

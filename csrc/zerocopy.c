@@ -45,6 +45,8 @@ static int loan(struct handle *h, uint64_t *pos)
 	if (r == 0) {
 		h->loan_pos = *pos;
 		h->loaned = true;
+	} else if (r == -ENOBUFS) {
+		count_add(&h->me->full, 1); /* as a send refused for room */
 	}
 	send_unlock(h);
 	if (r < 0)
@@ -56,11 +58,12 @@ static int loan(struct handle *h, uint64_t *pos)
 static int loan_wait(struct handle *h, uint64_t *pos, int64_t timeout_ns)
 {
 	uint64_t deadline = deadline_after(timeout_ns);
+	bool spun = false;
 	for (;;) {
 		int r = loan(h, pos);
 		if (r != -ENOBUFS || timeout_ns == 0)
 			return r;
-		r = shmc__wait_for(h, SHMC_WAIT_SEND, deadline);
+		r = shmc__wait_for(h, SHMC_WAIT_SEND, deadline, &spun);
 		if (r < 0)
 			return poisoned(h) ? -EIO : r;
 	}
@@ -114,6 +117,8 @@ SHMC_API int shmc_commit(int handle, uint32_t len, uint32_t target)
 	if (r == 0) {
 		shmc__publish_loaned(h, h->loan_pos, len, target);
 		h->loaned = false;
+		count_add(&h->me->sent, 1);
+		count_add(&h->me->sent_bytes, len);
 	}
 	send_unlock(h);
 	if (r < 0)
@@ -136,6 +141,7 @@ static void abort_loan(struct handle *h)
 	 * (the skip_mark of a dead writer's slot assumes skips found in order,
 	 * and aborts of two producers are not). */
 	fetch_add_relaxed(&h->ctl->skipped, 1);
+	COUNT_COLD(h, skipped);
 	h->loaned = false;
 }
 
@@ -179,11 +185,12 @@ static int view(struct handle *h)
 static int view_wait(struct handle *h, int64_t timeout_ns)
 {
 	uint64_t deadline = deadline_after(timeout_ns);
+	bool spun = false;
 	for (;;) {
 		int r = view(h);
 		if (r != -EAGAIN || timeout_ns == 0)
 			return r;
-		r = shmc__wait_for(h, SHMC_WAIT_RECV, deadline);
+		r = shmc__wait_for(h, SHMC_WAIT_RECV, deadline, &spun);
 		if (r < 0) {
 			r = view(h); /* a last look at the deadline */
 			return r == -EAGAIN ? -ETIMEDOUT : r;

@@ -63,8 +63,24 @@ export const SYMBOLS = {
   shmc_view_region: { args: ["i32", "buffer"], result: "i32" },
   /** int shmc_view_region_drop(int token); */
   shmc_view_region_drop: { args: ["i32"], result: "i32" },
+  /** int shmc_try_recv_park(int handle, void *buf, uint32_t cap, uint32_t flags); */
+  shmc_try_recv_park: { args: ["i32", "buffer", "u32", "u32"], result: "i32" },
   /** int shmc_version(void); */
   shmc_version: { args: [], result: "i32" },
+  /** int shmc_stats(int handle, uint64_t *out, uint32_t cap); — out: BigUint64Array(cap) */
+  shmc_stats: { args: ["i32", "buffer", "u32"], result: "i32" },
+  /** int shmc_stats_key(uint64_t key, uint64_t *out, uint32_t cap); */
+  shmc_stats_key: { args: ["u64", "buffer", "u32"], result: "i32" },
+  /** int shmc_stats_id(int32_t channel_id, uint64_t *out, uint32_t cap); */
+  shmc_stats_id: { args: ["i32", "buffer", "u32"], result: "i32" },
+  /** int shmc_list(uint64_t *out, uint32_t cap); — out: BigUint64Array(cap), rows of LIST.COUNT */
+  shmc_list: { args: ["buffer", "u32"], result: "i32" },
+  /** int shmc_remove_key(uint64_t key); */
+  shmc_remove_key: { args: ["u64"], result: "i32" },
+  /** int shmc_remove_id(int32_t channel_id); */
+  shmc_remove_id: { args: ["i32"], result: "i32" },
+  /** int shmc_gc(void); */
+  shmc_gc: { args: [], result: "i32" },
 } as const;
 
 /** The argument and result types used in SYMBOLS. */
@@ -94,6 +110,7 @@ export const SHMC_MAX_REGION = 2147483647;
 export const SHMC_DOORBELL_PATH_MAX = 108;
 export const SHMC_WAIT_RECV = 1;
 export const SHMC_WAIT_SEND = 2;
+export const SHMC_TAKE_UNPARK = 1;
 
 /** Indices into the array that shmc_info() fills (enum shmc_info_field). */
 export const INFO = {
@@ -124,6 +141,72 @@ export const LOOKUP = {
   STALE: 2,
   NOT_CHANNEL: 3,
   UNKNOWN: 4,
+} as const;
+
+/** Indices of shmc_stats()'s header (enum shmc_stats_field). */
+export const STATS = {
+  KEY: 0,
+  CHANNEL_ID: 1,
+  DELIVERY: 2,
+  RING_ENTRIES: 3,
+  MAX_MESSAGE_SIZE: 4,
+  MODE: 5,
+  FLAGS: 6,
+  OWNER_UID: 7,
+  CREATOR_PID: 8,
+  MEMBERS: 9,
+  WAITING: 10,
+  TAIL: 11,
+  SENT: 12,
+  SENT_BYTES: 13,
+  RECEIVED: 14,
+  RECEIVED_BYTES: 15,
+  FULL: 16,
+  DROPPED: 17,
+  SKIPPED: 18,
+  PARKS: 19,
+  WAKES: 20,
+  ROWS: 21,
+  COUNT: 22,
+} as const;
+
+/** Indices of each member row after the shmc_stats() header (enum shmc_member_stats_field). */
+export const MSTATS = {
+  ID: 0,
+  SLOT: 1,
+  PID: 2,
+  UID: 3,
+  ACCESS: 4,
+  IS_OWNER: 5,
+  ALIVE: 6,
+  PARKED: 7,
+  BEHIND: 8,
+  SENT: 9,
+  SENT_BYTES: 10,
+  RECEIVED: 11,
+  RECEIVED_BYTES: 12,
+  FULL: 13,
+  DROPPED: 14,
+  SKIPPED: 15,
+  PARKS: 16,
+  WAKES: 17,
+  COUNT: 18,
+} as const;
+
+/** Indices of each row of shmc_list() (enum shmc_list_field). */
+export const LIST = {
+  KEY: 0,
+  CHANNEL_ID: 1,
+  DELIVERY: 2,
+  MODE: 3,
+  FLAGS: 4,
+  OWNER_UID: 5,
+  CREATOR_PID: 6,
+  MEMBERS: 7,
+  RING_ENTRIES: 8,
+  MAX_MESSAGE_SIZE: 9,
+  WAITING: 10,
+  COUNT: 11,
 } as const;
 
 /** A listening doorbell socket and the connections it accepted. */

@@ -26,7 +26,8 @@ function open(path: string): Native {
 
 function listenDoorbell(path: string, onRing: () => void): DoorbellSocket {
   const conns = new Set<Socket<undefined>>();
-  let referenced = false;
+  // Only the listener keeps the process alive (while a waiter is pending);
+  // connections never do, but their bytes still come in while it lives.
   let paused = false;
   const listener = Bun.listen<undefined>({
     unix: path,
@@ -39,7 +40,7 @@ function listenDoorbell(path: string, onRing: () => void): DoorbellSocket {
           oldest.end();
         }
         conns.add(conn);
-        if (!referenced) conn.unref();
+        conn.unref();
         if (paused) conn.pause();
       },
       // Any byte is a hint to retry the doorbell's waiters; the content is irrelevant.
@@ -58,14 +59,10 @@ function listenDoorbell(path: string, onRing: () => void): DoorbellSocket {
 
   return {
     ref() {
-      referenced = true;
       listener.ref();
-      for (const c of conns) c.ref();
     },
     unref() {
-      referenced = false;
       listener.unref();
-      for (const c of conns) c.unref();
     },
     pause() {
       paused = true;

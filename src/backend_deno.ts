@@ -34,8 +34,10 @@ function open(path: string): Native {
 function listenDoorbell(path: string, onRing: () => void): DoorbellSocket {
   const listener = Deno.listen({ transport: "unix", path });
   const conns = new Set<Deno.Conn>();
-  let referenced = false;
   let closed = false;
+  // Only the listener's pending accept keeps the process alive (while a
+  // waiter is pending); connections never do, but their bytes still come
+  // in while it lives. So ref/unref is one call.
   /** While paused, the read loops wait for this to resolve. */
   let paused: { promise: Promise<void>; resolve: () => void } | undefined;
   listener.unref();
@@ -51,10 +53,13 @@ function listenDoorbell(path: string, onRing: () => void): DoorbellSocket {
     const buf = new Uint8Array(256);
     try {
       // Any byte is a hint to retry the doorbell's waiters; the content is irrelevant.
+      // The next read is issued after the microtasks that the ring queued
+      // (a resolved recv()'s continuation): off the path to its reply.
       for (;;) {
         if (paused) await paused.promise;
         if ((await conn.read(buf)) === null) break;
         onRing();
+        await undefined;
       }
     } catch {
       // A reset connection or our own close(): nothing to do.
@@ -73,7 +78,7 @@ function listenDoorbell(path: string, onRing: () => void): DoorbellSocket {
         // The oldest goes first: a waker whose connection was closed reconnects.
         if (conns.size >= DOORBELL_MAX_CONNECTIONS) drop(conns.values().next().value!);
         conns.add(conn);
-        if (!referenced) conn.unref();
+        conn.unref();
         serve(conn);
       }
     } catch {
@@ -83,14 +88,10 @@ function listenDoorbell(path: string, onRing: () => void): DoorbellSocket {
 
   return {
     ref() {
-      referenced = true;
       listener.ref();
-      for (const c of conns) c.ref();
     },
     unref() {
-      referenced = false;
       listener.unref();
-      for (const c of conns) c.unref();
     },
     pause() {
       if (paused) return;

@@ -63,7 +63,8 @@ function open(path: string): Native {
 
 function listenDoorbell(path: string, onRing: () => void): DoorbellSocket {
   const conns = new Set<net.Socket>();
-  let referenced = false;
+  // Only the server keeps the process alive (while a waiter is pending);
+  // connections never do, but their bytes still come in while it lives.
   let paused = false;
   const server = net.createServer((conn) => {
     // The oldest goes first: a waker whose connection was closed reconnects.
@@ -73,7 +74,7 @@ function listenDoorbell(path: string, onRing: () => void): DoorbellSocket {
       oldest.destroy();
     }
     conns.add(conn);
-    if (!referenced) conn.unref();
+    conn.unref();
     if (paused) conn.pause();
     // Any byte is a hint to retry the doorbell's waiters; the content is irrelevant.
     conn.on("data", onRing);
@@ -95,14 +96,10 @@ function listenDoorbell(path: string, onRing: () => void): DoorbellSocket {
 
   return {
     ref() {
-      referenced = true;
       server.ref();
-      for (const c of conns) c.ref();
     },
     unref() {
-      referenced = false;
       server.unref();
-      for (const c of conns) c.unref();
     },
     pause() {
       paused = true;

@@ -4,7 +4,10 @@
  */
 import {
   INFO,
+  type Native,
+  LIST,
   LOOKUP,
+  MSTATS,
   SHMC_BOTH,
   SHMC_BROADCAST,
   SHMC_F_PRIVATE,
@@ -13,13 +16,15 @@ import {
   SHMC_MULTICAST,
   SHMC_RECV,
   SHMC_SEND,
+  SHMC_TAKE_UNPARK,
   SHMC_UNICAST,
   SHMC_WAIT_RECV,
   SHMC_WAIT_SEND,
+  STATS,
 } from "./backend.ts";
 import { ChannelError, check, errnoOf } from "./errors.ts";
 import { backend, lib } from "./library.ts";
-import { closeDoorbells, failWaiters, SpinPolicy, waitFor, type WaitOptions } from "./wait.ts";
+import { closeDoorbells, EBUSY, failWaiters, SpinPolicy, waitFor, type WaitOp, type WaitOptions } from "./wait.ts";
 
 export type { WaitOptions } from "./wait.ts";
 
@@ -81,6 +86,7 @@ const EACCES = -errnoOf("EACCES");
 const ESTALE = -errnoOf("ESTALE");
 
 const encoder = new TextEncoder();
+const identity = (rc: number) => rc;
 /** Messages per batch call, and the most bytes a batch scratch takes. */
 const BATCH = 64;
 const BATCH_BYTES = 1 << 20;
@@ -184,6 +190,236 @@ function readInfo(h: number): Info {
   };
 }
 
+/** A waiting send of one message. */
+class SendOp implements WaitOp<number> {
+  readonly what = SHMC_WAIT_SEND;
+  readonly retryCode = ENOBUFS;
+  readonly name = "send";
+  readonly oneCall = false;
+  readonly h: number;
+  readonly native: Native;
+  readonly bytes: Uint8Array;
+  readonly target: number;
+  constructor(h: number, native: Native, bytes: Uint8Array, target: number) {
+    this.h = h;
+    this.native = native;
+    this.bytes = bytes;
+    this.target = target;
+  }
+  attempt(): number {
+    return this.native.shmc_try_send(this.h, this.bytes, this.bytes.byteLength, this.target);
+  }
+  attemptPark(): number {
+    const rc = this.attempt();
+    if (rc !== ENOBUFS) return rc;
+    const parked = this.native.shmc_park(this.h, SHMC_WAIT_SEND);
+    return parked === 0 ? ENOBUFS : parked === 1 ? EBUSY : parked;
+  }
+  finish(rc: number): number {
+    return rc;
+  }
+}
+
+/**
+ * A waiting operation of one native try that does not park by itself (a
+ * loan, a view): a try, then shmc_park.
+ */
+class TryOp<T> implements WaitOp<T> {
+  readonly oneCall = false;
+  readonly h: number;
+  readonly what: number;
+  readonly retryCode: number;
+  readonly name: string;
+  readonly attempt: () => number;
+  readonly finish: (rc: number) => T;
+  constructor(h: number, what: number, retryCode: number, name: string, attempt: () => number, finish: (rc: number) => T) {
+    this.h = h;
+    this.what = what;
+    this.retryCode = retryCode;
+    this.name = name;
+    this.attempt = attempt;
+    this.finish = finish;
+  }
+  attemptPark(): number {
+    const rc = this.attempt();
+    if (rc !== this.retryCode) return rc;
+    const parked = lib().shmc_park(this.h, this.what);
+    return parked === 0 ? this.retryCode : parked === 1 ? EBUSY : parked;
+  }
+}
+
+/** A waiting receive into `into` (the handle's scratch for recv()). */
+class RecvOp<T> implements WaitOp<T> {
+  readonly what = SHMC_WAIT_RECV;
+  readonly retryCode = EAGAIN;
+  readonly oneCall = true;
+  readonly h: number;
+  readonly native: Native;
+  readonly into: Uint8Array;
+  readonly name: string;
+  readonly finish: (rc: number) => T;
+  readonly #cap: number;
+  constructor(h: number, native: Native, into: Uint8Array, name: string, finish: (rc: number) => T) {
+    this.h = h;
+    this.native = native;
+    this.into = into;
+    this.name = name;
+    this.finish = finish;
+    this.#cap = Math.min(into.byteLength, MAX_U32);
+  }
+  attempt(): number {
+    return this.native.shmc_try_recv(this.h, this.into, this.#cap);
+  }
+  attemptPark(unpark: boolean): number {
+    return this.native.shmc_try_recv_park(this.h, this.into, this.#cap, unpark ? SHMC_TAKE_UNPARK : 0);
+  }
+}
+
+/** What members counted (csrc/DESIGN.md 11). */
+export interface Counters {
+  /** Messages sent. */
+  sent: number;
+  sentBytes: number;
+  /** Messages received (broadcast: by every receiver, summed). */
+  received: number;
+  receivedBytes: number;
+  /** Send attempts refused because the ring was full (each retry of a waiting send counts). */
+  full: number;
+  /** Targeted messages dropped because their target left, and slots a dead consumer had taken. */
+  dropped: number;
+  /** Slots skipped because their writer died before publishing. */
+  skipped: number;
+  /** Times a member parked to wait. */
+  parks: number;
+  /** Wakes delivered to parked members. */
+  wakes: number;
+}
+
+/** One member of a channel, as stats() sees it. */
+export interface MemberStats {
+  /** Subscriber id (the owner handle's member has one too). */
+  id: number;
+  /** Member slot, 0 .. 63. */
+  slot: number;
+  pid: number;
+  /** The uid that owns its member file. */
+  uid: number;
+  access: Access | "none";
+  /** The creator's handle. */
+  owner: boolean;
+  /** Its process lives (holds its liveness lock); a dead member's counts stay until its slot is reclaimed. */
+  alive: boolean;
+  /** Waiting now, for a message (recv) or for room (send). */
+  parked: { recv: boolean; send: boolean };
+  /** Messages it has yet to receive: broadcast, how far its cursor lags; otherwise the channel's waiting (0 when it does not receive). */
+  behind: number;
+  counters: Counters;
+}
+
+/** A channel as Channel.list() describes it. */
+export interface ChannelListing {
+  key: bigint;
+  id: number;
+  delivery: Delivery;
+  /** Permission bits (0o666 mask). */
+  mode: number;
+  private: boolean;
+  ownerUid: number;
+  creatorPid: number;
+  /** Live members, the owner's included. */
+  members: number;
+  ringEntries: number;
+  maxMessageSize: number;
+  /** Messages sent and not yet consumed (broadcast: by the slowest receiver). */
+  waiting: number;
+}
+
+/** A channel's counters and members, from stats(). */
+export interface ChannelStats extends Omit<ChannelListing, "members"> {
+  /** Live members, the owner's included. */
+  live: number;
+  /** The channel's totals: the sum over its members, departed ones included. */
+  counters: Counters;
+  /** Every member file (dead members' included, until their slot is reclaimed). */
+  members: MemberStats[];
+}
+
+/** What Channel.stats() and Channel.remove() look a channel up by. */
+export type ChannelTarget = { key: bigint | number; id?: undefined } | { id: number; key?: undefined };
+
+const STATS_ROOM = STATS.COUNT + 64 * MSTATS.COUNT;
+
+function counters(out: BigUint64Array, base: number, idx: typeof STATS | typeof MSTATS): Counters {
+  const at = (i: number) => Number(out[base + i]);
+  return {
+    sent: at(idx.SENT),
+    sentBytes: at(idx.SENT_BYTES),
+    received: at(idx.RECEIVED),
+    receivedBytes: at(idx.RECEIVED_BYTES),
+    full: at(idx.FULL),
+    dropped: at(idx.DROPPED),
+    skipped: at(idx.SKIPPED),
+    parks: at(idx.PARKS),
+    wakes: at(idx.WAKES),
+  };
+}
+
+function toStats(out: BigUint64Array, rows: number): ChannelStats {
+  const at = (i: number) => Number(out[i]);
+  const members: MemberStats[] = [];
+  for (let r = 0; r < rows; r++) {
+    const b = STATS.COUNT + r * MSTATS.COUNT;
+    const m = (i: number) => Number(out[b + i]);
+    members.push({
+      id: m(MSTATS.ID),
+      slot: m(MSTATS.SLOT),
+      pid: m(MSTATS.PID),
+      uid: m(MSTATS.UID),
+      access: ACCESS_NAMES[m(MSTATS.ACCESS)] ?? "none",
+      owner: m(MSTATS.IS_OWNER) !== 0,
+      alive: m(MSTATS.ALIVE) !== 0,
+      parked: { recv: (m(MSTATS.PARKED) & SHMC_WAIT_RECV) !== 0, send: (m(MSTATS.PARKED) & SHMC_WAIT_SEND) !== 0 },
+      behind: m(MSTATS.BEHIND),
+      counters: counters(out, b, MSTATS),
+    });
+  }
+  return {
+    key: out[STATS.KEY],
+    id: at(STATS.CHANNEL_ID),
+    delivery: DELIVERY_NAMES[at(STATS.DELIVERY)] ?? "unicast",
+    mode: at(STATS.MODE),
+    private: (at(STATS.FLAGS) & SHMC_F_PRIVATE) !== 0,
+    ownerUid: at(STATS.OWNER_UID),
+    creatorPid: at(STATS.CREATOR_PID),
+    ringEntries: at(STATS.RING_ENTRIES),
+    maxMessageSize: at(STATS.MAX_MESSAGE_SIZE),
+    waiting: at(STATS.WAITING),
+    live: at(STATS.MEMBERS),
+    counters: counters(out, 0, STATS),
+    members,
+  };
+}
+
+/** A handle's channel's stats. */
+function handleStats(h: number, what: string): ChannelStats {
+  const out = new BigUint64Array(STATS_ROOM);
+  const rows = check(lib().shmc_stats(h, out, STATS_ROOM), what);
+  return toStats(out, rows);
+}
+
+/** A ChannelTarget, checked: the key or the id, and how a message names it. */
+function channelTarget(target: unknown): { key?: bigint; id?: number; what: string } {
+  if (typeof target !== "object" || target === null) throw new TypeError("needs { key } or { id }");
+  const t = target as { key?: unknown; id?: unknown };
+  if ((t.key !== undefined) === (t.id !== undefined)) throw new TypeError("needs exactly one of { key } or { id }");
+  if (t.key !== undefined) {
+    const key = toKey(t.key);
+    return { key, what: `key ${showKey(key)}` };
+  }
+  const id = toInt(t.id, "id", 1, MAX_I32, 0);
+  return { id, what: `id ${id}` };
+}
+
 /** What holds a key or an id, as a sentence for an error: whose, and what. */
 function holder(target: { key?: bigint; id?: number }): string | undefined {
   const out = new BigUint64Array(LOOKUP.COUNT);
@@ -222,6 +458,8 @@ class Handle {
   /** The loan and the view outstanding on this handle (one of each). */
   loan: Loan | null = null;
   view: MessageView | null = null;
+  /** recv()'s wait, made once: into the scratch, finished with a copy. */
+  #recvOp?: RecvOp<Uint8Array>;
   /** When this handle's waits spin (one policy per direction). */
   readonly recvPolicy = new SpinPolicy();
   readonly sendPolicy = new SpinPolicy();
@@ -329,19 +567,7 @@ class Handle {
     } catch (err) {
       return Promise.reject(err);
     }
-    const len = bytes.byteLength;
-    const native = lib();
-    return waitFor(
-      h,
-      SHMC_WAIT_SEND,
-      ENOBUFS,
-      "send",
-      () => native.shmc_try_send(h, bytes, len, target),
-      (rc) => rc,
-      opts,
-      this.sendPolicy,
-      keepAlive,
-    );
+    return waitFor(new SendOp(h, lib(), bytes, target), opts, this.sendPolicy, keepAlive);
   }
 
   #scratch(): Uint8Array {
@@ -407,19 +633,11 @@ class Handle {
     } catch (err) {
       return Promise.reject(err);
     }
-    const scratch = this.#scratch();
-    const native = lib();
-    return waitFor(
-      h,
-      SHMC_WAIT_RECV,
-      EAGAIN,
-      "recv",
-      () => native.shmc_try_recv(h, scratch, scratch.byteLength),
-      (rc) => scratch.slice(0, rc),
-      opts,
-      this.recvPolicy,
-      keepAlive,
-    );
+    if (this.#recvOp === undefined) {
+      const scratch = this.#scratch();
+      this.#recvOp = new RecvOp(h, lib(), scratch, "recv", (rc) => scratch.slice(0, rc));
+    }
+    return waitFor(this.#recvOp, opts, this.recvPolicy, keepAlive);
   }
 
   recvInto(buf: unknown, opts: WaitOptions | undefined, keepAlive: object): Promise<number> {
@@ -430,19 +648,7 @@ class Handle {
     } catch (err) {
       return Promise.reject(err);
     }
-    const cap = Math.min(into.byteLength, MAX_U32);
-    const native = lib();
-    return waitFor(
-      h,
-      SHMC_WAIT_RECV,
-      EAGAIN,
-      "recvInto",
-      () => native.shmc_try_recv(h, into, cap),
-      (rc) => rc,
-      opts,
-      this.recvPolicy,
-      keepAlive,
-    );
+    return waitFor(new RecvOp(h, lib(), into, "recvInto", identity), opts, this.recvPolicy, keepAlive);
   }
 
   /** The ArrayBuffer over this handle's view region, made once. */
@@ -486,17 +692,9 @@ class Handle {
     }
     const native = lib();
     const offset = this.#offset;
-    return waitFor(
-      h,
-      SHMC_WAIT_SEND,
-      ENOBUFS,
-      "loan",
-      () => native.shmc_try_loan_at(h, offset),
-      (rc) => this.#newLoan(h, rc),
-      opts,
-      this.sendPolicy,
-      keepAlive,
-    );
+    const op = new TryOp(h, SHMC_WAIT_SEND, ENOBUFS, "loan", () => native.shmc_try_loan_at(h, offset), (rc) =>
+      this.#newLoan(h, rc));
+    return waitFor(op, opts, this.sendPolicy, keepAlive);
   }
 
   commit(loan: Loan, length: unknown, opts: SendOptions | undefined): number {
@@ -536,17 +734,9 @@ class Handle {
     }
     const native = lib();
     const offset = this.#offset;
-    return waitFor(
-      h,
-      SHMC_WAIT_RECV,
-      EAGAIN,
-      "recvView",
-      () => native.shmc_try_recv_view_at(h, offset),
-      (rc) => this.#newView(h, rc),
-      opts,
-      this.recvPolicy,
-      keepAlive,
-    );
+    const op = new TryOp(h, SHMC_WAIT_RECV, EAGAIN, "recvView", () => native.shmc_try_recv_view_at(h, offset), (rc) =>
+      this.#newView(h, rc));
+    return waitFor(op, opts, this.recvPolicy, keepAlive);
   }
 
   release(view: MessageView): boolean {
@@ -665,6 +855,7 @@ const leakedSubscribers = new FinalizationRegistry<Handle>((handle) => {
   if (handle.h === 0) return;
   const h = handle.h;
   handle.h = 0;
+  failWaiters(h, () => closedError("detach")); // none can be pending: they hold the subscriber
   closeDoorbells(h);
   lib().shmc_detach(h);
 });
@@ -776,9 +967,93 @@ export class Channel implements Disposable {
     return new Subscriber(INTERNAL, check(rc, `attach to ${what}`));
   }
 
+  /**
+   * The live channels this process may look into (a right on the channel,
+   * or root), with their descriptions. Reads their files without joining.
+   */
+  static list(): ChannelListing[] {
+    const native = lib();
+    let rows = 64;
+    for (;;) {
+      const out = new BigUint64Array(rows * LIST.COUNT);
+      const found = check(native.shmc_list(out, out.length), "list");
+      if (found > rows) {
+        rows = found + 16; // more appeared than fit: again, with room
+        continue;
+      }
+      const list: ChannelListing[] = [];
+      for (let r = 0; r < found; r++) {
+        const at = (i: number) => Number(out[r * LIST.COUNT + i]);
+        list.push({
+          key: out[r * LIST.COUNT + LIST.KEY],
+          id: at(LIST.CHANNEL_ID),
+          delivery: DELIVERY_NAMES[at(LIST.DELIVERY)] ?? "unicast",
+          mode: at(LIST.MODE),
+          private: (at(LIST.FLAGS) & SHMC_F_PRIVATE) !== 0,
+          ownerUid: at(LIST.OWNER_UID),
+          creatorPid: at(LIST.CREATOR_PID),
+          members: at(LIST.MEMBERS),
+          ringEntries: at(LIST.RING_ENTRIES),
+          maxMessageSize: at(LIST.MAX_MESSAGE_SIZE),
+          waiting: at(LIST.WAITING),
+        });
+      }
+      return list;
+    }
+  }
+
+  /**
+   * The counters and members of the live channel with this key or id,
+   * without attaching (any class with a right on it, or root, may look).
+   * ENOENT: no live channel; EACCES: no right on it.
+   */
+  static stats(target: ChannelTarget): ChannelStats {
+    const t = channelTarget(target);
+    const out = new BigUint64Array(STATS_ROOM);
+    const native = lib();
+    const rc = t.key !== undefined ? native.shmc_stats_key(t.key, out, STATS_ROOM) : native.shmc_stats_id(t.id!, out, STATS_ROOM);
+    if (rc === ENOENT) throw ChannelError.of("ENOENT", `no live channel with ${t.what} (stats)`);
+    return toStats(out, check(rc, `stats of ${t.what}`));
+  }
+
+  /**
+   * Removes the live channel with this key or id from lookup, like ipcrm:
+   * attaches fail with ENOENT from now on and the key is free; its members
+   * (the creator's handle included) keep working until they leave. Allowed
+   * for the channel's owner uid and root; anyone else gets EACCES.
+   */
+  static remove(target: ChannelTarget): void {
+    const t = channelTarget(target);
+    const native = lib();
+    const rc = t.key !== undefined ? native.shmc_remove_key(t.key) : native.shmc_remove_id(t.id!);
+    if (rc === ENOENT) throw ChannelError.of("ENOENT", `no live channel with ${t.what} (remove)`);
+    if (rc === EACCES) {
+      const who = holder(t);
+      throw ChannelError.of(
+        "EACCES",
+        `${t.what} is held by ${who ?? "a channel of another uid"}: only its owner uid or root may remove it (remove)`,
+      );
+    }
+    check(rc, `remove ${t.what}`);
+  }
+
+  /**
+   * Sweeps /dev/shm now: removes what dead processes left that this process
+   * may remove (its uid's, or anything as root), as every create and attach
+   * does. Returns how many names went.
+   */
+  static gc(): number {
+    return check(lib().shmc_gc(), "gc");
+  }
+
   /** True once destroyed. */
   get closed(): boolean {
     return this.#handle.h === 0;
+  }
+
+  /** The channel's counters and members (see Channel.stats). */
+  stats(): ChannelStats {
+    return handleStats(this.#handle.live("stats"), "stats");
   }
 
   /** Sends without waiting; returns the byte count. A full ring is ENOBUFS. */
@@ -861,6 +1136,11 @@ export class Subscriber implements Disposable, AsyncIterable<Uint8Array> {
   /** True once detached. */
   get closed(): boolean {
     return this.#handle.h === 0;
+  }
+
+  /** The channel's counters and members (see Channel.stats); this subscriber is the member with its id. */
+  stats(): ChannelStats {
+    return handleStats(this.#handle.live("stats"), "stats");
   }
 
   /** Sends without waiting; returns the byte count. A full ring is ENOBUFS. */

@@ -1,17 +1,24 @@
 /**
  * Waiting without waste: spin when it is likely to pay, else park on this
- * process's doorbell at once (csrc/DESIGN.md §4, "Adaptive spinning").
+ * the handle's doorbell at once (csrc/DESIGN.md §4, "Adaptive spinning").
  *
  * The handshake (csrc/shmchan.h, "event-loop integration"):
  *   1. try the operation; when SpinPolicy says so, keep trying for a short,
  *      bounded spin;
- *   2. shmc_park(h, what): 1 means the condition already holds (retry now),
- *      0 means parked: whoever next sends (or frees a slot) writes one byte
- *      to the handle's doorbell socket for that direction;
+ *   2. park: whoever next sends (or frees a slot) writes one byte to the
+ *      handle's doorbell socket for that direction. A receive tries and
+ *      parks in one native call (shmc_try_recv_park); a send tries, then
+ *      calls shmc_park (1: the condition already holds, retry now; 0:
+ *      parked);
  *   3. on any byte, retry the pending waiters of that doorbell (bytes are only
  *      hints) and park again those that still find nothing;
  *   4. a waiter that ends (done, timeout, abort, detach) withdraws its park
- *      with shmc_unpark once no other waiter of its handle needs it.
+ *      once no other waiter of its handle needs it: a receive that takes its
+ *      message does so in the same call (SHMC_TAKE_UNPARK), anything else
+ *      with shmc_unpark.
+ * A wait that the rule says should not spin goes straight to step 2: a
+ * message that is there is taken by that same call. So a parked receive
+ * costs two native calls per message: one that parks, one that takes.
  * A doorbell is a Unix socket in the channel's directory, one per handle and
  * direction, created on the handle's first park in that direction
  * (shmc_doorbell_path, listen, shmc_doorbell_seal: only those who may wake
@@ -22,8 +29,8 @@
  * of a 100 ms window.
  */
 import type { DoorbellSocket } from "./backend.ts";
-import { SHMC_DOORBELL_PATH_MAX, SHMC_WAIT_SEND } from "./backend.ts";
-import { ChannelError, check } from "./errors.ts";
+import { SHMC_DOORBELL_PATH_MAX, SHMC_WAIT_RECV, SHMC_WAIT_SEND } from "./backend.ts";
+import { ChannelError, check, errnoOf } from "./errors.ts";
 import { backend, lib } from "./library.ts";
 
 /** Options of every waiting call. */
@@ -74,7 +81,7 @@ const FLOOD_MAX_IDLE_RINGS = 64;
 const CREDIT_MAX = 8;
 const CREDIT_MISS = 2;
 /** Probes grow to one in this many waits while spins miss. */
-const PROBE_GAP_MAX = 256;
+const PROBE_GAP_MAX = 1024;
 /** Traffic is dense when waits start on average at most this far apart (µs). */
 const DENSE_PERIOD_US = SPIN_US;
 /** Weight of a new sample in the mean period. */
@@ -96,9 +103,18 @@ export class MissBudget {
   }
   /** Whether spinning may go on at `now` (ms). */
   allows(now: number): boolean {
-    if (this.#at !== -Infinity) this.#us = Math.min(this.capUs, this.#us + (now - this.#at) * 1000 * this.refill);
+    this.#us = this.#refilled(now);
     this.#at = now;
     return this.#us > 0;
+  }
+  /** What allows(now) would say, changing nothing. */
+  wouldAllow(now: number): boolean {
+    return this.#refilled(now) > 0;
+  }
+  /** The budget at `now`, refilled. */
+  #refilled(now: number): number {
+    if (this.#at === -Infinity) return this.#us;
+    return Math.min(this.capUs, this.#us + (now - this.#at) * 1000 * this.refill);
   }
   spend(us: number): void {
     this.#us -= us;
@@ -132,17 +148,34 @@ export class SpinPolicy {
 
   /** Microseconds to spin before parking, for a wait starting at `now` (ms). */
   budget(now: number): number {
+    return this.#decide(now, true);
+  }
+
+  /**
+   * Whether budget(now) would spin, changing nothing: a wait asks first, so
+   * that one that will not spin can try and park in one native call.
+   */
+  wouldSpin(now: number): boolean {
+    return this.#decide(now, false) > 0;
+  }
+
+  #decide(now: number, commit: boolean): number {
+    let period = this.#period;
     if (this.#lastStart !== -Infinity) {
       // Time between wait starts, less this handle's own spinning in it.
       const sample = Math.min(Math.max(0, (now - this.#lastStart) * 1000 - this.#lastSpun), 1e6);
-      this.#period += (sample - this.#period) * PERIOD_WEIGHT;
+      period += (sample - period) * PERIOD_WEIGHT;
     }
-    this.#lastStart = now;
-    this.#lastSpun = 0;
-    if (!this.#misses.allows(now)) return 0;
-    if (this.#credit > 0 || this.#period <= DENSE_PERIOD_US) return SPIN_US;
-    if (--this.#untilProbe > 0) return 0;
-    return SPIN_US; // a probe
+    if (commit) {
+      this.#period = period;
+      this.#lastStart = now;
+      this.#lastSpun = 0;
+    }
+    if (!(commit ? this.#misses.allows(now) : this.#misses.wouldAllow(now))) return 0;
+    if (this.#credit > 0 || period <= DENSE_PERIOD_US) return SPIN_US;
+    const untilProbe = this.#untilProbe - 1;
+    if (commit) this.#untilProbe = untilProbe;
+    return untilProbe > 0 ? 0 : SPIN_US; // else a probe
   }
 
   /** The spin found what it waited for (`hit`), or spun `spunUs` in vain. */
@@ -163,7 +196,42 @@ export class SpinPolicy {
   }
 }
 
-/** A waiting operation on one handle. */
+/**
+ * One waiting operation, as waitFor drives it: a receive keeps one per
+ * handle (it reads into the handle's scratch), other operations make one per
+ * call. `finish` is called synchronously after the attempt that succeeded,
+ * so it may read a scratch buffer that the next attempt would overwrite.
+ */
+export interface WaitOp<T> {
+  readonly h: number;
+  /** SHMC_WAIT_RECV or SHMC_WAIT_SEND. */
+  readonly what: number;
+  /** What attempt() returns when it would have to wait (-EAGAIN, -ENOBUFS). */
+  readonly retryCode: number;
+  /** For error messages. */
+  readonly name: string;
+  /** One try. */
+  attempt(): number;
+  /**
+   * One try that parks when it would wait: the result of a try, `retryCode`
+   * when parked, or EBUSY when neither (call again). `unpark`: this is the
+   * handle's last waiter, so a try that succeeds should also withdraw the
+   * park (only when `oneCall`).
+   */
+  attemptPark(unpark: boolean): number;
+  /**
+   * attemptPark is one native call (a receive: shmc_try_recv_park), which
+   * withdraws the park itself when asked to. Then a wait that will not spin
+   * starts with it; otherwise (a send: a try, then shmc_park) with attempt().
+   */
+  readonly oneCall: boolean;
+  finish(rc: number): T;
+}
+
+/** "Neither done nor parked: call again" from attemptPark. */
+export const EBUSY = -errnoOf("EBUSY");
+
+/** What the doorbell and the probe timer retry. */
 interface Waiter {
   readonly h: number;
   readonly what: number;
@@ -176,8 +244,26 @@ interface Waiter {
 }
 
 const waiters = new Set<Waiter>();
-/** Pending waiters per (handle, what): the park is withdrawn at zero. */
-const parkCounts = new Map<number, number>();
+const parkKey = (h: number, what: number) => h * 4 + what;
+
+/**
+ * Per handle and direction: how many waits are pending (they share the
+ * handle's one park, withdrawn when the last ends), and whether a park of
+ * theirs may stand (a wake or a withdrawing take may have cleared it since).
+ */
+interface ParkState {
+  waiting: number;
+  standing: boolean;
+}
+/** By parkKey; an entry stays until its handle closes (failWaiters). */
+const parks = new Map<number, ParkState>();
+
+function parkState(h: number, what: number): ParkState {
+  const k = parkKey(h, what);
+  let st = parks.get(k);
+  if (st === undefined) parks.set(k, st = { waiting: 0, standing: false });
+  return st;
+}
 
 /** A handle's doorbell for one direction. */
 interface Doorbell {
@@ -212,8 +298,9 @@ function runProbes(): void {
   probeTimerAt = Infinity;
   const now = performance.now();
   let next = Infinity;
-  for (const w of [...waiters]) {
-    if (!waiters.has(w)) continue;
+  // Polling never adds a waiter; one that ends leaves the set, which the
+  // iteration then skips.
+  for (const w of waiters) {
     if (w.probeAt <= now) {
       w.probeAt = Infinity;
       w.poll(false);
@@ -223,16 +310,15 @@ function runProbes(): void {
   if (next !== Infinity) probeBy(next);
 }
 
-const parkKey = (h: number, what: number) => h * 4 + what;
-
 /** Bytes arrived on doorbell `k`: retry its waiters; bound what a flood costs. */
 function ring(k: number): void {
   const bell = doorbells.get(k);
   if (!bell || bell.resumeTimer !== undefined) return;
   let completed = false;
-  // Retry in arrival order; a waiter that completes leaves the set.
-  for (const w of [...waiters]) {
-    if (waiters.has(w) && parkKey(w.h, w.what) === k && w.poll(true)) completed = true;
+  // Retry in arrival order (as runProbes: polling never adds a waiter, and
+  // one that ends leaves the set, which the iteration then skips).
+  for (const w of waiters) {
+    if (parkKey(w.h, w.what) === k && w.poll(true)) completed = true;
   }
   if (completed) return;
   const now = performance.now();
@@ -284,7 +370,7 @@ function ensureDoorbell(h: number, what: number): Doorbell {
 
 /** Closes handle `h`'s doorbells (before the handle is closed: C removes their sockets). */
 export function closeDoorbells(h: number): void {
-  for (const what of [1, 2]) {
+  for (const what of [SHMC_WAIT_RECV, SHMC_WAIT_SEND]) {
     const k = parkKey(h, what);
     const bell = doorbells.get(k);
     if (!bell) continue;
@@ -294,26 +380,29 @@ export function closeDoorbells(h: number): void {
   }
 }
 
-function register(w: Waiter): void {
-  const bell = ensureDoorbell(w.h, w.what);
+/** Adds a waiter of a handle whose doorbell for its direction exists. */
+function register(w: Waiter, st: ParkState): void {
   waiters.add(w);
-  const k = parkKey(w.h, w.what);
-  const n = (parkCounts.get(k) ?? 0) + 1;
-  parkCounts.set(k, n);
-  if (n === 1) bell.sock.ref();
+  if (++st.waiting === 1) doorbells.get(parkKey(w.h, w.what))?.sock.ref();
 }
 
-/** Removes a waiter; withdraws the park when it was its handle's last. */
-function unregister(w: Waiter): void {
+/**
+ * Removes a waiter; withdraws the park when it was its handle's last, unless
+ * `withdrawn` (its last try did that already).
+ */
+function unregister(w: Waiter, st: ParkState, withdrawn: boolean): void {
   if (!waiters.delete(w)) return;
-  const k = parkKey(w.h, w.what);
-  const n = (parkCounts.get(k) ?? 1) - 1;
-  if (n > 0) {
-    parkCounts.set(k, n);
+  if (--st.waiting > 0) {
+    // The handle's other waiters share its park, which this one's last try
+    // may have withdrawn (a re-check that found a message withdraws it):
+    // make sure it stands. 1: there is something to take already.
+    const rc = lib().shmc_park(w.h, w.what);
+    st.standing = rc === 0;
+    if (rc === 1) probeBy(performance.now());
   } else {
-    parkCounts.delete(k);
-    lib().shmc_unpark(w.h, w.what);
-    doorbells.get(k)?.sock.unref();
+    if (st.standing && !withdrawn) lib().shmc_unpark(w.h, w.what);
+    st.standing = false;
+    doorbells.get(parkKey(w.h, w.what))?.sock.unref();
   }
 }
 
@@ -322,6 +411,8 @@ export function failWaiters(h: number, err: () => unknown): void {
   for (const w of [...waiters]) {
     if (w.h === h) w.fail(err());
   }
+  parks.delete(parkKey(h, SHMC_WAIT_RECV));
+  parks.delete(parkKey(h, SHMC_WAIT_SEND));
 }
 
 /** Validates WaitOptions; returns [timeout ms or Infinity, signal, spin µs or undefined: adaptive]. */
@@ -347,149 +438,208 @@ function waitOptions(opts: WaitOptions | undefined): [number, AbortSignal | unde
   return [ms, signal, us];
 }
 
+const timedOut = (name: string) => ChannelError.of("ETIMEDOUT", `timed out (${name})`);
+
+/** A wait that parked: retried on doorbell bytes and probes until it ends. */
+class ParkedWait<T> implements Waiter {
+  readonly h: number;
+  readonly what: number;
+  probeAt = Infinity;
+  readonly #op: WaitOp<T>;
+  readonly #resolve: (value: T) => void;
+  readonly #reject: (err: unknown) => void;
+  readonly #signal: AbortSignal | undefined;
+  #onAbort: (() => void) | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #done = false;
+  readonly #parks: ParkState;
+  /** Kept reachable while the wait is pending (the waiter set holds this). */
+  readonly #keepAlive: object;
+
+  constructor(
+    op: WaitOp<T>,
+    parks: ParkState,
+    resolve: (value: T) => void,
+    reject: (err: unknown) => void,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    keepAlive: object,
+  ) {
+    this.#parks = parks;
+    this.h = op.h;
+    this.what = op.what;
+    this.#op = op;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#signal = signal;
+    this.#keepAlive = keepAlive;
+    if (timeoutMs !== Infinity) this.#arm(timeoutMs);
+    if (signal) {
+      this.#onAbort = () => {
+        if (this.#done) return;
+        this.#end(false);
+        this.#reject(signal.reason);
+      };
+      signal.addEventListener("abort", this.#onAbort, { once: true });
+    }
+  }
+
+  poll(rung: boolean): boolean {
+    if (this.#done) return false;
+    const op = this.#op;
+    for (let round = 0; round < MAX_PARK_ROUNDS; round++) {
+      const st = this.#parks;
+      const unpark = op.oneCall && st.standing && st.waiting === 1;
+      const r = op.attemptPark(unpark);
+      if (r === op.retryCode) {
+        st.standing = true;
+        this.parked(rung);
+        return false;
+      }
+      // EBUSY: the condition came and went while parking; try again.
+      if (r !== EBUSY) {
+        this.#complete(r, unpark && r >= 0);
+        return true;
+      }
+    }
+    // Others keep taking what we are woken for: yield, then go on.
+    this.#probeAfter(0);
+    return false;
+  }
+
+  /**
+   * Parked (`rung`: after a doorbell byte). Slow paths only when something
+   * looks stalled, and a receiver's re-check once a second in any case.
+   */
+  parked(rung: boolean): void {
+    if (this.what === SHMC_WAIT_SEND) this.#probeAfter(SEND_PROBE_MS);
+    else this.#probeAfter(rung ? STALL_RETRY_MS : RECHECK_MS);
+  }
+
+  fail(err: unknown): void {
+    if (this.#done) return;
+    this.#end(false);
+    this.#reject(err);
+  }
+
+  #complete(rc: number, withdrawn: boolean): void {
+    this.#end(withdrawn);
+    try {
+      this.#resolve(this.#op.finish(check(rc, this.#op.name)));
+    } catch (err) {
+      this.#reject(err);
+    }
+  }
+
+  /** `withdrawn`: the last try withdrew the park. */
+  #end(withdrawn: boolean): void {
+    this.#done = true;
+    unregister(this, this.#parks, withdrawn);
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#onAbort) this.#signal!.removeEventListener("abort", this.#onAbort);
+    void this.#keepAlive;
+  }
+
+  #arm(remaining: number): void {
+    const delay = Math.min(remaining, MAX_TIMER_MS);
+    this.#timer = setTimeout(() => (remaining > delay ? this.#arm(remaining - delay) : this.#onTimeout()), delay);
+  }
+
+  #onTimeout(): void {
+    if (this.#done) return;
+    // A last try: a message may have arrived with its doorbell byte unread.
+    const last = this.#op.attempt();
+    if (last !== this.#op.retryCode) return this.#complete(last, false);
+    this.#end(false);
+    this.#reject(timedOut(this.#op.name));
+  }
+
+  #probeAfter(ms: number): void {
+    const at = performance.now() + ms;
+    // A sender's probe moves on with every poll (it made no progress till now).
+    if (this.what === SHMC_WAIT_SEND || at < this.probeAt) this.probeAt = at;
+    probeBy(this.probeAt);
+  }
+}
+
 /**
- * Waits until `attempt()` returns something other than `retryCode`, then
- * resolves with `finish(rc)` (called synchronously, so it may read a scratch
- * buffer that the next attempt would overwrite) or rejects for rc < 0.
- * `policy` decides the spin (unless `opts.spin` forces one) and learns from
- * it. `keepAlive` (the handle object) stays reachable while the wait is
- * pending.
+ * Waits until `op.attempt()` returns something other than `op.retryCode`,
+ * then resolves with `op.finish(rc)` or rejects for rc < 0. `policy`
+ * decides the spin (unless `opts.spin` forces one) and learns from it.
+ * `keepAlive` (the handle object) stays reachable while the wait is pending.
  */
 export function waitFor<T>(
-  h: number,
-  what: number,
-  retryCode: number,
-  op: string,
-  attempt: () => number,
-  finish: (rc: number) => T,
+  op: WaitOp<T>,
   opts: WaitOptions | undefined,
   policy: SpinPolicy,
   keepAlive: object,
 ): Promise<T> {
-  let timeoutMs: number, signal: AbortSignal | undefined, forcedSpin: number | undefined;
-  try {
-    [timeoutMs, signal, forcedSpin] = waitOptions(opts);
-  } catch (err) {
-    return Promise.reject(err);
+  let timeoutMs = Infinity, signal: AbortSignal | undefined, forcedSpin: number | undefined;
+  if (opts !== undefined) {
+    try {
+      [timeoutMs, signal, forcedSpin] = waitOptions(opts);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (signal?.aborted) return Promise.reject(signal.reason);
   }
-  if (signal?.aborted) return Promise.reject(signal.reason);
-
-  // 1. Try; then spin for a bounded time if forced, or if the policy says so.
-  let rc = attempt();
-  if (rc === retryCode && timeoutMs > 0) {
-    const start = performance.now();
-    const spinUs = forcedSpin ?? policy.budget(start);
-    if (spinUs > 0) {
-      const deadline = start + spinUs / 1000;
-      let now = start;
-      do rc = attempt(); while (rc === retryCode && (now = performance.now()) < deadline);
-      if (forcedSpin === undefined) policy.record(rc !== retryCode, (now - start) * 1000);
+  const retry = op.retryCode;
+  let rc: number;
+  let parked = false;
+  let start = 0;
+  // (Until the handle has its doorbell, the first park below makes it.)
+  if (
+    op.oneCall && doorbells.has(parkKey(op.h, op.what)) && timeoutMs > 0 &&
+    (forcedSpin === undefined ? !policy.wouldSpin(start = performance.now()) : forcedSpin === 0)
+  ) {
+    // 1'. No spin: try and park in one go (a message there is taken).
+    rc = op.attemptPark(false);
+    if (rc === retry || rc === EBUSY) {
+      if (forcedSpin === undefined) policy.budget(start); // a wait starts (no spin, as foreseen)
+      parked = rc === retry;
+      rc = retry;
+    }
+  } else {
+    // 1. Try; then spin for a bounded time if forced, or if the policy says so.
+    rc = op.attempt();
+    if (rc === retry && timeoutMs > 0) {
+      start = performance.now();
+      const spinUs = forcedSpin ?? policy.budget(start);
+      if (spinUs > 0) {
+        const deadline = start + spinUs / 1000;
+        let now = start;
+        do rc = op.attempt(); while (rc === retry && (now = performance.now()) < deadline);
+        if (forcedSpin === undefined) policy.record(rc !== retry, (now - start) * 1000);
+      }
     }
   }
-  if (rc !== retryCode) {
+  if (rc !== retry) {
     try {
-      return Promise.resolve(finish(check(rc, op)));
+      return Promise.resolve(op.finish(check(rc, op.name)));
     } catch (err) {
       return Promise.reject(err);
     }
   }
-  if (timeoutMs === 0) return Promise.reject(ChannelError.of("ETIMEDOUT", `timed out (${op})`));
+  if (timeoutMs === 0) return Promise.reject(timedOut(op.name));
 
-  // 2. Park and wait for the doorbell.
-  return new Promise<T>((resolve, reject) => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let done = false;
-
-    const end = () => {
-      done = true;
-      unregister(waiter);
-      if (timer !== undefined) clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-      void keepAlive;
-    };
-    const complete = (result: number) => {
-      end();
-      try {
-        resolve(finish(check(result, op)));
-      } catch (err) {
-        reject(err);
-      }
-    };
-    const onAbort = () => {
-      if (done) return;
-      end();
-      reject(signal!.reason);
-    };
-    const onTimeout = () => {
-      if (done) return;
-      // A last try: a message may have arrived with its doorbell byte unread.
-      const last = attempt();
-      if (last !== retryCode) return complete(last);
-      end();
-      reject(ChannelError.of("ETIMEDOUT", `timed out (${op})`));
-    };
-    const arm = (remaining: number) => {
-      const delay = Math.min(remaining, MAX_TIMER_MS);
-      timer = setTimeout(() => (remaining > delay ? arm(remaining - delay) : onTimeout()), delay);
-    };
-
-    const waiter: Waiter = {
-      h,
-      what,
-      probeAt: Infinity,
-      poll(rung: boolean) {
-        if (done) return false;
-        for (let round = 0; round < MAX_PARK_ROUNDS; round++) {
-          // A fresh wait has just tried (and maybe spun): park first, which
-          // re-checks after publishing the park.
-          if (!fresh || round > 0) {
-            const r = attempt();
-            if (r !== retryCode) {
-              complete(r);
-              return true;
-            }
-          }
-          fresh = false;
-          const parked = lib().shmc_park(h, what);
-          if (parked < 0) {
-            complete(parked);
-            return true;
-          }
-          if (parked === 0) {
-            // Parked. Slow paths only when something looks stalled, and a
-            // receiver's re-check once a second in any case.
-            if (what === SHMC_WAIT_SEND) probeAfter(SEND_PROBE_MS);
-            else probeAfter(rung ? STALL_RETRY_MS : RECHECK_MS);
-            return false;
-          }
-          // parked === 1: the condition holds already; try again.
-        }
-        // Others keep taking what we are woken for: yield, then go on.
-        probeAfter(0);
-        return false;
-      },
-      fail(err: unknown) {
-        if (done) return;
-        end();
-        reject(err);
-      },
-    };
-    let fresh = true;
-    const probeAfter = (ms: number) => {
-      const at = performance.now() + ms;
-      // A sender's probe moves on with every poll (it made no progress till now).
-      if (what === SHMC_WAIT_SEND || at < waiter.probeAt) waiter.probeAt = at;
-      probeBy(waiter.probeAt);
-    };
-
+  // 2. Park (or, after a spin, try and park) and wait for the doorbell.
+  if (!parked) {
     try {
-      register(waiter);
+      ensureDoorbell(op.h, op.what);
     } catch (err) {
-      done = true;
-      return reject(err);
+      return Promise.reject(err);
     }
-    if (timeoutMs !== Infinity) arm(timeoutMs);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    waiter.poll(false);
+  }
+  let resolve!: (value: T) => void, reject!: (err: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
   });
+  const parks = parkState(op.h, op.what);
+  if (parked) parks.standing = true;
+  const w = new ParkedWait(op, parks, resolve, reject, timeoutMs, signal, keepAlive);
+  register(w, parks);
+  if (parked) w.parked(false);
+  else w.poll(false);
+  return promise;
 }

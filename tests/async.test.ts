@@ -62,6 +62,26 @@ describe("recv", () => {
     assert.deepEqual(got, ["a", "b", "c"]);
   });
 
+  test("a receive that parks at once takes a message that is already there", async () => {
+    using p = pair();
+    // A first wait that parks (the process then has its doorbell).
+    const first = p.sub.recv({ spin: 0 });
+    await turns();
+    p.ch.trySend("one");
+    assert.equal(text(await within(first, 10_000, "recv")), "one");
+    p.ch.trySend("two");
+    assert.equal(text(await p.sub.recv({ spin: 0 })), "two");
+  });
+
+  test("receives pending on one subscriber: one that ends leaves the others parked", async () => {
+    using p = pair();
+    const short = p.sub.recv({ spin: 0, timeout: 20 });
+    const long = p.sub.recv({ spin: 0 });
+    await rejectsCode(short, "ETIMEDOUT");
+    p.ch.trySend("for the other");
+    assert.equal(text(await within(long, 10_000, "the remaining recv")), "for the other");
+  });
+
   test("pending receives on several subscribers of a broadcast all resolve", async () => {
     using p = pair({ delivery: "broadcast" });
     using other = Channel.attach({ key: p.key }, "recv");

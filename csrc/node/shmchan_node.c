@@ -66,7 +66,15 @@ struct lib {
 	int (*release)(int);
 	int (*view_region)(int, uint64_t *);
 	int (*view_region_drop)(int);
+	int (*try_recv_park)(int, void *, uint32_t, uint32_t);
 	int (*version)(void);
+	int (*stats)(int, uint64_t *, uint32_t);
+	int (*stats_key)(uint64_t, uint64_t *, uint32_t);
+	int (*stats_id)(int32_t, uint64_t *, uint32_t);
+	int (*list)(uint64_t *, uint32_t);
+	int (*remove_key)(uint64_t);
+	int (*remove_id)(int32_t);
+	int (*gc)(void);
 };
 
 /* A buffer argument: its bytes and their count. */
@@ -539,6 +547,21 @@ static napi_value js_view_buffer(napi_env env, napi_callback_info info)
 	return ab;
 }
 
+static napi_value js_try_recv_park(napi_env env, napi_callback_info info)
+{
+	napi_value a[4];
+	struct lib *l = args_of(env, info, 4, a);
+	int32_t h;
+	struct buf into;
+	uint32_t cap, flags;
+	if (!l || !get_i32(env, a[0], &h) || !get_buf(env, a[1], &into) || !get_u32(env, a[2], &cap) ||
+	    !get_u32(env, a[3], &flags))
+		return NULL;
+	if (cap > into.len)
+		return result(env, -EINVAL);
+	return result(env, l->try_recv_park(h, into.data, cap, flags));
+}
+
 static napi_value js_version(napi_env env, napi_callback_info info)
 {
 	napi_value a[1];
@@ -546,6 +569,96 @@ static napi_value js_version(napi_env env, napi_callback_info info)
 	if (!l)
 		return NULL;
 	return result(env, l->version());
+}
+
+/* @out must hold @cap aligned u64 (shmc_stats*, shmc_list). */
+static bool u64s_fit(const struct buf *out, uint32_t cap)
+{
+	return ((uintptr_t)out->data & 7u) == 0 && (uint64_t)cap * sizeof(uint64_t) <= out->len;
+}
+
+static napi_value js_stats(napi_env env, napi_callback_info info)
+{
+	napi_value a[3];
+	struct lib *l = args_of(env, info, 3, a);
+	int32_t h;
+	struct buf out;
+	uint32_t cap;
+	if (!l || !get_i32(env, a[0], &h) || !get_buf(env, a[1], &out) || !get_u32(env, a[2], &cap))
+		return NULL;
+	if (!u64s_fit(&out, cap))
+		return result(env, -EINVAL);
+	return result(env, l->stats(h, out.data, cap));
+}
+
+static napi_value js_stats_key(napi_env env, napi_callback_info info)
+{
+	napi_value a[3];
+	struct lib *l = args_of(env, info, 3, a);
+	uint64_t key;
+	struct buf out;
+	uint32_t cap;
+	if (!l || !get_u64(env, a[0], &key) || !get_buf(env, a[1], &out) || !get_u32(env, a[2], &cap))
+		return NULL;
+	if (!u64s_fit(&out, cap))
+		return result(env, -EINVAL);
+	return result(env, l->stats_key(key, out.data, cap));
+}
+
+static napi_value js_stats_id(napi_env env, napi_callback_info info)
+{
+	napi_value a[3];
+	struct lib *l = args_of(env, info, 3, a);
+	int32_t id;
+	struct buf out;
+	uint32_t cap;
+	if (!l || !get_i32(env, a[0], &id) || !get_buf(env, a[1], &out) || !get_u32(env, a[2], &cap))
+		return NULL;
+	if (!u64s_fit(&out, cap))
+		return result(env, -EINVAL);
+	return result(env, l->stats_id(id, out.data, cap));
+}
+
+static napi_value js_list(napi_env env, napi_callback_info info)
+{
+	napi_value a[2];
+	struct lib *l = args_of(env, info, 2, a);
+	struct buf out;
+	uint32_t cap;
+	if (!l || !get_buf(env, a[0], &out) || !get_u32(env, a[1], &cap))
+		return NULL;
+	if (!u64s_fit(&out, cap))
+		return result(env, -EINVAL);
+	return result(env, l->list(out.data, cap));
+}
+
+static napi_value js_remove_key(napi_env env, napi_callback_info info)
+{
+	napi_value a[1];
+	struct lib *l = args_of(env, info, 1, a);
+	uint64_t key;
+	if (!l || !get_u64(env, a[0], &key))
+		return NULL;
+	return result(env, l->remove_key(key));
+}
+
+static napi_value js_remove_id(napi_env env, napi_callback_info info)
+{
+	napi_value a[1];
+	struct lib *l = args_of(env, info, 1, a);
+	int32_t id;
+	if (!l || !get_i32(env, a[0], &id))
+		return NULL;
+	return result(env, l->remove_id(id));
+}
+
+static napi_value js_gc(napi_env env, napi_callback_info info)
+{
+	napi_value a[1];
+	struct lib *l = args_of(env, info, 0, a);
+	if (!l)
+		return NULL;
+	return result(env, l->gc());
 }
 
 /* ---- the table ------------------------------------------------------------ */
@@ -587,7 +700,15 @@ static const struct entry ENTRIES[] = {
 	{ "shmc_release", "i32:i32", js_release, SLOT(release) },
 	{ "shmc_view_region", "i32,buffer:i32", js_view_region, SLOT(view_region) },
 	{ "shmc_view_region_drop", "i32:i32", js_view_region_drop, SLOT(view_region_drop) },
+	{ "shmc_try_recv_park", "i32,buffer,u32,u32:i32", js_try_recv_park, SLOT(try_recv_park) },
 	{ "shmc_version", ":i32", js_version, SLOT(version) },
+	{ "shmc_stats", "i32,buffer,u32:i32", js_stats, SLOT(stats) },
+	{ "shmc_stats_key", "u64,buffer,u32:i32", js_stats_key, SLOT(stats_key) },
+	{ "shmc_stats_id", "i32,buffer,u32:i32", js_stats_id, SLOT(stats_id) },
+	{ "shmc_list", "buffer,u32:i32", js_list, SLOT(list) },
+	{ "shmc_remove_key", "u64:i32", js_remove_key, SLOT(remove_key) },
+	{ "shmc_remove_id", "i32:i32", js_remove_id, SLOT(remove_id) },
+	{ "shmc_gc", ":i32", js_gc, SLOT(gc) },
 };
 #define ENTRY_COUNT (sizeof ENTRIES / sizeof ENTRIES[0])
 

@@ -91,7 +91,7 @@ static int stress_consumer(void *p)
 	int64_t last[STRESS_MAX_PROCS];
 	unsigned char *buf = malloc(s->max_msg);
 	uint64_t hash = 1469598103934665603ull;
-	uint32_t mine = 0;
+	uint32_t mine = 0, attempts = 0;
 	int h, idle = 0;
 
 	REQUIRE(buf != NULL);
@@ -104,8 +104,10 @@ static int stress_consumer(void *p)
 		uint32_t prod, seq;
 		int r;
 
-		/* Mostly blocking receives; every 8th is the try variant. */
-		if ((mine & 7) == 7)
+		/* Mostly blocking receives; every 8th is the try variant (by
+		 * attempts, not by messages: with nothing left to receive the
+		 * blocking ones must come, their timeouts end the loop). */
+		if ((++attempts & 7) == 7)
 			r = shmc_try_recv(h, buf, s->max_msg);
 		else
 			r = shmc_recv(h, buf, s->max_msg, 100 * 1000000ll);

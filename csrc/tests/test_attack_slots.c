@@ -120,9 +120,10 @@ static int producer(void *arg)
 	static unsigned char buf[MAXMSG];
 	atomic_store(&sh->producing, 1);
 	/* A reader can stall a unicast ring (by design): keep trying, for a
-	 * few seconds in all. */
-	uint64_t until = th_now_ns() + 4000000000ull;
-	for (uint32_t seq = 0; seq < MSGS && th_now_ns() < until;) {
+	 * few seconds in all, and on until a hundred have gone (a slow build,
+	 * a sanitizer's, lets the reader win more often), for at most 30 s. */
+	uint64_t until = th_now_ns() + 4000000000ull, last = th_now_ns() + 30000000000ull;
+	for (uint32_t seq = 0; seq < MSGS && (th_now_ns() < until || seq < 100) && th_now_ns() < last;) {
 		uint32_t len = th_msg_build(buf, th_msg_len(MAXMSG, 1, seq), 1, seq);
 		if (shmc_send(tx, buf, len, 0, 50000000) == (int)len)
 			atomic_store(&sh->sent, ++seq);
@@ -144,7 +145,7 @@ static void consume(int rx, struct tally *t, bool broadcast)
 	memset(seen, 0, sizeof seen);
 	memset(t, 0, sizeof *t);
 	int64_t last = -1;
-	uint64_t give_up = th_now_ns() + 30000000000ull;
+	uint64_t give_up = th_now_ns() + 40000000000ull;
 	while (th_now_ns() < give_up) {
 		/* Once the producer is done, the attack stops (a reader replaying
 		 * in a loop would feed a receiver for ever), and the rest drains. */

@@ -431,6 +431,43 @@ static void bad_input(void)
 	shmc_destroy(owner);
 }
 
+/* Loans and views count as sends and receives do (DESIGN.md 11): a commit
+ * is a message sent, a view one received, an abort a skipped slot. */
+static void counted(uint32_t delivery)
+{
+	th_section("delivery %u: loans and views are counted as sends and receives", delivery);
+	uint64_t key = th_key();
+	int ch = shmc_create(key, delivery, 8, 64, 0600, 0);
+	REQUIRE_GT(ch, 0);
+	int rx = shmc_attach_key(key, SHMC_RECV), tx = shmc_attach_key(key, SHMC_SEND);
+	REQUIRE_GT(rx, 0);
+	REQUIRE_GT(tx, 0);
+	for (uint32_t len = 10; len <= 30; len += 10) {
+		void *p;
+		REQUIRE_EQ(shmc_try_loan(tx, &p), 64);
+		memset(p, (int)len, len);
+		REQUIRE_EQ(shmc_commit(tx, len, 0), (int)len);
+	}
+	void *p;
+	REQUIRE_EQ(shmc_try_loan(tx, &p), 64);
+	REQUIRE_EQ(shmc_abort(tx), 0);
+	for (int i = 0; i < 2; i++) {
+		const void *v;
+		REQUIRE_EQ(shmc_try_recv_view(rx, &v), 10 * (i + 1));
+		REQUIRE_EQ(shmc_release(rx), 0);
+	}
+	uint64_t out[SHMC_STATS_COUNT + 8 * SHMC_MSTATS_COUNT];
+	REQUIRE_GE(shmc_stats(ch, out, sizeof out / sizeof out[0]), 0);
+	EXPECT_EQ(out[SHMC_STATS_SENT], 3);
+	EXPECT_EQ(out[SHMC_STATS_SENT_BYTES], 60);
+	EXPECT_EQ(out[SHMC_STATS_RECEIVED], 2);
+	EXPECT_EQ(out[SHMC_STATS_RECEIVED_BYTES], 30);
+	EXPECT_EQ(out[SHMC_STATS_SKIPPED], 1);
+	EXPECT_EQ(shmc_detach(rx), 0);
+	EXPECT_EQ(shmc_detach(tx), 0);
+	EXPECT_EQ(shmc_destroy(ch), 0);
+}
+
 int main(void)
 {
 	th_init("test_zerocopy", 0);
@@ -440,6 +477,7 @@ int main(void)
 		loans(modes[i]);
 		views(modes[i]);
 		region(modes[i]);
+		counted(modes[i]);
 	}
 	broadcast_gate();
 	stale(SHMC_UNICAST);

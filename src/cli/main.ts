@@ -11,6 +11,7 @@
  * failure. To add one, add its module to COMMANDS.
  */
 import process from "node:process";
+import { createInterface } from "node:readline";
 import { UsageError } from "./args.ts";
 
 /** Where a subcommand writes and what it reads from its environment. */
@@ -27,6 +28,10 @@ export interface Io {
    * that ends by itself on them should.
    */
   interrupted(): Promise<string>;
+  /** Standard input, line by line (without the newlines). */
+  lines(): AsyncIterable<string>;
+  /** Whether standard output is a terminal (watch redraws in place there). */
+  tty: boolean;
 }
 
 export const EXIT_OK = 0;
@@ -42,6 +47,13 @@ export interface Command {
 
 /** The subcommands, loaded on demand. */
 const COMMANDS: Record<string, () => Promise<Command>> = {
+  ls: () => import("./ls.ts"),
+  stat: () => import("./stat.ts"),
+  watch: () => import("./watch.ts"),
+  tail: () => import("./tail.ts"),
+  send: () => import("./send.ts"),
+  rm: () => import("./rm.ts"),
+  gc: () => import("./gc.ts"),
   bridge: () => import("./bridge.ts"),
 };
 
@@ -107,5 +119,7 @@ export function processIo(): Io {
       process.once("SIGINT", () => resolve("SIGINT"));
       process.once("SIGTERM", () => resolve("SIGTERM"));
     })),
+    lines: () => createInterface({ input: process.stdin, crlfDelay: Infinity }),
+    tty: process.stdout.isTTY === true,
   };
 }

@@ -6,6 +6,7 @@
  *   attach <key> <access>          try to attach: {ok, id} or {ok: false, code}
  *   attach-why <key> [owner]       try to attach "recv" (owned by [owner]): {ok} or {ok: false, code, message}
  *   create-why <key>               try to create (and destroy): {ok} or {ok: false, code, message}
+ *   remove-why <key>               try Channel.remove: {ok} or {ok: false, code, message}
  *   recv <key> <count>             attach "recv", {ready, id}, receive <count>: {messages}
  *   recv-forever <key>             attach "recv", {ready, id}, one recv() without a timeout: {message}
  *   recv-until-stop <key>          attach "recv", {ready, id}, for-await until "STOP": {messages}
@@ -59,7 +60,7 @@ const key = toKey(keyArg ?? "0");
 const DESC = { ringEntries: 16, slotStride: 24, start: 56 };
 const MEMBER = { pid: 28, claim: 128, claimN: 136 };
 const DAT = { tail: 64, slots: 128, len: 8, target: 12 };
-const CTL = { qslots: 192 + 64 * 64, qslotSize: 64 };
+const CTL = { qslots: 256 + 64 * 64, qslotSize: 64 };
 const WRITING = 1n;
 const U64 = (1n << 64n) - 1n;
 
@@ -140,6 +141,15 @@ async function main(): Promise<void> {
         sub.detach();
       } catch (err) {
         out({ ok: false, code: (err as ChannelError).code ?? String(err) });
+      }
+      return;
+    }
+    case "remove-why": {
+      try {
+        Channel.remove({ key });
+        out({ ok: true });
+      } catch (err) {
+        out({ ok: false, code: (err as ChannelError).code ?? String(err), message: String((err as Error).message) });
       }
       return;
     }
