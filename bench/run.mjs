@@ -186,7 +186,8 @@ function machine() {
     ...Object.fromEntries(
       Object.entries(RUNTIME_CMD).map(([k, r]) => [k, RUNTIMES.includes(k) ? version(r.bin, ["--version"]) : "-"]),
     ),
-    node: process.version,
+    // Not `node`: that key is the Node runtime measured (RUNTIME_CMD.node).
+    driver_node: process.version,
     loadavg_start: os.loadavg().map((x) => x.toFixed(2)).join(" "),
   };
 }
@@ -581,7 +582,7 @@ function table(res, mach) {
   const lines = [];
   const versions = RUNTIMES.map((rt) => `${RUNTIME_CMD[rt].name} ${mach[rt].replace(/^deno /, "")}`).join(", ");
   lines.push(`Machine: ${mach.nproc} CPUs, ${mach.cpu}, ${mach.memory_gib} GiB, ${mach.kernel}; ` +
-    `${versions}${versions ? "; " : ""}driver Node ${mach.node}. ` +
+    `${versions}${versions ? "; " : ""}driver Node ${mach.driver_node}. ` +
     `Load average at start: ${mach.loadavg_start}. Median of ${REPEAT} run${REPEAT > 1 ? "s" : ""}${QUICK ? " (--quick)" : ""}.`);
   const paced = pacedTable(res);
   if (paced.goals.length || paced.lines.length > 2) {
