@@ -1,5 +1,5 @@
 /**
- * The issue's attacks where the path is the runtime's (csrc/DESIGN.md §1, §8,
+ * The attacks that worked against 0.2.0 where the path is the runtime's (csrc/DESIGN.md §1, §8,
  * §9): doorbells (listened on by Deno.listen, Bun.listen or node:net) and
  * SIGBUS in the runtime's own process. The attacker is a child running as uid
  * 65534 (setpriv, under Node: it does not use the library); the victims are
@@ -105,7 +105,7 @@ describe(`attacks by another uid (setpriv --reuid=${NOBODY}), as root only`, { s
         const flood = await attack(["flood", bell, 1500, 200]);
         const line = await victim.next<{ code: string; cpuMs: number }>();
         assert.equal(line.code, "ETIMEDOUT");
-        // Unbounded, the victim spent 97-99% of a core (the issue); the
+        // Unbounded, the victim spent 97-99% of a core (0.2.0); the
         // doorbell's flood bound keeps it to a small part of one.
         assert.ok(
           line.cpuMs < 600,
@@ -117,7 +117,7 @@ describe(`attacks by another uid (setpriv --reuid=${NOBODY}), as root only`, { s
         victim.kill();
       }
 
-      // The issue's "stayed deaf after the attacker left".
+      // 0.2.0's "stayed deaf after the attacker left".
       const waiter = peer(runtime, ["recv-forever", key]);
       try {
         const { id } = await waiter.next<{ id: number }>();

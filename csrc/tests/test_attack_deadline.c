@@ -5,7 +5,7 @@
  * may write ctl, which receivers share); the attacker is a child running as
  * uid 65534 that rewrites ctl in a loop.
  *
- *   - every slot of a 32768-slot unicast ring marked READY (the issue's
+ *   - every slot of a 32768-slot unicast ring marked READY (0.2.0's
  *     case: the forged states have no stamp in dat, which the reader cannot
  *     write), marked TAKEN, marked consumed, or marked READY at a later lap;
  *     head moved far behind: root's shmc_recv with a 20 ms timeout returns

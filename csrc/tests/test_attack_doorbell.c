@@ -14,7 +14,7 @@
  *   3. a wake that could not be delivered is not counted as delivered: with
  *      root's doorbell backlog filled by a sender's connections, root's send
  *      cannot ring it, the park is restored (the bit and the count), and once
- *      the backlog drains the next send rings it (the issue's "Bun stayed
+ *      the backlog drains the next send rings it (0.2.0's "Bun stayed
  *      deaf");
  *   4. a member cannot redirect wakes: nobody, a member, names root's token
  *      (or another token, bound by another process of its own) in its member

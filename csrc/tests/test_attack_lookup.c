@@ -2,7 +2,7 @@
 /*
  * test_attack_lookup - no local user can redirect, remove, stall or poison
  * lookup (csrc/DESIGN.md 1-3). Root owns the channels; the attacker is a
- * child running as uid 65534 (nobody). One case per attack of the issue:
+ * child running as uid 65534 (nobody). One case per attack that worked against 0.2.0:
  *
  *   1. redirect root's live 0600 channel: every way to replace, move or
  *      remove its names fails (EEXIST, EPERM, EACCES); root's attaches by key

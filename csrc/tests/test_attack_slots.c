@@ -7,7 +7,7 @@
  *
  *   1. lengths, targets, stamps and payloads are in dat, which the reader
  *      cannot open for writing (EACCES) nor write through its mapping: the
- *      issue's "stretched a slot's length" is impossible, and every message
+ *      "stretched a slot's length" of 0.2.0 is impossible, and every message
  *      root's unicast receiver gets, while the reader rewrites every slot
  *      state, head and wait word at random, is intact (checksummed, its
  *      length its own, never padded with an earlier message's bytes) and was
