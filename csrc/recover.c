@@ -112,11 +112,21 @@ bool shmc__recover_stalled(struct handle *h, uint64_t pos, uint64_t q, bool priv
 	bool writer_alive = false;
 	for (uint32_t i = 0; i < h->max_members && !writer_alive; i++) {
 		struct shmc_member *m = shmc__view(h, i);
+		/* SYNC: acquire, paired with claim_positions' release of the
+		 * record (see below). */
 		writer_alive = m && load_acquire(&m->state) == MEMBER_ACTIVE &&
-			       pos - load_relaxed(&m->claim) < load_relaxed(&m->claim_n) &&
+			       pos - load_acquire(&m->claim) < load_relaxed(&m->claim_n) &&
 			       shmc__member_alive(h, i);
 	}
 	if (writer_alive)
+		return false;
+	/* No record names pos: its writer died, or published it and claimed
+	 * again since our look at the slot (a live writer is slow here only
+	 * when descheduled). Having seen its new record, we see that publish:
+	 * the slot must still be as we found it. (The CAS below checks that
+	 * for a slot we may write; a broadcast receiver's verdict is private,
+	 * so it looks again.) */
+	if (privately && seq_load_acquire(h, pos) != q)
 		return false;
 	if (!privately) {
 		uint64_t dead = h->delivery == SHMC_BROADCAST ? SEQ(pos, SLOT_TAKEN)

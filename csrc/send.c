@@ -93,7 +93,11 @@ static int claim_positions(struct handle *h, uint32_t want, uint64_t *pos_out)
 				return -ENOBUFS;
 			uint64_t prev = load_relaxed(&h->me->claim);
 			uint32_t prev_n = load_relaxed(&h->me->claim_n);
-			store_relaxed(&h->me->claim, t);
+			/* SYNC: release, paired with recover_stalled's acquire of
+			 * the record: whoever sees this claim sees the publishes of
+			 * our previous one (READY), so a position our record no
+			 * longer names is never taken for a dead writer's. */
+			store_release(&h->me->claim, t);
 			store_relaxed(&h->me->claim_n, (uint32_t)got);
 			/* SYNC: seq_cst, paired with member_join (gate) and with other
 			 * producers' CAS. */
