@@ -399,22 +399,6 @@ SHMC_API int shmc_stats_id(int32_t channel_id, uint64_t *out, uint32_t cap)
 	return stats_find(0, channel_id, out, cap);
 }
 
-/* "shmchan.<16 hex>" -> its key, or 0. */
-static uint64_t key_of_name(const char *s)
-{
-	size_t n = strlen(SHMC_PREFIX);
-	if (strncmp(s, SHMC_PREFIX, n) != 0 || strlen(s) != n + 16)
-		return 0;
-	uint64_t key = 0;
-	for (const char *p = s + n; *p; p++) {
-		int v = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
-		if (v < 0)
-			return 0;
-		key = key << 4 | (uint64_t)v;
-	}
-	return key;
-}
-
 SHMC_API int shmc_list(uint64_t *out, uint32_t cap)
 {
 	if (!out && cap)
@@ -428,7 +412,7 @@ SHMC_API int shmc_list(uint64_t *out, uint32_t cap)
 	size_t nkeys = 0, kcap = 0;
 	struct dirent *de;
 	while ((de = readdir(dir))) {
-		uint64_t key = key_of_name(de->d_name);
+		uint64_t key = shmc__key_of_name(de->d_name);
 		if (!key)
 			continue;
 		if (nkeys == kcap) {

@@ -169,6 +169,8 @@ SHMC_INTERNAL void shmc__process_init(void);
 
 /* lookup.c (callers hold g_lock unless noted) */
 SHMC_INTERNAL void shmc__key_name(char *out, size_t n, uint64_t key);
+/* The key a lookup name "shmchan.<16 hex>" names, or 0 for any other name. */
+SHMC_INTERNAL uint64_t shmc__key_of_name(const char *name);
 SHMC_INTERNAL int shmc__tmpfile(int dfd, int flags);
 SHMC_INTERNAL int shmc__link_tmpfile(int fd, int dfd, const char *name);
 SHMC_INTERNAL int shmc__find(uint64_t key, int32_t id, int64_t want_owner, struct found *f,

@@ -100,6 +100,16 @@ static bool is_key_name(const char *s)
 	return strncmp(s, SHMC_PREFIX, 8) == 0 && strlen(s) == 24 && is_hex(s + 8, 16);
 }
 
+uint64_t shmc__key_of_name(const char *s)
+{
+	if (!is_key_name(s))
+		return 0;
+	uint64_t key = 0;
+	for (const char *p = s + 8; *p; p++)
+		key = key << 4 | (uint64_t)(*p <= '9' ? *p - '0' : *p - 'a' + 10);
+	return key;
+}
+
 uint64_t shmc__pidns(void)
 {
 	static _Atomic uint64_t ns;
@@ -261,7 +271,7 @@ static int read_id_link(int shm, int32_t id, char *target, size_t n, uint32_t *u
 static void unlink_id_link(int shm, int32_t id, const char *name, uint32_t uid)
 {
 	char link[48], target[64];
-	uint32_t link_uid;
+	uint32_t link_uid = 0;
 	snprintf(link, sizeof link, ID_LINK_PREFIX "%d", (int)id);
 	if (read_id_link(shm, id, target, sizeof target, &link_uid) == 0 &&
 	    strcmp(target, name) == 0 && link_uid == uid && unlinkat(shm, link, 0) == 0)
