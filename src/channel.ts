@@ -190,6 +190,18 @@ function readInfo(h: number): Info {
   };
 }
 
+/**
+ * attemptPark of an operation whose try does not park by itself (a send, a
+ * loan, a view): the try, then shmc_park (1: the condition holds already,
+ * EBUSY; 0: parked, the retry code).
+ */
+function tryThenPark(op: WaitOp<unknown>, native: Native): number {
+  const rc = op.attempt();
+  if (rc !== op.retryCode) return rc;
+  const parked = native.shmc_park(op.h, op.what);
+  return parked === 0 ? op.retryCode : parked === 1 ? EBUSY : parked;
+}
+
 /** A waiting send of one message. */
 class SendOp implements WaitOp<number> {
   readonly what = SHMC_WAIT_SEND;
@@ -210,10 +222,7 @@ class SendOp implements WaitOp<number> {
     return this.native.shmc_try_send(this.h, this.bytes, this.bytes.byteLength, this.target);
   }
   attemptPark(): number {
-    const rc = this.attempt();
-    if (rc !== ENOBUFS) return rc;
-    const parked = this.native.shmc_park(this.h, SHMC_WAIT_SEND);
-    return parked === 0 ? ENOBUFS : parked === 1 ? EBUSY : parked;
+    return tryThenPark(this, this.native);
   }
   finish(rc: number): number {
     return rc;
@@ -222,7 +231,7 @@ class SendOp implements WaitOp<number> {
 
 /**
  * A waiting operation of one native try that does not park by itself (a
- * loan, a view): a try, then shmc_park.
+ * loan, a view): a try, then shmc_park (tryThenPark).
  */
 class TryOp<T> implements WaitOp<T> {
   readonly oneCall = false;
@@ -241,10 +250,7 @@ class TryOp<T> implements WaitOp<T> {
     this.finish = finish;
   }
   attemptPark(): number {
-    const rc = this.attempt();
-    if (rc !== this.retryCode) return rc;
-    const parked = lib().shmc_park(this.h, this.what);
-    return parked === 0 ? this.retryCode : parked === 1 ? EBUSY : parked;
+    return tryThenPark(this, lib());
   }
 }
 
