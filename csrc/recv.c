@@ -294,6 +294,7 @@ SHMC_API int shmc_try_recv_many(int handle, void *buf, uint32_t cap, uint32_t *l
 	uint32_t i, left = cap;
 	int r = 0;
 	uint64_t resume = load_acquire(&h->ctl->head);
+	const uint64_t first = h->cursor; /* broadcast: where the batch starts */
 	for (i = 0; i < max_count && i < INT32_MAX && left >= h->max_msg; i++) {
 		r = broadcast ? shmc__broadcast_take(h, p, h->max_msg, TAKE_DEFER)
 			      : shmc__queue_take(h, p, h->max_msg, TAKE_DEFER, &resume);
@@ -311,7 +312,10 @@ SHMC_API int shmc_try_recv_many(int handle, void *buf, uint32_t cap, uint32_t *l
 		/* SYNC: full barrier after the batch's release frees, for
 		 * after_consume's Dekker. */
 		smp_mb();
-		after_consume(h);
+		if (broadcast)
+			broadcast_moved(h, first);
+		else
+			after_consume(h);
 	}
 	if (poisoned(h))
 		return -EIO; /* bytes from a replaced page are never returned */
