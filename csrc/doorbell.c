@@ -322,10 +322,13 @@ static void conn_drop(struct doorbell_conn *c)
 	c->token = 0;
 }
 
-/* Connect to member @idx's doorbell @name and check who listens there. */
+/* Connect to member @idx's doorbell for @what (token @token) and check who
+ * listens there. */
 static int doorbell_connect(struct handle *h, uint32_t idx, const struct shmc_member *m,
-			    const char *name)
+			    uint64_t token, uint32_t what)
 {
+	char name[48];
+	bell_name(name, sizeof name, idx, token, what);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -368,8 +371,6 @@ int shmc__doorbell_ring(struct handle *h, uint32_t idx, uint32_t what)
 	if (!(load_acquire(&m->bells) & bell_bit(what)))
 		return -ENOTCONN;
 	uint64_t token = load_relaxed(what == SHMC_WAIT_RECV ? &m->token_r : &m->token_s);
-	char name[48];
-	bell_name(name, sizeof name, idx, token, what);
 	pthread_mutex_lock(&g_doorbell_lock);
 	int ret = -ECONNREFUSED;
 	for (int attempt = 0; attempt < 2; attempt++) {
@@ -381,7 +382,7 @@ int shmc__doorbell_ring(struct handle *h, uint32_t idx, uint32_t what)
 				c = x;
 		}
 		if (!c) {
-			int fd = doorbell_connect(h, idx, m, name);
+			int fd = doorbell_connect(h, idx, m, token, what);
 			if (fd < 0) {
 				ret = fd;
 				break;
