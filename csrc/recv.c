@@ -181,21 +181,6 @@ again:;
 	return peek ? 0 : -EAGAIN;
 }
 
-/* Broadcast: moving our cursor from @old opens room for a sender only if we
- * were a whole ring behind the tail (one of the slowest receivers: the
- * gate). Any other move wakes nobody: a sender parked for room waits for
- * the slowest, whose move wakes it; otherwise every receiver's move would
- * wake it only to find the ring still full (DESIGN.md 4). */
-static inline void broadcast_moved(struct handle *h, uint64_t old)
-{
-	/* SYNC: seq_cst, after our seq_cst cursor store and before
-	 * after_consume's seq_cst load of send_parked (its Dekker with a
-	 * parking sender is unchanged). */
-	uint64_t t = load_seq_cst(&h->dh->tail);
-	if (t - old >= h->ring_entries)
-		after_consume(h);
-}
-
 /* Broadcast: read at this member's own cursor, kept private; slots are never
  * changed by receivers, the cursor's copy in our member file is what the
  * producers' gate reads (DESIGN.md 7, "Broadcast consume"). */

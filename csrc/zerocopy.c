@@ -248,6 +248,7 @@ static int release_view(struct handle *h)
 		 * reuse the slot. seq_cst for after_consume. */
 		h->cursor = p + 1;
 		store_seq_cst(&h->me->cursor, p + 1);
+		broadcast_moved(h, p);
 		return 0;
 	}
 	/* SYNC: the caller's reads of the bytes before the second stamp load,
@@ -276,7 +277,8 @@ SHMC_API int shmc_release(int handle)
 	recv_unlock(h);
 	if (r == -EINVAL)
 		return r;
-	after_consume(h);
+	if (h->delivery != SHMC_BROADCAST)
+		after_consume(h); /* broadcast: release_view's broadcast_moved */
 	return poisoned(h) ? -EIO : r;
 }
 

@@ -10,7 +10,8 @@
  *     view) and -EINVAL without a loan or view, -EACCES without the access;
  *   - a held view is never overwritten: the producer gets -ENOBUFS (a
  *     blocking loan or send times out), release frees the slot; in broadcast
- *     a held view gates the producers while a faster receiver reads on;
+ *     a held view gates the producers while a faster receiver reads on,
+ *     and only the slowest receiver's release wakes a sender parked for room;
  *   - the blocking variants time out and are woken by a release;
  *   - detach aborts a loan and releases a view;
  *   - a unicast view whose slot a participant freed early and a producer
@@ -25,6 +26,7 @@
 #include "harness.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 static const char *dname(uint32_t d)
@@ -290,6 +292,68 @@ static void broadcast_gate(void)
 	shmc_destroy(owner);
 }
 
+static uint64_t stat_of(int h, uint32_t field)
+{
+	uint64_t out[SHMC_STATS_COUNT];
+	REQUIRE_OK(shmc_stats(h, out, SHMC_STATS_COUNT)); /* the header, no rows */
+	return out[field];
+}
+
+struct blocked_send {
+	int h;
+	int rc;
+	_Atomic int done;
+};
+
+static void *send_blocking(void *arg)
+{
+	struct blocked_send *b = arg;
+	b->rc = shmc_send(b->h, "late", 4, 0, 5000000000ll);
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
+/* Releasing a view moves a broadcast cursor as a take does, and wakes a
+ * sender parked for room by the same rule (DESIGN.md 4): only the release
+ * of the slowest receiver, a whole ring behind the tail, opens room. */
+static void broadcast_release_wakes(void)
+{
+	th_section("broadcast: only the slowest receiver's release wakes a sender parked for room");
+	const uint32_t N = 4;
+	uint64_t key = th_key();
+	int owner = shmc_create(key, SHMC_BROADCAST, N, 64, 0600, 0);
+	REQUIRE_OK(owner);
+	int snd = shmc_attach_key(key, SHMC_SEND);
+	int slow = shmc_attach_key(key, SHMC_RECV);
+	int other = shmc_attach_key(key, SHMC_RECV);
+	uint8_t buf[64];
+	for (uint32_t i = 0; i < N; i++)
+		EXPECT_EQ(shmc_try_send(snd, "mx", 2, 0), 2);
+	const void *v;
+	EXPECT_EQ(shmc_try_recv_view(slow, &v), 2);  /* holds position 0 */
+	EXPECT_EQ(shmc_try_recv(other, buf, sizeof buf), 2);
+	EXPECT_EQ(shmc_try_recv_view(other, &v), 2); /* holds position 1 */
+	struct blocked_send b = { snd, 0, 0 };
+	pthread_t th;
+	pthread_create(&th, NULL, send_blocking, &b);
+	uint64_t t0 = th_now_ns();
+	while (stat_of(owner, SHMC_STATS_PARKS) == 0 && th_now_ns() - t0 < 5000000000ull)
+		th_sleep_ms(1);
+	REQUIRE_MSG(stat_of(owner, SHMC_STATS_PARKS) > 0, "the blocking send never parked");
+	uint64_t wakes = stat_of(owner, SHMC_STATS_WAKES);
+	EXPECT_EQ(shmc_release(other), 0);           /* N - 1 behind: opens no room */
+	EXPECT_EQ(stat_of(owner, SHMC_STATS_WAKES), wakes);
+	CHECK_MSG(!atomic_load(&b.done), "the send went on while the slowest receiver held its view");
+	EXPECT_EQ(shmc_release(slow), 0);            /* N behind: the gate moves */
+	pthread_join(th, NULL);
+	EXPECT_EQ(b.rc, 4);
+	EXPECT_EQ(stat_of(owner, SHMC_STATS_WAKES), wakes + 1);
+	shmc_detach(other);
+	shmc_detach(slow);
+	shmc_detach(snd);
+	shmc_destroy(owner);
+}
+
 /* A participant frees a held unicast slot early (it may: it writes ctl) and
  * a producer reuses it: release says the bytes changed. */
 static void stale(uint32_t d)
@@ -480,6 +544,7 @@ int main(void)
 		counted(modes[i]);
 	}
 	broadcast_gate();
+	broadcast_release_wakes();
 	stale(SHMC_UNICAST);
 	stale(SHMC_MULTICAST);
 	return th_finish();
