@@ -95,7 +95,7 @@ SHMC_API int shmc__test_start_position(uint64_t pos)
 
 SHMC_API int shmc_version(void)
 {
-	return (0 << 16) | (3 << 8) | 0; /* 0.3.0: as package.json and CMakeLists.txt */
+	return (0 << 16) | (4 << 8) | 0; /* 0.4.0: as package.json and CMakeLists.txt */
 }
 
 SHMC_API int shmc_create(uint64_t key, uint32_t delivery, uint32_t ring_entries,

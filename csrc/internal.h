@@ -93,6 +93,7 @@ struct handle {
 	/* Per-handle caches; atomic (relaxed) only because threads may share a
 	 * handle: a stale value is always safe. */
 	_Atomic uint64_t gate;            /* broadcast: cached slowest cursor */
+	_Atomic uint64_t head_seen;       /* unicast/multicast: head as a claim last loaded it */
 	_Atomic uint64_t stall_pos;       /* recovery: last unpublished position seen */
 	_Atomic uint64_t stall_probe_ns;
 	_Atomic uint64_t gate_probe_ns;
@@ -332,6 +333,19 @@ static inline uint64_t stamp_writing(const struct handle *h, uint64_t pos)
 	return stamp_of(h, pos) ^ (1ull << 63);
 }
 
+/* Unicast/multicast: is @stamp (complete or being written) that of a later
+ * position than @pos in the same slot? (Compared modulo 2^62, the stamps'
+ * range, within half of it.) */
+static inline bool stamp_after(const struct handle *h, uint64_t pos, uint64_t stamp)
+{
+	const uint64_t low = (1ull << 62) - 1;
+	uint64_t v = stamp & ~(1ull << 63);
+	if (!(v & 1))
+		return false; /* no stamp: a zero-filled slot */
+	uint64_t d = ((v >> 1) - (pos - slot_first(h, pos))) & low;
+	return d != 0 && d < (1ull << 61);
+}
+
 static inline struct shmc_slot_header *slot_hdr(const struct handle *h, uint64_t pos)
 {
 	return (struct shmc_slot_header *)(h->dat + sizeof(struct shmc_dat_header) +
@@ -461,7 +475,7 @@ static inline void recv_unlock(struct handle *h)
 }
 
 /* The wake check (DESIGN.md, "Waiting"). Callers have just made their change
- * visible with a seq_cst store (the READY publish, a freed slot, a moved
+ * visible with a seq_cst store (a publish, a freed slot, a moved
  * cursor, a member leaving). */
 static inline void after_publish(struct handle *h, uint32_t target, int target_idx)
 {

@@ -18,7 +18,7 @@
 #define SHMC_CTL_MAGIC    0x4c544353u   /* "SCTL" */
 #define SHMC_DAT_MAGIC    0x54414453u   /* "SDAT" */
 #define SHMC_MEMBER_MAGIC 0x4d454d53u   /* "SMEM" */
-#define SHMC_LAYOUT_VERSION 3u
+#define SHMC_LAYOUT_VERSION 4u
 #define SHMC_CACHELINE    64u
 
 /* The liveness lock byte (an OFD write lock; beyond EOF) of `id` (the
@@ -109,10 +109,14 @@ struct shmc_wait {
 	uint8_t pad[48];
 };
 
-/* Unicast/multicast slot state, one cache line each so that a producer
- * publishing slot i+1 does not steal the line a consumer reads slot i from. */
+/* Unicast/multicast slot state: whether a position is taken or consumed
+ * (whether it is published is its stamp's, in dat). Consumers write it
+ * (FREE -> TAKEN -> FREE for the next lap); producers read it only when head
+ * does not show room, and write it only to drop a departed target's message
+ * or abort a loan. One cache line each, so that consumers taking adjacent
+ * slots do not share one. */
 struct shmc_qslot {
-	_Atomic uint64_t seq;      /* encoded SEQ(pos, state): producers and consumers */
+	_Atomic uint64_t seq;      /* encoded SEQ(pos, state) */
 	uint8_t pad[56];
 };
 
@@ -135,8 +139,8 @@ struct shmc_slot_header {
 	/* unicast/multicast: the stamp, encoded (the position the bytes below
 	 * belong to); broadcast: the encoded state word SEQ(pos, state). */
 	_Atomic uint64_t word;
-	_Atomic uint32_t len;      /* message length; the producer, before READY */
-	_Atomic uint32_t target;   /* 0 or subscriber id; the producer, before READY */
+	_Atomic uint32_t len;      /* message length; the producer, before the publish */
+	_Atomic uint32_t target;   /* 0 or subscriber id; the producer, before the publish */
 };
 
 /* ---- m<i>: a member's own file; only the member writes it ---------------- */

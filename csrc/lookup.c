@@ -514,6 +514,7 @@ int shmc__build_begin(struct handle *h, char *tmpname, size_t n)
 	h->dir_ino = st.stx_ino;
 	h->nonce = random64();
 	h->start = g_start_position;
+	store_relaxed(&h->head_seen, h->start); /* every position below is consumed (there is none) */
 
 	/* The descriptor, complete and locked before it has a name. */
 	struct shmc_desc d;

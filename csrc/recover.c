@@ -30,11 +30,17 @@ bool shmc__target_gone(struct handle *h, uint32_t target)
 	return true;
 }
 
-/* Unicast/multicast, ring full: the oldest message waits for a target that
- * has left. The producer drops it itself (no receiver may be scanning). */
+/* Unicast/multicast, ring full: the oldest slot (state @q: not taken) holds
+ * a published message that waits for a target that has left. The producer
+ * drops it itself (no receiver may be scanning). */
 bool shmc__drop_if_target_gone(struct handle *h, uint64_t pos, uint64_t q)
 {
-	uint32_t tg = load_relaxed(&slot_hdr(h, pos)->target);
+	struct shmc_slot_header *sh = slot_hdr(h, pos);
+	/* SYNC: acquire, paired with publish_end's release of the stamp: the
+	 * target read below is the message's. */
+	if (load_acquire(&sh->word) != stamp_of(h, pos))
+		return false; /* not published: its writer is at it, or dead (consumers skip it) */
+	uint32_t tg = load_relaxed(&sh->target);
 	if (!tg || !shmc__target_gone(h, tg))
 		return false;
 	/* SYNC: acq_rel CAS, as a consumer's take in queue_take. */
@@ -47,7 +53,7 @@ bool shmc__drop_if_target_gone(struct handle *h, uint64_t pos, uint64_t q)
 	return true;
 }
 
-/* Unicast/multicast, ring full: the oldest slot was taken (READY -> TAKEN)
+/* Unicast/multicast, ring full: the oldest slot was taken (FREE -> TAKEN)
  * by a consumer that died before freeing it. Its message is lost (it had
  * been taken); the slot comes back. Rate-limited probe. */
 bool shmc__free_if_taker_gone(struct handle *h, uint64_t pos, uint64_t q)
@@ -123,10 +129,18 @@ bool shmc__recover_stalled(struct handle *h, uint64_t pos, uint64_t q, bool priv
 	/* No record names pos: its writer died, or published it and claimed
 	 * again since our look at the slot (a live writer is slow here only
 	 * when descheduled). Having seen its new record, we see that publish:
-	 * the slot must still be as we found it. (The CAS below checks that
-	 * for a slot we may write; a broadcast receiver's verdict is private,
-	 * so it looks again.) */
+	 * the slot must still be as we found it. (The CAS below checks the
+	 * state of a slot we may write; a broadcast receiver's verdict is
+	 * private, so it looks again.) */
 	if (privately && seq_load_acquire(h, pos) != q)
+		return false;
+	/* Unicast/multicast: a publish writes only the stamp (the state stays
+	 * FREE for pos), so that is what to look at again. SYNC: acquire, as
+	 * queue_take's; the record's acquire above made a publish before it
+	 * visible. (A state only a corrupting peer writes is skipped whatever
+	 * the stamp says: a forged state must not wedge the ring.) */
+	if (h->delivery != SHMC_BROADCAST && q == SEQ(pos, SLOT_FREE) &&
+	    load_acquire(&slot_hdr(h, pos)->word) == stamp_of(h, pos))
 		return false;
 	if (!privately) {
 		uint64_t dead = h->delivery == SHMC_BROADCAST ? SEQ(pos, SLOT_TAKEN)

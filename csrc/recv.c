@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * recv.c - the consumer's side: copying a message out, the unicast and
- * multicast scan from head with its READY -> TAKEN claim, moving head, the
- * broadcast cursor, and the non-blocking receives (DESIGN.md section 3,
- * "Unicast / multicast consume", "Broadcast consume", "Targeted sends").
+ * multicast scan from head with its FREE -> TAKEN claim of a published slot,
+ * moving head, the broadcast cursor, and the non-blocking receives
+ * (DESIGN.md section 7, "Unicast / multicast consume", "Broadcast consume",
+ * "Targeted sends").
  *
  * Writes: the slots it takes (unicast/multicast: seq in ctl, TAKEN, then FREE
  * for the next lap), head, this member's cursor (broadcast: the private one
@@ -76,15 +77,17 @@ again:;
 	for (uint64_t i = 0; i < n; i++) { /* bounded, whatever shared memory says */
 		uint64_t p = hd + i;
 		struct shmc_slot_header *sh = slot_hdr(h, p);
-		/* SYNC: acquire, paired with the producer's release of READY. */
+		/* The state (ctl, consumers' own) says whether p is taken; the
+		 * stamp (dat, which only senders write) whether it is published.
+		 * SYNC: acquire, paired with the release of FREE by the consumer
+		 * of p - N (or a skip). */
 		uint64_t q = seq_load_acquire(h, p);
-		/* A READY whose stamp (in dat, which only senders write) does not
-		 * say "position p, complete" was never published here: a forgery,
-		 * taken for what it hides (not yet published).
-		 * SYNC: acquire, paired with publish's release of the stamp: the
-		 * bytes are complete. */
-		uint64_t stamp = q == SEQ(p, SLOT_READY) ? load_acquire(&sh->word) : 0;
-		if (q == SEQ(p, SLOT_READY) && stamp == stamp_of(h, p)) {
+		/* Not taken yet: FREE for p, as the consumer of p - N left it. */
+		bool open = q == SEQ(p, SLOT_FREE);
+		/* SYNC: acquire, paired with publish_end's release of the stamp:
+		 * the bytes are complete. */
+		uint64_t stamp = open ? load_acquire(&sh->word) : 0;
+		if (open && stamp == stamp_of(h, p)) {
 			uint32_t tg = load_relaxed(&sh->target);
 			bool drop = false;
 			if (tg && tg != h->member_id) {
@@ -155,6 +158,16 @@ again:;
 				*resume = p + 1;
 			return (int)got;
 		}
+		if (open && stamp_after(h, p, stamp)) {
+			/* A producer reused the slot before p was consumed: only
+			 * after a participant forged head (DESIGN.md 7). p's message
+			 * is gone; pass it (a failed CAS: somebody else did). */
+			if (seq_cas_acq_rel(h, p, &q, SEQ(p + n, SLOT_FREE))) {
+				fetch_add_relaxed(&c->dropped, 1);
+				COUNT_COLD(h, dropped);
+			}
+			continue;
+		}
 		if (q == SEQ(p, SLOT_TAKEN)) {
 			prefix_consumed = false; /* being copied out: not free yet */
 			continue;
@@ -169,12 +182,14 @@ again:;
 			}
 			continue;
 		}
-		/* Not yet published (FREE or WRITING for p, or a forged READY):
-		 * order stops here, unless its writer died. A FREE slot is usually
-		 * just the end of the queue: only the slow paths (peek, used before
-		 * sleeping) look whether a producer claimed it and died before
-		 * marking it. */
-		if ((q == SEQ(p, SLOT_WRITING) || peek) && shmc__recover_stalled(h, p, q, false))
+		/* Not yet published (not taken, and the stamp not "p, complete"),
+		 * or a state only a corrupting peer writes: order stops here,
+		 * unless its writer died. A stamp of an earlier lap is usually just
+		 * the end of the queue: only the slow paths (peek, used before
+		 * sleeping) look whether a producer claimed p and died before
+		 * writing; a stamp "p, being written" is looked at always. */
+		bool writing = open && stamp == stamp_writing(h, p);
+		if ((writing || peek) && shmc__recover_stalled(h, p, q, false))
 			continue;
 		break;
 	}

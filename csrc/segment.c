@@ -279,6 +279,7 @@ int shmc__segments_open(struct handle *h, const struct found *f, uint32_t access
 	shmc__handle_geometry(h, d->delivery, d->ring_entries, d->max_msg_size);
 	h->nonce = d->nonce;
 	h->start = d->start;
+	store_relaxed(&h->head_seen, h->start); /* every position below is consumed (there is none) */
 	void *cmap, *dmap;
 	int err = open_file(h, f, "ctl", true, h->ctl_size, &cmap);
 	if (err < 0)

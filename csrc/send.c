@@ -2,12 +2,13 @@
 /*
  * send.c - the producer's side: the broadcast gate, claiming positions with
  * one tail CAS, filling and publishing slots, the non-blocking sends
- * (DESIGN.md section 3, "Claim", "Broadcast consume" for the gate, and
+ * (DESIGN.md section 7, "Claim", "Broadcast consume" for the gate, and
  * "Targeted sends").
  *
- * Writes: tail (dat), the slots it claimed (unicast/multicast: the state in
- * ctl, stamp, length, target and payload in dat; broadcast: all in dat), this
- * member's claim record, this handle's gate cache and view.
+ * Writes: tail (dat), the slots it claimed (unicast/multicast: stamp, length,
+ * target and payload in dat, never ctl but to drop a departed target's
+ * message; broadcast: state, length, target and payload in dat), this
+ * member's claim record, this handle's gate and head caches and view.
  * Calls: member.c (the view, finding a target, liveness), recover.c (slots
  * left by the dead when the ring looks full), wake.c (through after_publish).
  */
@@ -72,6 +73,35 @@ static uint64_t broadcast_room(struct handle *h, uint64_t t, uint64_t want)
 	return room < want ? room : want;
 }
 
+/* Is the slot of position @t free for it? Unicast/multicast first ask the
+ * head this handle last saw, then head itself, and read the slot's own state
+ * (into *@q) only when neither says so (DESIGN.md 7, "Claim"): a producer
+ * then reads no line a consumer writes while the ring has room. */
+static bool claimable(struct handle *h, uint64_t t, uint64_t *q)
+{
+	const uint64_t n = h->ring_entries;
+	if (h->delivery != SHMC_BROADCAST) {
+		if (t - load_relaxed(&h->head_seen) < n)
+			return true; /* t - N was consumed: below a head we saw */
+		/* SYNC: acquire, paired with advance_head's seq_cst CAS, which
+		 * follows the release stores of FREE it moves over: seeing the
+		 * new head means the copies out of those slots are done. */
+		uint64_t hd = load_acquire(&h->ctl->head);
+		/* Taken only if the slot of hd - 1 says consumed, as it does for
+		 * every head consumers moved (FREE for hd - 1 + N, or a later
+		 * lap): a head forged at random is mostly refused. SYNC: acquire,
+		 * as the state load below. */
+		if (t - hd < n && (int64_t)(seq_load_acquire(h, hd - 1) - SEQ(hd - 1 + n, SLOT_FREE)) >= 0) {
+			store_relaxed(&h->head_seen, hd);
+			return true;
+		}
+	}
+	/* SYNC: acquire, paired with the consumer's release that freed the
+	 * slot (unicast) or the producer's READY publish (broadcast). */
+	*q = seq_load_acquire(h, t);
+	return slot_free_for(h, t, *q);
+}
+
 /* Claim up to @want consecutive positions with one CAS of tail. On success
  * *pos_out is the first and the count is returned (>= 1). */
 static int claim_positions(struct handle *h, uint32_t want, uint64_t *pos_out)
@@ -82,12 +112,10 @@ static int claim_positions(struct handle *h, uint32_t want, uint64_t *pos_out)
 		want = (uint32_t)n;
 	uint64_t t = load_relaxed(&dh->tail);
 	for (uint32_t attempt = 0; attempt < (1u << 20); attempt++) {
-		/* SYNC: acquire, paired with the consumer's release that freed the
-		 * slot (unicast) or the producer's READY publish (broadcast). */
-		uint64_t q = seq_load_acquire(h, t);
-		if (slot_free_for(h, t, q)) {
+		uint64_t q = 0, qn;
+		if (claimable(h, t, &q)) {
 			uint64_t got = 1;
-			while (got < want && slot_free_for(h, t + got, seq_load_acquire(h, t + got)))
+			while (got < want && claimable(h, t + got, &qn))
 				got++;
 			if (h->delivery == SHMC_BROADCAST && !(got = broadcast_room(h, t, got)))
 				return -ENOBUFS;
@@ -95,7 +123,7 @@ static int claim_positions(struct handle *h, uint32_t want, uint64_t *pos_out)
 			uint32_t prev_n = load_relaxed(&h->me->claim_n);
 			/* SYNC: release, paired with recover_stalled's acquire of
 			 * the record: whoever sees this claim sees the publishes of
-			 * our previous one (READY), so a position our record no
+			 * our previous one (their stamps, or READY), so a position our record no
 			 * longer names is never taken for a dead writer's. */
 			store_release(&h->me->claim, t);
 			store_relaxed(&h->me->claim_n, (uint32_t)got);
@@ -113,8 +141,9 @@ static int claim_positions(struct handle *h, uint32_t want, uint64_t *pos_out)
 		uint64_t t2 = load_relaxed(&dh->tail);
 		if ((int64_t)(q - SEQ(t, SLOT_FREE)) < 0) {
 			/* The slot still holds the previous lap: full, unless tail moved,
-			 * or unless that message waits for a target that is gone. */
-			if (t2 == t && h->delivery != SHMC_BROADCAST && q == SEQ(t - n, SLOT_READY) &&
+			 * or unless that message (not taken: its stamp says whether
+			 * it is published) waits for a target that is gone. */
+			if (t2 == t && h->delivery != SHMC_BROADCAST && q == SEQ(t - n, SLOT_FREE) &&
 			    shmc__drop_if_target_gone(h, t - n, q))
 				continue;
 			if (t2 == t && h->delivery != SHMC_BROADCAST && q == SEQ(t - n, SLOT_TAKEN) &&
@@ -148,43 +177,47 @@ static int check_send(struct handle *h, uint32_t target, int *tidx)
 	return 0;
 }
 
-/* The first half of a publish: the claimed slot marked WRITING and, in
- * unicast/multicast, its stamp "being written" (DESIGN.md 7, "Publish"). */
+/* The first half of a publish (DESIGN.md 7, "Publish"): unicast/multicast,
+ * the stamp "being written" (the slot's state in ctl is the consumers' and
+ * stays as they left it); broadcast, the slot's state WRITING. */
 static inline void publish_begin(struct handle *h, uint64_t t)
 {
-	seq_store_relaxed(h, t, SEQ(t, SLOT_WRITING));
-	if (h->delivery != SHMC_BROADCAST) {
-		store_relaxed(&slot_hdr(h, t)->word, stamp_writing(h, t));
-		/* SYNC: the "writing" stamp before the bytes, paired with
-		 * queue_take's smp_rmb before its second stamp load (a seqlock): a
-		 * consumer still copying the slot's previous message sees the
-		 * stamp change if it could have seen any of these bytes. */
-		smp_wmb();
+	if (h->delivery == SHMC_BROADCAST) {
+		seq_store_relaxed(h, t, SEQ(t, SLOT_WRITING));
+		return;
 	}
+	store_relaxed(&slot_hdr(h, t)->word, stamp_writing(h, t));
+	/* SYNC: the "writing" stamp before the bytes, paired with queue_take's
+	 * smp_rmb before its second stamp load (a seqlock): a consumer still
+	 * copying the slot's previous message sees the stamp change if it
+	 * could have seen any of these bytes. */
+	smp_wmb();
 }
 
-/* The second half: length, target, the stamp "complete", READY. The payload
- * is in place. @batched: more publishes follow, and the caller issues one
- * full barrier after the last (instead of a seq_cst store each). */
+/* The second half: length, target, then the publish itself: the stamp
+ * "complete" (unicast/multicast) or READY (broadcast). The payload is in
+ * place. @batched: more publishes follow, and the caller issues one full
+ * barrier after the last (instead of a seq_cst store each). */
 static inline void publish_end(struct handle *h, uint64_t t, uint32_t len, uint32_t target,
 			       bool batched)
 {
 	struct shmc_slot_header *sh = slot_hdr(h, t);
 	store_relaxed(&sh->len, len);
 	store_relaxed(&sh->target, target);
-	/* SYNC: release, paired with queue_take's acquire of the stamp: the
-	 * bytes are complete when the stamp says so, whatever a participant
-	 * wrote into the state word in ctl. */
-	if (h->delivery != SHMC_BROADCAST)
-		store_release(&sh->word, stamp_of(h, t));
 	/* SYNC: release (as part of seq_cst), paired with the consumers'
-	 * acquire load of seq: stamp, length, payload and target are visible
-	 * before READY is. seq_cst for after_publish's Dekker (a batch fences
-	 * once). */
-	if (batched)
-		seq_store_release(h, t, SEQ(t, SLOT_READY));
-	else
-		seq_store_seq_cst(h, t, SEQ(t, SLOT_READY));
+	 * acquire of the stamp (unicast/multicast: queue_take) or of seq
+	 * (broadcast): length, payload and target are visible before the
+	 * publish is. seq_cst for after_publish's Dekker (a batch fences once). */
+	if (h->delivery == SHMC_BROADCAST) {
+		if (batched)
+			seq_store_release(h, t, SEQ(t, SLOT_READY));
+		else
+			seq_store_seq_cst(h, t, SEQ(t, SLOT_READY));
+	} else if (batched) {
+		store_release(&sh->word, stamp_of(h, t));
+	} else {
+		store_seq_cst(&sh->word, stamp_of(h, t));
+	}
 }
 
 /* Fill a claimed slot and publish it (DESIGN.md 7, "Publish"). */

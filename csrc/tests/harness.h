@@ -338,6 +338,10 @@ _Atomic uint64_t *th_state_word(struct th_map *m, uint64_t pos);
 uint64_t th_seq(struct th_map *m, uint64_t pos);
 void th_set_seq(struct th_map *m, uint64_t pos, uint64_t q);
 bool th_cas_seq(struct th_map *m, uint64_t pos, uint64_t *expected, uint64_t desired);
+/* Is the slot of position @k being written (a producer between its first
+ * and its last publish store, or dead there and not skipped yet)? Then true,
+ * with the position in *@pos. */
+bool th_being_written(struct th_map *m, uint64_t k, uint64_t *pos);
 /* The slot header of @pos in dat, its payload, its length. */
 struct shmc_slot_header *th_slot(struct th_map *m, uint64_t pos);
 uint8_t *th_payload(struct th_map *m, uint64_t pos);
@@ -348,9 +352,10 @@ void th_set_stamp(struct th_map *m, uint64_t pos);
 _Atomic uint64_t *th_tail(struct th_map *m);
 /* Step 1 of a claim: record the claimed range [t, t+n) in the member. */
 void th_record_claim(struct shmc_member *me, uint64_t t, uint32_t n);
-/* After the tail CAS: WRITING, the "being written" stamp, target 0, length
- * and @len bytes of payload; then the stamp and READY if @publish (else the
- * producer "dies" here). */
+/* After the tail CAS, as a producer writes (DESIGN.md 7, "Publish"): the
+ * "being written" stamp (unicast/multicast) or WRITING (broadcast), target 0,
+ * length and @len bytes of payload; then, if @publish, the stamp "complete"
+ * (unicast/multicast) or READY (broadcast) (else the producer "dies" here). */
 void th_hand_write(struct th_map *m, uint64_t t, const void *buf, uint32_t len, bool publish);
 
 /* Index of the active member with subscriber id @id, or -1. */

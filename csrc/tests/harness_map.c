@@ -158,6 +158,20 @@ bool th_cas_seq(struct th_map *m, uint64_t pos, uint64_t *expected, uint64_t des
 	return ok;
 }
 
+bool th_being_written(struct th_map *m, uint64_t k, uint64_t *pos)
+{
+	if (m->delivery == SHMC_BROADCAST) {
+		uint64_t q = th_seq(m, k);
+		*pos = q / 4;
+		return (q & 3) == SLOT_WRITING;
+	}
+	uint64_t w = atomic_load(&th_slot(m, k)->word);
+	if (!(w >> 63))
+		return false;
+	*pos = first_of(m, k) + ((w ^ (1ull << 63)) - 1) / 2;
+	return th_seq(m, *pos) == SEQ(*pos, SLOT_FREE); /* not skipped since */
+}
+
 void th_set_len(struct th_map *m, uint64_t pos, uint32_t len)
 {
 	atomic_store(&th_slot(m, pos)->len, len);
@@ -182,16 +196,21 @@ void th_record_claim(struct shmc_member *me, uint64_t t, uint32_t n)
 
 void th_hand_write(struct th_map *m, uint64_t t, const void *buf, uint32_t len, bool publish)
 {
-	th_set_seq(m, t, SEQ(t, SLOT_WRITING));
-	if (m->delivery != SHMC_BROADCAST) /* "being written" */
+	/* As publish_begin/publish_end: unicast/multicast write only dat (the
+	 * stamp "being written", then "complete"), broadcast the state. */
+	if (m->delivery == SHMC_BROADCAST)
+		th_set_seq(m, t, SEQ(t, SLOT_WRITING));
+	else
 		atomic_store(&th_slot(m, t)->word, ((t - first_of(m, t)) * 2 + 1) ^ (1ull << 63));
 	atomic_store(&th_slot(m, t)->target, 0);
 	th_set_len(m, t, len);
 	if (len)
 		memcpy(th_payload(m, t), buf, len);
 	if (publish) {
-		th_set_stamp(m, t);
-		th_set_seq(m, t, SEQ(t, SLOT_READY));
+		if (m->delivery == SHMC_BROADCAST)
+			th_set_seq(m, t, SEQ(t, SLOT_READY));
+		else
+			th_set_stamp(m, t);
 	}
 }
 

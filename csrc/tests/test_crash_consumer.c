@@ -3,18 +3,18 @@
  * test_crash_consumer - competing consumers (unicast, multicast) and parked
  * receivers die.
  *
- * The rule the library follows (DESIGN.md section 5, "Dead members"): a
+ * The rule the library follows (DESIGN.md section 10, "A dead consumer"): a
  * message a unicast/multicast consumer had claimed (its slot CASed
- * READY -> TAKEN) when it died is LOST: the consumer had taken it, and
+ * FREE -> TAKEN) when it died is LOST: the consumer had taken it, and
  * nobody else receives it. Only that one message may be lost per death:
  * every other message still reaches exactly one live consumer, sends keep
  * working, and the slot the dead consumer held must come back into use (or
  * the ring would stop after one lap).
  *
  * Part A, death while holding a message (simulated by hand, faithful to
- * queue_take in DESIGN.md section 3): a consumer child maps the control
- * segment, CASes the slot at head from READY to TAKEN (it "took" message 0)
- * and _exits before copying and freeing it. Then the parent sends 3 laps of
+ * queue_take in DESIGN.md section 7): a consumer child maps the control
+ * segment, CASes the published slot at head from FREE to TAKEN (it "took"
+ * message 0) and _exits before copying and freeing it. Then the parent sends 3 laps of
  * the ring, each send with a 1 s timeout, and a live consumer must receive
  * every message but message 0, once each, in order.
  *
@@ -89,11 +89,14 @@ static int taker_main(void *arg)
 	struct th_map m;
 	REQUIRE_MSG(th_map_channel(sh->chan_id, sh->key, &m) == 0, "taker map");
 	uint64_t hd = atomic_load(&m.ctl->head);
-	uint64_t q = SEQ(hd, SLOT_READY);
-	/* queue_take's claim: READY -> TAKEN. Then death, before the copy and
-	 * before the store of SEQ(p + N, FREE). */
+	uint64_t q = SEQ(hd, SLOT_FREE);
+	/* queue_take's claim of a published slot (its stamp says so):
+	 * FREE -> TAKEN. Then death, before the copy and before the store of
+	 * SEQ(p + N, FREE). */
+	uint64_t stamp = atomic_load(&th_slot(&m, hd)->word);
+	REQUIRE_MSG(!(stamp >> 63) && (stamp & 1), "taker: slot at head %" PRIu64 " not published", hd);
 	REQUIRE_MSG(th_cas_seq(&m, hd, &q, SEQ(hd, SLOT_TAKEN)),
-		    "taker: slot at head %" PRIu64 " not READY", hd);
+		    "taker: slot at head %" PRIu64 " not free to take", hd);
 	atomic_store(&sh->taken_pos, hd);
 	atomic_store(&sh->taken_ok, 1);
 	_exit(0);
@@ -545,7 +548,7 @@ int main(void)
 	th_init("test_crash_consumer", th_watchdog_for_rounds(110));
 	sh = th_shared_alloc(sizeof *sh);
 
-	th_section("A: a consumer dies holding a message (READY -> TAKEN by hand, no free): that "
+	th_section("A: a consumer dies holding a message (FREE -> TAKEN by hand, no free): that "
 		   "message is lost, nothing else; sends keep working across the ring's laps");
 	part_a(SHMC_UNICAST);
 	part_a(SHMC_MULTICAST);

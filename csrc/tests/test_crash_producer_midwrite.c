@@ -1028,9 +1028,9 @@ static void random_kills(uint32_t delivery, unsigned rounds, uint64_t seed)
 			while (!found && th_now_ns() < until) {
 				th_map_members(&m);
 				for (uint32_t k = 0; k < m.n && !found; k++) {
-					uint64_t q = th_seq(&m, k);
-					int w = writer_of(&m, q / 4);
-					if ((q & 3) != SLOT_WRITING || w < 0)
+					uint64_t pos;
+					int w = th_being_written(&m, k, &pos) ? writer_of(&m, pos) : -1;
+					if (w < 0)
 						continue;
 					uint32_t pid = m.members[w]->pid;
 					for (unsigned j = 0; j < PROD_SLOTS; j++)
@@ -1067,15 +1067,15 @@ static void random_kills(uint32_t delivery, unsigned rounds, uint64_t seed)
 		th_dump_ring(&m, "stuck after the kills");
 		th_map_members(&m);
 		for (uint32_t k = 0; k < m.n; k++) {
-			uint64_t q = th_seq(&m, k);
-			int w = writer_of(&m, q / 4);
-			if ((q & 3) != SLOT_WRITING || w < 0)
+			uint64_t pos;
+			int w = th_being_written(&m, k, &pos) ? writer_of(&m, pos) : -1;
+			if (w < 0)
 				continue;
 			struct shmc_member *mm = m.members[w];
 			bool alive = kill((pid_t)mm->pid, 0) == 0;
-			printf("  diagnosis: position %" PRIu64 " is WRITING by member %d, pid %u (%s, "
-			       "claim %" PRIu64 "), and was not skipped\n",
-			       q / 4, w, mm->pid, alive ? "alive" : "dead",
+			printf("  diagnosis: position %" PRIu64 " is being written by member %d, pid %u "
+			       "(%s, claim %" PRIu64 "), and was not skipped\n",
+			       pos, w, mm->pid, alive ? "alive" : "dead",
 			       (uint64_t)atomic_load(&mm->claim));
 		}
 	}

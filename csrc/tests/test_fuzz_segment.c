@@ -15,7 +15,8 @@
  *     access, pid, claim, cursor and doorbell tokens, the wait lines
  *     (parked bits, futex word, sleepers), the parked counters, rr_next,
  *     next_member_gen, skip_mark, the headers' "immutable" geometry; or
- *     forges a whole READY message; now and then it heals the ring (empty and
+ *     forges a whole published message (a stamp, or a READY state); now and
+ *     then it heals the ring (empty and
  *     consistent at tail) so that the normal paths run again between
  *     corruptions;
  *   - calls try_send, send (timeout 0..20 ms), try_recv (into a heap buffer
@@ -348,10 +349,13 @@ static void mutate(struct fz *f)
 		atomic_store(&th_slot(m, p)->target, th_below(&f->rng, 3) ? 0 : pick32(f, 8));
 		if (th_below(&f->rng, 2))
 			th_set_stamp(m, p);
-		th_set_seq(m, p, SEQ(p, SLOT_READY));
+		/* Unicast/multicast publish by the stamp alone (the state stays
+		 * FREE for p); an old-style READY there is a forged state. */
+		bool by_stamp = m->delivery != SHMC_BROADCAST && th_below(&f->rng, 2);
+		th_set_seq(m, p, SEQ(p, by_stamp ? SLOT_FREE : SLOT_READY));
 		if (th_below(&f->rng, 2))
 			atomic_store(th_tail(m), p + 1 + th_below(&f->rng, 3));
-		logm("forged READY at %" PRIu64 " len %u", p, len);
+		logm("forged publish at %" PRIu64 " len %u", p, len);
 		break;
 	}
 	case 13:
@@ -359,8 +363,11 @@ static void mutate(struct fz *f)
 		    * protocol paths run again between corruptions */
 		uint64_t t = tail;
 		atomic_store(&c->head, t);
-		for (uint32_t i = 0; i < m->n; i++)
+		for (uint32_t i = 0; i < m->n; i++) {
 			th_set_seq(m, t + i, SEQ(t + i, SLOT_FREE));
+			if (m->delivery != SHMC_BROADCAST) /* no stamp says published */
+				atomic_store(&th_slot(m, t + i)->word, 0);
+		}
 		for (uint32_t i = 0; i < SHMC_MAX_MEMBERS; i++) {
 			if (m->members[i])
 				atomic_store(&m->members[i]->cursor, t);
