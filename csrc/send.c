@@ -154,9 +154,21 @@ static int claim_positions(struct handle *h, uint32_t want, uint64_t *pos_out)
 			    shmc__recover_stalled(h, t - n, q, false))
 				continue;
 		}
-		/* Another producer got ahead (tail moved): try there. A state that
-		 * is neither free nor an earlier lap with tail unmoved is only what
-		 * a corrupting peer writes: full, not a retry loop. */
+		/* Unicast/multicast, tail unmoved: a state that is neither free for
+		 * t nor t - N's (not taken, or taken) is only what a corrupting
+		 * peer writes. It would hold the ring for ever (no consumer looks
+		 * at a position not claimed yet): make the slot free for t.
+		 * Whatever it hid is lost, as the peer could make it; a consumer
+		 * still copying from it drops its copy (the stamp check).
+		 * SYNC: seq_cst CAS, as a consumer's free; bounded by the loop. */
+		if (t2 == t && h->delivery != SHMC_BROADCAST && q != SEQ(t - n, SLOT_FREE) &&
+		    q != SEQ(t - n, SLOT_TAKEN)) {
+			seq_cas_seq_cst(h, t, &q, SEQ(t, SLOT_FREE));
+			continue;
+		}
+		/* Another producer got ahead (tail moved): try there. Else a full
+		 * ring (a broadcast state that is neither free nor an earlier lap
+		 * is only what a corrupting sender writes: full, not a retry loop). */
 		if (t2 == t)
 			return -ENOBUFS;
 		t = t2;
