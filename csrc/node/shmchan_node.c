@@ -15,10 +15,14 @@
  * when Node loads the addon, so one build serves every Node version with
  * Node-API 8 (Node 22, 24, 26, ...), with no compiler on the user's machine.
  *
- * Buffers are checked against the lengths passed with them: a length past
- * the end of its buffer returns -EINVAL instead of reaching the C library.
- * Beside the table, viewBuffer(h) makes the external ArrayBuffer of a
- * handle's zero-copy view region (no address passes through JavaScript).
+ * One wrapper, call(), serves every function of the table (ENTRIES): it
+ * takes the arguments by the kinds of the function's shape (its C
+ * prototype), checks the buffers against the lengths passed with them by
+ * the entry's rules (a length past the end of its buffer, or an array that
+ * is misaligned, returns -EINVAL instead of reaching the C library), then
+ * calls the function through its prototype. Beside the table, viewBuffer(h)
+ * makes the external ArrayBuffer of a handle's zero-copy view region (no
+ * address passes through JavaScript).
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -32,76 +36,217 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* From csrc/shmchan.h: the buffers shmc_info() and shmc_lookup_key() fill
- * hold this many u64. */
+/* From csrc/shmchan.h: the buffers shmc_info(), shmc_lookup_key() and
+ * shmc_view_region() fill hold this many u64. */
 #define INFO_COUNT 13u
 #define LOOKUP_COUNT 4u
+#define VIEW_REGION_COUNT 3u
 /* Longest library path accepted by open(), with its NUL. */
 #define PATH_CAP 4096
+/* Most arguments a C function of the table takes, and length rules it has. */
+#define MAX_ARGS 6
+#define MAX_RULES 2
 
-/* The C functions, resolved from one dlopen'ed library. */
-struct lib {
-	int (*create)(uint64_t, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t);
-	int (*destroy)(int);
-	int (*attach_key)(uint64_t, uint32_t);
-	int (*attach_id)(int32_t, uint32_t);
-	int (*attach_key_owned)(uint64_t, uint32_t, uint32_t);
-	int (*attach_id_owned)(int32_t, uint32_t, uint32_t);
-	int (*lookup_key)(uint64_t, uint64_t *);
-	int (*lookup_id)(int32_t, uint64_t *);
-	int (*detach)(int);
-	int (*info)(int, uint64_t *);
-	int (*try_send)(int, const void *, uint32_t, uint32_t);
-	int (*try_recv)(int, void *, uint32_t);
-	int (*try_send_many)(int, const void *, const uint32_t *, uint32_t, uint32_t);
-	int (*try_recv_many)(int, void *, uint32_t, uint32_t *, uint32_t);
-	int (*doorbell_path)(int, uint32_t, char *, uint32_t);
-	int (*doorbell_seal)(int, uint32_t);
-	int (*park)(int, uint32_t);
-	int (*unpark)(int, uint32_t);
-	int (*try_loan_at)(int, uint32_t *);
-	int (*commit)(int, uint32_t, uint32_t);
-	int (*abort_loan)(int);
-	int (*try_recv_view_at)(int, uint32_t *);
-	int (*release)(int);
-	int (*view_region)(int, uint64_t *);
-	int (*view_region_drop)(int);
-	int (*try_recv_park)(int, void *, uint32_t, uint32_t);
-	int (*version)(void);
-	int (*stats)(int, uint64_t *, uint32_t);
-	int (*stats_key)(uint64_t, uint64_t *, uint32_t);
-	int (*stats_id)(int32_t, uint64_t *, uint32_t);
-	int (*list)(uint64_t *, uint32_t);
-	int (*remove_key)(uint64_t);
-	int (*remove_id)(int32_t);
-	int (*gc)(void);
-};
+/* ---- shapes: the C prototypes of the table --------------------------------- */
 
-/* A buffer argument: its bytes and their count. */
-struct buf {
-	void *data;
+/*
+ * One argument, taken by its kind (a letter): 'i' an i32 and 'u' a u32 (a
+ * number), 'q' a u64 (a BigInt), 'b' a buffer (an ArrayBufferView: its
+ * bytes and their count).
+ */
+struct arg {
+	union {
+		int32_t i;
+		uint32_t u;
+		uint64_t q;
+		void *p;
+	};
 	size_t len;
 };
 
-/* ---- arguments ------------------------------------------------------------ */
+/*
+ * Every distinct prototype among the table's functions (all return int):
+ * its name, the kinds of its arguments, its parameters, and how the
+ * arguments a[] are passed to them. A name spells the parameters: I int,
+ * U uint32_t, Q uint64_t, P32 and P64 uint32_t * and uint64_t *, PV void *,
+ * PC char *, C const. C calls a function only through its own prototype,
+ * hence one per pointer type too (try_send's const void *, try_recv_park's
+ * void *).
+ */
+#define SHAPES(X)                                                                                               \
+	X(V, "", (void), ())                                                                                    \
+	X(I, "i", (int), (a[0].i))                                                                              \
+	X(Q, "q", (uint64_t), (a[0].q))                                                                         \
+	X(I_U, "iu", (int, uint32_t), (a[0].i, a[1].u))                                                         \
+	X(Q_U, "qu", (uint64_t, uint32_t), (a[0].q, a[1].u))                                                    \
+	X(I_U_U, "iuu", (int, uint32_t, uint32_t), (a[0].i, a[1].u, a[2].u))                                    \
+	X(Q_U_U, "quu", (uint64_t, uint32_t, uint32_t), (a[0].q, a[1].u, a[2].u))                               \
+	X(Q_U_U_U_U_U, "quuuuu", (uint64_t, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t),                  \
+	  (a[0].q, a[1].u, a[2].u, a[3].u, a[4].u, a[5].u))                                                     \
+	X(I_P32, "ib", (int, uint32_t *), (a[0].i, a[1].p))                                                     \
+	X(I_P64, "ib", (int, uint64_t *), (a[0].i, a[1].p))                                                     \
+	X(Q_P64, "qb", (uint64_t, uint64_t *), (a[0].q, a[1].p))                                                \
+	X(P64_U, "bu", (uint64_t *, uint32_t), (a[0].p, a[1].u))                                                \
+	X(I_P64_U, "ibu", (int, uint64_t *, uint32_t), (a[0].i, a[1].p, a[2].u))                                \
+	X(Q_P64_U, "qbu", (uint64_t, uint64_t *, uint32_t), (a[0].q, a[1].p, a[2].u))                           \
+	X(I_PV_U, "ibu", (int, void *, uint32_t), (a[0].i, a[1].p, a[2].u))                                     \
+	X(I_PV_U_U, "ibuu", (int, void *, uint32_t, uint32_t), (a[0].i, a[1].p, a[2].u, a[3].u))                \
+	X(I_CPV_U_U, "ibuu", (int, const void *, uint32_t, uint32_t), (a[0].i, a[1].p, a[2].u, a[3].u))         \
+	X(I_U_PC_U, "iubu", (int, uint32_t, char *, uint32_t), (a[0].i, a[1].u, a[2].p, a[3].u))                \
+	X(I_CPV_CP32_U_U, "ibbuu", (int, const void *, const uint32_t *, uint32_t, uint32_t),                   \
+	  (a[0].i, a[1].p, a[2].p, a[3].u, a[4].u))                                                             \
+	X(I_PV_U_P32_U, "ibubu", (int, void *, uint32_t, uint32_t *, uint32_t),                                 \
+	  (a[0].i, a[1].p, a[2].u, a[3].p, a[4].u))
+
+#define SHAPE_NAME(name, kinds, params, args) name,
+#define SHAPE_KINDS(name, kinds, params, args) [name] = kinds,
+#define SHAPE_ARITY(name, kinds, params, args) [name] = sizeof kinds - 1,
+#define SHAPE_FITS(name, kinds, params, args) _Static_assert(sizeof kinds - 1 <= MAX_ARGS, #name " takes too many");
+#define SHAPE_CALL(name, kinds, params, args) \
+	case name:                            \
+		return ((int(*) params)fn) args;
+
+enum shape { SHAPES(SHAPE_NAME) };
+static const char *const KINDS[] = { SHAPES(SHAPE_KINDS) };
+static const uint8_t ARITY[] = { SHAPES(SHAPE_ARITY) };
+SHAPES(SHAPE_FITS)
+
+/* Calls @fn, whose prototype is @shape, with the arguments @a. */
+static int invoke(enum shape shape, void (*fn)(void), const struct arg *a)
+{
+	switch (shape) {
+		SHAPES(SHAPE_CALL)
+	}
+	return -ENOSYS; /* not reached: every shape has its case */
+}
+
+/* ---- length rules --------------------------------------------------------- */
 
 /*
- * The arguments of one call, with their count checked; the library table
- * comes in as the callback's data. NULL (with a TypeError thrown) when too
- * few were passed.
+ * What a buffer argument a[buf] must hold, checked before the call: `count`
+ * elements of `width` bytes, aligned to `width`, where `count` is the u32
+ * argument a[count] (COUNTED) or the number `fixed` (FIXED); or (SUMMED) as
+ * many bytes as the first a[count] u32 of buffer a[lens] add up to (a rule
+ * before it must have checked a[lens]).
  */
-static struct lib *args_of(napi_env env, napi_callback_info info, size_t want, napi_value *argv)
+struct rule {
+	enum { NO_RULE, COUNTED, FIXED, SUMMED } how;
+	uint8_t buf, width, count, lens;
+	uint32_t fixed;
+};
+
+/* a[b] must hold a[n] bytes / aligned u32 / aligned u64. */
+#define BYTES(b, n) { .how = COUNTED, .buf = b, .width = 1, .count = n }
+#define U32S(b, n) { .how = COUNTED, .buf = b, .width = 4, .count = n }
+#define U64S(b, n) { .how = COUNTED, .buf = b, .width = 8, .count = n }
+/* a[b] must hold n aligned u32 / u64. */
+#define FIXED_U32S(b, n) { .how = FIXED, .buf = b, .width = 4, .fixed = n }
+#define FIXED_U64S(b, n) { .how = FIXED, .buf = b, .width = 8, .fixed = n }
+/* a[b] must hold the a[n] messages whose lengths are the u32 of buffer a[lens]. */
+#define SUM_OF(b, lens_, n) { .how = SUMMED, .buf = b, .width = 1, .count = n, .lens = lens_ }
+
+/* Whether the arguments @a meet rule @r. */
+static bool holds(const struct rule *r, const struct arg *a)
 {
-	size_t argc = want;
-	void *data = NULL;
-	if (napi_get_cb_info(env, info, &argc, argv, NULL, &data) != napi_ok)
-		return NULL;
-	if (argc < want) {
-		napi_throw_type_error(env, NULL, "shmchan addon: too few arguments");
-		return NULL;
+	uint64_t n = r->how == FIXED ? r->fixed : a[r->count].u;
+	if (r->how == SUMMED) {
+		/* The library reads the messages back to back: they must all lie in a[buf]. */
+		const uint32_t *len = a[r->lens].p;
+		uint64_t total = 0;
+		for (uint64_t i = 0; i < n; i++)
+			total += len[i];
+		n = total;
 	}
-	return data;
+	return ((uintptr_t)a[r->buf].p & (r->width - 1u)) == 0 && n * r->width <= a[r->buf].len;
 }
+
+/* ---- the table ------------------------------------------------------------ */
+
+struct entry {
+	const char *name;
+	enum shape shape;
+	struct rule rules[MAX_RULES];
+};
+
+/* An entry without rules leaves them zero: NO_RULE. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+static const struct entry ENTRIES[] = {
+	{ "shmc_create", Q_U_U_U_U_U },
+	{ "shmc_destroy", I },
+	{ "shmc_attach_key", Q_U },
+	{ "shmc_attach_id", I_U },
+	{ "shmc_attach_key_owned", Q_U_U },
+	{ "shmc_attach_id_owned", I_U_U },
+	{ "shmc_lookup_key", Q_P64, { FIXED_U64S(1, LOOKUP_COUNT) } },
+	{ "shmc_lookup_id", I_P64, { FIXED_U64S(1, LOOKUP_COUNT) } },
+	{ "shmc_detach", I },
+	{ "shmc_info", I_P64, { FIXED_U64S(1, INFO_COUNT) } },
+	{ "shmc_try_send", I_CPV_U_U, { BYTES(1, 2) } },
+	{ "shmc_try_recv", I_PV_U, { BYTES(1, 2) } },
+	{ "shmc_try_send_many", I_CPV_CP32_U_U, { U32S(2, 3), SUM_OF(1, 2, 3) } },
+	{ "shmc_try_recv_many", I_PV_U_P32_U, { BYTES(1, 2), U32S(3, 4) } },
+	{ "shmc_doorbell_path", I_U_PC_U, { BYTES(2, 3) } },
+	{ "shmc_doorbell_seal", I_U },
+	{ "shmc_park", I_U },
+	{ "shmc_unpark", I_U },
+	{ "shmc_try_loan_at", I_P32, { FIXED_U32S(1, 1) } },
+	{ "shmc_commit", I_U_U },
+	{ "shmc_abort", I },
+	{ "shmc_try_recv_view_at", I_P32, { FIXED_U32S(1, 1) } },
+	{ "shmc_release", I },
+	{ "shmc_view_region", I_P64, { FIXED_U64S(1, VIEW_REGION_COUNT) } },
+	{ "shmc_view_region_drop", I },
+	{ "shmc_try_recv_park", I_PV_U_U, { BYTES(1, 2) } },
+	{ "shmc_version", V },
+	{ "shmc_stats", I_P64_U, { U64S(1, 2) } },
+	{ "shmc_stats_key", Q_P64_U, { U64S(1, 2) } },
+	{ "shmc_stats_id", I_P64_U, { U64S(1, 2) } },
+	{ "shmc_list", P64_U, { U64S(0, 1) } },
+	{ "shmc_remove_key", Q },
+	{ "shmc_remove_id", I },
+	{ "shmc_gc", V },
+};
+#pragma GCC diagnostic pop
+#define ENTRY_COUNT (sizeof ENTRIES / sizeof ENTRIES[0])
+
+/*
+ * Whether every rule names arguments of the kinds it reads (checked when the
+ * addon loads: a wrong index would check bytes other than those passed).
+ */
+static bool rules_fit_shapes(void)
+{
+	for (const struct entry *e = ENTRIES; e < ENTRIES + ENTRY_COUNT; e++) {
+		const char *k = KINDS[e->shape];
+		size_t n = ARITY[e->shape];
+		for (const struct rule *r = e->rules; r < e->rules + MAX_RULES && r->how != NO_RULE; r++) {
+			bool buf = r->buf < n && k[r->buf] == 'b';
+			bool count = r->how == FIXED || (r->count < n && k[r->count] == 'u');
+			bool lens = r->how != SUMMED || (r->lens < n && k[r->lens] == 'b');
+			if (!buf || !count || !lens)
+				return false;
+		}
+	}
+	return true;
+}
+
+/* Room for MAX_ARGS kinds of up to 6 letters, their commas, ":i32" and the NUL. */
+#define SIGNATURE_CAP (MAX_ARGS * 7 + 5)
+
+/* The signature of @e as SYMBOLS spells it: "i32,buffer,u32:i32". */
+static void signature_of(const struct entry *e, char out[SIGNATURE_CAP])
+{
+	static const char *const NAME[] = { ['i'] = "i32", ['u'] = "u32", ['q'] = "u64", ['b'] = "buffer" };
+	out[0] = '\0';
+	for (const char *k = KINDS[e->shape]; *k; k++) {
+		if (k != KINDS[e->shape])
+			strcat(out, ",");
+		strcat(out, NAME[(unsigned char)*k]);
+	}
+	strcat(out, ":i32");
+}
+
+/* ---- arguments ------------------------------------------------------------ */
 
 static bool get_i32(napi_env env, napi_value v, int32_t *out)
 {
@@ -134,13 +279,13 @@ static bool get_u64(napi_env env, napi_value v, uint64_t *out)
 }
 
 /* A typed array's or DataView's bytes (byte offset applied). */
-static bool get_buf(napi_env env, napi_value v, struct buf *out)
+static bool get_buf(napi_env env, napi_value v, struct arg *out)
 {
 	bool is = false;
 	napi_typedarray_type type;
 	size_t count = 0;
 	if (napi_is_typedarray(env, v, &is) == napi_ok && is &&
-	    napi_get_typedarray_info(env, v, &type, &count, &out->data, NULL, NULL) == napi_ok) {
+	    napi_get_typedarray_info(env, v, &type, &count, &out->p, NULL, NULL) == napi_ok) {
 		static const size_t width[] = {
 			[napi_int8_array] = 1,	     [napi_uint8_array] = 1,	[napi_uint8_clamped_array] = 1,
 			[napi_int16_array] = 2,	     [napi_uint16_array] = 2,	[napi_int32_array] = 4,
@@ -156,10 +301,31 @@ static bool get_buf(napi_env env, napi_value v, struct buf *out)
 		return true;
 	}
 	if (napi_is_dataview(env, v, &is) == napi_ok && is &&
-	    napi_get_dataview_info(env, v, &out->len, &out->data, NULL, NULL) == napi_ok)
+	    napi_get_dataview_info(env, v, &out->len, &out->p, NULL, NULL) == napi_ok)
 		return true;
 	napi_throw_type_error(env, NULL, "shmchan addon: expected an ArrayBufferView");
 	return false;
+}
+
+/* Argument @v as kind @k (see struct arg); false with the error thrown. */
+static bool get_arg(napi_env env, char k, napi_value v, struct arg *out)
+{
+	switch (k) {
+	case 'i':
+		return get_i32(env, v, &out->i);
+	case 'u':
+		return get_u32(env, v, &out->u);
+	case 'q':
+		return get_u64(env, v, &out->q);
+	default:
+		return get_buf(env, v, out);
+	}
+}
+
+static napi_value too_few(napi_env env)
+{
+	napi_throw_type_error(env, NULL, "shmchan addon: too few arguments");
+	return NULL;
 }
 
 static napi_value result(napi_env env, int rc)
@@ -169,333 +335,46 @@ static napi_value result(napi_env env, int rc)
 	return v;
 }
 
-/* ---- one wrapper per C function ------------------------------------------ */
+/* ---- the calls ------------------------------------------------------------ */
 
-static napi_value js_create(napi_env env, napi_callback_info info)
+/* A C function of the table as open() resolved it: call()'s data. */
+struct bound {
+	const struct entry *e;
+	void (*fn)(void);
+};
+
+/* The library open() returns: the table's functions and the two that viewBuffer() calls. */
+struct lib {
+	struct bound fns[ENTRY_COUNT];
+	int (*view_region)(int, uint64_t *);
+	int (*view_region_drop)(int);
+};
+
+/*
+ * The wrapper of every C function of the table: its arguments by the kinds
+ * of its shape, then its rules (-EINVAL if a buffer falls short), then the
+ * call.
+ */
+static napi_value call(napi_env env, napi_callback_info info)
 {
-	napi_value a[6];
-	struct lib *l = args_of(env, info, 6, a);
-	uint64_t key;
-	uint32_t delivery, entries, size, mode, flags;
-	if (!l || !get_u64(env, a[0], &key) || !get_u32(env, a[1], &delivery) || !get_u32(env, a[2], &entries) ||
-	    !get_u32(env, a[3], &size) || !get_u32(env, a[4], &mode) || !get_u32(env, a[5], &flags))
+	napi_value v[MAX_ARGS];
+	size_t argc = MAX_ARGS;
+	void *data = NULL;
+	if (napi_get_cb_info(env, info, &argc, v, NULL, &data) != napi_ok)
 		return NULL;
-	return result(env, l->create(key, delivery, entries, size, mode, flags));
-}
-
-static napi_value js_destroy(napi_env env, napi_callback_info info)
-{
-	napi_value a[1];
-	struct lib *l = args_of(env, info, 1, a);
-	int32_t h;
-	if (!l || !get_i32(env, a[0], &h))
-		return NULL;
-	return result(env, l->destroy(h));
-}
-
-static napi_value js_attach_key(napi_env env, napi_callback_info info)
-{
-	napi_value a[2];
-	struct lib *l = args_of(env, info, 2, a);
-	uint64_t key;
-	uint32_t access;
-	if (!l || !get_u64(env, a[0], &key) || !get_u32(env, a[1], &access))
-		return NULL;
-	return result(env, l->attach_key(key, access));
-}
-
-static napi_value js_attach_id(napi_env env, napi_callback_info info)
-{
-	napi_value a[2];
-	struct lib *l = args_of(env, info, 2, a);
-	int32_t id;
-	uint32_t access;
-	if (!l || !get_i32(env, a[0], &id) || !get_u32(env, a[1], &access))
-		return NULL;
-	return result(env, l->attach_id(id, access));
-}
-
-static napi_value js_attach_key_owned(napi_env env, napi_callback_info info)
-{
-	napi_value a[3];
-	struct lib *l = args_of(env, info, 3, a);
-	uint64_t key;
-	uint32_t access, owner;
-	if (!l || !get_u64(env, a[0], &key) || !get_u32(env, a[1], &access) || !get_u32(env, a[2], &owner))
-		return NULL;
-	return result(env, l->attach_key_owned(key, access, owner));
-}
-
-static napi_value js_attach_id_owned(napi_env env, napi_callback_info info)
-{
-	napi_value a[3];
-	struct lib *l = args_of(env, info, 3, a);
-	int32_t id;
-	uint32_t access, owner;
-	if (!l || !get_i32(env, a[0], &id) || !get_u32(env, a[1], &access) || !get_u32(env, a[2], &owner))
-		return NULL;
-	return result(env, l->attach_id_owned(id, access, owner));
-}
-
-/* @out must hold LOOKUP_COUNT aligned u64. */
-static bool lookup_fits(const struct buf *out)
-{
-	return out->len >= LOOKUP_COUNT * sizeof(uint64_t) && ((uintptr_t)out->data & 7u) == 0;
-}
-
-static napi_value js_lookup_key(napi_env env, napi_callback_info info)
-{
-	napi_value a[2];
-	struct lib *l = args_of(env, info, 2, a);
-	uint64_t key;
-	struct buf out;
-	if (!l || !get_u64(env, a[0], &key) || !get_buf(env, a[1], &out))
-		return NULL;
-	if (!lookup_fits(&out))
-		return result(env, -EINVAL);
-	return result(env, l->lookup_key(key, out.data));
-}
-
-static napi_value js_lookup_id(napi_env env, napi_callback_info info)
-{
-	napi_value a[2];
-	struct lib *l = args_of(env, info, 2, a);
-	int32_t id;
-	struct buf out;
-	if (!l || !get_i32(env, a[0], &id) || !get_buf(env, a[1], &out))
-		return NULL;
-	if (!lookup_fits(&out))
-		return result(env, -EINVAL);
-	return result(env, l->lookup_id(id, out.data));
-}
-
-static napi_value js_detach(napi_env env, napi_callback_info info)
-{
-	napi_value a[1];
-	struct lib *l = args_of(env, info, 1, a);
-	int32_t h;
-	if (!l || !get_i32(env, a[0], &h))
-		return NULL;
-	return result(env, l->detach(h));
-}
-
-static napi_value js_info(napi_env env, napi_callback_info info)
-{
-	napi_value a[2];
-	struct lib *l = args_of(env, info, 2, a);
-	int32_t h;
-	struct buf out;
-	if (!l || !get_i32(env, a[0], &h) || !get_buf(env, a[1], &out))
-		return NULL;
-	if (out.len < INFO_COUNT * sizeof(uint64_t) || ((uintptr_t)out.data & 7u) != 0)
-		return result(env, -EINVAL);
-	return result(env, l->info(h, out.data));
-}
-
-static napi_value js_try_send(napi_env env, napi_callback_info info)
-{
-	napi_value a[4];
-	struct lib *l = args_of(env, info, 4, a);
-	int32_t h;
-	struct buf msg;
-	uint32_t len, target;
-	if (!l || !get_i32(env, a[0], &h) || !get_buf(env, a[1], &msg) || !get_u32(env, a[2], &len) ||
-	    !get_u32(env, a[3], &target))
-		return NULL;
-	if (len > msg.len)
-		return result(env, -EINVAL);
-	return result(env, l->try_send(h, msg.data, len, target));
-}
-
-static napi_value js_try_recv(napi_env env, napi_callback_info info)
-{
-	napi_value a[3];
-	struct lib *l = args_of(env, info, 3, a);
-	int32_t h;
-	struct buf into;
-	uint32_t cap;
-	if (!l || !get_i32(env, a[0], &h) || !get_buf(env, a[1], &into) || !get_u32(env, a[2], &cap))
-		return NULL;
-	if (cap > into.len)
-		return result(env, -EINVAL);
-	return result(env, l->try_recv(h, into.data, cap));
-}
-
-/* @lens must hold @count aligned u32 inside its buffer. */
-static bool lens_fit(const struct buf *lens, uint32_t count)
-{
-	return ((uintptr_t)lens->data & 3u) == 0 && (uint64_t)count * sizeof(uint32_t) <= lens->len;
-}
-
-static napi_value js_try_send_many(napi_env env, napi_callback_info info)
-{
-	napi_value a[5];
-	struct lib *l = args_of(env, info, 5, a);
-	int32_t h;
-	struct buf msgs, lens;
-	uint32_t count, target;
-	if (!l || !get_i32(env, a[0], &h) || !get_buf(env, a[1], &msgs) || !get_buf(env, a[2], &lens) ||
-	    !get_u32(env, a[3], &count) || !get_u32(env, a[4], &target))
-		return NULL;
-	if (!lens_fit(&lens, count))
-		return result(env, -EINVAL);
-	/* The library reads the messages back to back: they must all lie in @msgs. */
-	uint64_t total = 0;
-	const uint32_t *len = lens.data;
-	for (uint32_t i = 0; i < count; i++)
-		total += len[i];
-	if (total > msgs.len)
-		return result(env, -EINVAL);
-	return result(env, l->try_send_many(h, msgs.data, lens.data, count, target));
-}
-
-static napi_value js_try_recv_many(napi_env env, napi_callback_info info)
-{
-	napi_value a[5];
-	struct lib *l = args_of(env, info, 5, a);
-	int32_t h;
-	struct buf into, lens;
-	uint32_t cap, max;
-	if (!l || !get_i32(env, a[0], &h) || !get_buf(env, a[1], &into) || !get_u32(env, a[2], &cap) ||
-	    !get_buf(env, a[3], &lens) || !get_u32(env, a[4], &max))
-		return NULL;
-	if (cap > into.len || !lens_fit(&lens, max))
-		return result(env, -EINVAL);
-	return result(env, l->try_recv_many(h, into.data, cap, lens.data, max));
-}
-
-static napi_value js_doorbell_path(napi_env env, napi_callback_info info)
-{
-	napi_value a[4];
-	struct lib *l = args_of(env, info, 4, a);
-	int32_t h;
-	uint32_t what, cap;
-	struct buf out;
-	if (!l || !get_i32(env, a[0], &h) || !get_u32(env, a[1], &what) || !get_buf(env, a[2], &out) ||
-	    !get_u32(env, a[3], &cap))
-		return NULL;
-	if (cap > out.len)
-		return result(env, -EINVAL);
-	return result(env, l->doorbell_path(h, what, out.data, cap));
-}
-
-static napi_value js_doorbell_seal(napi_env env, napi_callback_info info)
-{
-	napi_value a[2];
-	struct lib *l = args_of(env, info, 2, a);
-	int32_t h;
-	uint32_t what;
-	if (!l || !get_i32(env, a[0], &h) || !get_u32(env, a[1], &what))
-		return NULL;
-	return result(env, l->doorbell_seal(h, what));
-}
-
-static napi_value js_park(napi_env env, napi_callback_info info)
-{
-	napi_value a[2];
-	struct lib *l = args_of(env, info, 2, a);
-	int32_t h;
-	uint32_t what;
-	if (!l || !get_i32(env, a[0], &h) || !get_u32(env, a[1], &what))
-		return NULL;
-	return result(env, l->park(h, what));
-}
-
-static napi_value js_unpark(napi_env env, napi_callback_info info)
-{
-	napi_value a[2];
-	struct lib *l = args_of(env, info, 2, a);
-	int32_t h;
-	uint32_t what;
-	if (!l || !get_i32(env, a[0], &h) || !get_u32(env, a[1], &what))
-		return NULL;
-	return result(env, l->unpark(h, what));
-}
-
-/* An offset out-parameter: one aligned u32. */
-static bool offset_fits(const struct buf *out)
-{
-	return out->len >= sizeof(uint32_t) && ((uintptr_t)out->data & 3u) == 0;
-}
-
-static napi_value js_try_loan_at(napi_env env, napi_callback_info info)
-{
-	napi_value a[2];
-	struct lib *l = args_of(env, info, 2, a);
-	int32_t h;
-	struct buf out;
-	if (!l || !get_i32(env, a[0], &h) || !get_buf(env, a[1], &out))
-		return NULL;
-	if (!offset_fits(&out))
-		return result(env, -EINVAL);
-	return result(env, l->try_loan_at(h, out.data));
-}
-
-static napi_value js_try_recv_view_at(napi_env env, napi_callback_info info)
-{
-	napi_value a[2];
-	struct lib *l = args_of(env, info, 2, a);
-	int32_t h;
-	struct buf out;
-	if (!l || !get_i32(env, a[0], &h) || !get_buf(env, a[1], &out))
-		return NULL;
-	if (!offset_fits(&out))
-		return result(env, -EINVAL);
-	return result(env, l->try_recv_view_at(h, out.data));
-}
-
-static napi_value js_commit(napi_env env, napi_callback_info info)
-{
-	napi_value a[3];
-	struct lib *l = args_of(env, info, 3, a);
-	int32_t h;
-	uint32_t len, target;
-	if (!l || !get_i32(env, a[0], &h) || !get_u32(env, a[1], &len) || !get_u32(env, a[2], &target))
-		return NULL;
-	return result(env, l->commit(h, len, target));
-}
-
-static napi_value js_abort(napi_env env, napi_callback_info info)
-{
-	napi_value a[1];
-	struct lib *l = args_of(env, info, 1, a);
-	int32_t h;
-	if (!l || !get_i32(env, a[0], &h))
-		return NULL;
-	return result(env, l->abort_loan(h));
-}
-
-static napi_value js_release(napi_env env, napi_callback_info info)
-{
-	napi_value a[1];
-	struct lib *l = args_of(env, info, 1, a);
-	int32_t h;
-	if (!l || !get_i32(env, a[0], &h))
-		return NULL;
-	return result(env, l->release(h));
-}
-
-static napi_value js_view_region(napi_env env, napi_callback_info info)
-{
-	napi_value a[2];
-	struct lib *l = args_of(env, info, 2, a);
-	int32_t h;
-	struct buf out;
-	if (!l || !get_i32(env, a[0], &h) || !get_buf(env, a[1], &out))
-		return NULL;
-	if (out.len < 3 * sizeof(uint64_t) || ((uintptr_t)out.data & 7u) != 0)
-		return result(env, -EINVAL);
-	return result(env, l->view_region(h, out.data));
-}
-
-static napi_value js_view_region_drop(napi_env env, napi_callback_info info)
-{
-	napi_value a[1];
-	struct lib *l = args_of(env, info, 1, a);
-	int32_t token;
-	if (!l || !get_i32(env, a[0], &token))
-		return NULL;
-	return result(env, l->view_region_drop(token));
+	const struct bound *b = data;
+	const char *kinds = KINDS[b->e->shape];
+	size_t n = ARITY[b->e->shape];
+	if (argc < n)
+		return too_few(env);
+	struct arg a[MAX_ARGS];
+	for (size_t i = 0; i < n; i++)
+		if (!get_arg(env, kinds[i], v[i], &a[i]))
+			return NULL;
+	for (const struct rule *r = b->e->rules; r < b->e->rules + MAX_RULES && r->how != NO_RULE; r++)
+		if (!holds(r, a))
+			return result(env, -EINVAL);
+	return result(env, invoke(b->e->shape, b->fn, a));
 }
 
 /* What the finalizer of a view buffer needs. */
@@ -521,12 +400,18 @@ static void region_finalize(napi_env env, void *data, void *hint)
  */
 static napi_value js_view_buffer(napi_env env, napi_callback_info info)
 {
-	napi_value a[1];
-	struct lib *l = args_of(env, info, 1, a);
-	int32_t h;
-	if (!l || !get_i32(env, a[0], &h))
+	napi_value v[1];
+	size_t argc = 1;
+	void *data = NULL;
+	if (napi_get_cb_info(env, info, &argc, v, NULL, &data) != napi_ok)
 		return NULL;
-	uint64_t out[3];
+	struct lib *l = data;
+	int32_t h;
+	if (argc < 1)
+		return too_few(env);
+	if (!get_i32(env, v[0], &h))
+		return NULL;
+	uint64_t out[VIEW_REGION_COUNT];
 	int rc = l->view_region(h, out);
 	if (rc < 0)
 		return result(env, rc);
@@ -547,179 +432,31 @@ static napi_value js_view_buffer(napi_env env, napi_callback_info info)
 	return ab;
 }
 
-static napi_value js_try_recv_park(napi_env env, napi_callback_info info)
-{
-	napi_value a[4];
-	struct lib *l = args_of(env, info, 4, a);
-	int32_t h;
-	struct buf into;
-	uint32_t cap, flags;
-	if (!l || !get_i32(env, a[0], &h) || !get_buf(env, a[1], &into) || !get_u32(env, a[2], &cap) ||
-	    !get_u32(env, a[3], &flags))
-		return NULL;
-	if (cap > into.len)
-		return result(env, -EINVAL);
-	return result(env, l->try_recv_park(h, into.data, cap, flags));
-}
+/* ---- open() and the module ------------------------------------------------ */
 
-static napi_value js_version(napi_env env, napi_callback_info info)
-{
-	napi_value a[1];
-	struct lib *l = args_of(env, info, 0, a);
-	if (!l)
-		return NULL;
-	return result(env, l->version());
-}
-
-/* @out must hold @cap aligned u64 (shmc_stats*, shmc_list). */
-static bool u64s_fit(const struct buf *out, uint32_t cap)
-{
-	return ((uintptr_t)out->data & 7u) == 0 && (uint64_t)cap * sizeof(uint64_t) <= out->len;
-}
-
-static napi_value js_stats(napi_env env, napi_callback_info info)
-{
-	napi_value a[3];
-	struct lib *l = args_of(env, info, 3, a);
-	int32_t h;
-	struct buf out;
-	uint32_t cap;
-	if (!l || !get_i32(env, a[0], &h) || !get_buf(env, a[1], &out) || !get_u32(env, a[2], &cap))
-		return NULL;
-	if (!u64s_fit(&out, cap))
-		return result(env, -EINVAL);
-	return result(env, l->stats(h, out.data, cap));
-}
-
-static napi_value js_stats_key(napi_env env, napi_callback_info info)
-{
-	napi_value a[3];
-	struct lib *l = args_of(env, info, 3, a);
-	uint64_t key;
-	struct buf out;
-	uint32_t cap;
-	if (!l || !get_u64(env, a[0], &key) || !get_buf(env, a[1], &out) || !get_u32(env, a[2], &cap))
-		return NULL;
-	if (!u64s_fit(&out, cap))
-		return result(env, -EINVAL);
-	return result(env, l->stats_key(key, out.data, cap));
-}
-
-static napi_value js_stats_id(napi_env env, napi_callback_info info)
-{
-	napi_value a[3];
-	struct lib *l = args_of(env, info, 3, a);
-	int32_t id;
-	struct buf out;
-	uint32_t cap;
-	if (!l || !get_i32(env, a[0], &id) || !get_buf(env, a[1], &out) || !get_u32(env, a[2], &cap))
-		return NULL;
-	if (!u64s_fit(&out, cap))
-		return result(env, -EINVAL);
-	return result(env, l->stats_id(id, out.data, cap));
-}
-
-static napi_value js_list(napi_env env, napi_callback_info info)
-{
-	napi_value a[2];
-	struct lib *l = args_of(env, info, 2, a);
-	struct buf out;
-	uint32_t cap;
-	if (!l || !get_buf(env, a[0], &out) || !get_u32(env, a[1], &cap))
-		return NULL;
-	if (!u64s_fit(&out, cap))
-		return result(env, -EINVAL);
-	return result(env, l->list(out.data, cap));
-}
-
-static napi_value js_remove_key(napi_env env, napi_callback_info info)
-{
-	napi_value a[1];
-	struct lib *l = args_of(env, info, 1, a);
-	uint64_t key;
-	if (!l || !get_u64(env, a[0], &key))
-		return NULL;
-	return result(env, l->remove_key(key));
-}
-
-static napi_value js_remove_id(napi_env env, napi_callback_info info)
-{
-	napi_value a[1];
-	struct lib *l = args_of(env, info, 1, a);
-	int32_t id;
-	if (!l || !get_i32(env, a[0], &id))
-		return NULL;
-	return result(env, l->remove_id(id));
-}
-
-static napi_value js_gc(napi_env env, napi_callback_info info)
-{
-	napi_value a[1];
-	struct lib *l = args_of(env, info, 0, a);
-	if (!l)
-		return NULL;
-	return result(env, l->gc());
-}
-
-/* ---- the table ------------------------------------------------------------ */
-
-struct entry {
-	const char *name;
-	/* Argument types and result, as in SYMBOLS: "u64,u32:i32". */
-	const char *signature;
-	napi_callback fn;
-	/* Where in struct lib the resolved symbol goes. */
-	size_t slot;
-};
-
-#define SLOT(f) (offsetof(struct lib, f))
-
-static const struct entry ENTRIES[] = {
-	{ "shmc_create", "u64,u32,u32,u32,u32,u32:i32", js_create, SLOT(create) },
-	{ "shmc_destroy", "i32:i32", js_destroy, SLOT(destroy) },
-	{ "shmc_attach_key", "u64,u32:i32", js_attach_key, SLOT(attach_key) },
-	{ "shmc_attach_id", "i32,u32:i32", js_attach_id, SLOT(attach_id) },
-	{ "shmc_attach_key_owned", "u64,u32,u32:i32", js_attach_key_owned, SLOT(attach_key_owned) },
-	{ "shmc_attach_id_owned", "i32,u32,u32:i32", js_attach_id_owned, SLOT(attach_id_owned) },
-	{ "shmc_lookup_key", "u64,buffer:i32", js_lookup_key, SLOT(lookup_key) },
-	{ "shmc_lookup_id", "i32,buffer:i32", js_lookup_id, SLOT(lookup_id) },
-	{ "shmc_detach", "i32:i32", js_detach, SLOT(detach) },
-	{ "shmc_info", "i32,buffer:i32", js_info, SLOT(info) },
-	{ "shmc_try_send", "i32,buffer,u32,u32:i32", js_try_send, SLOT(try_send) },
-	{ "shmc_try_recv", "i32,buffer,u32:i32", js_try_recv, SLOT(try_recv) },
-	{ "shmc_try_send_many", "i32,buffer,buffer,u32,u32:i32", js_try_send_many, SLOT(try_send_many) },
-	{ "shmc_try_recv_many", "i32,buffer,u32,buffer,u32:i32", js_try_recv_many, SLOT(try_recv_many) },
-	{ "shmc_doorbell_path", "i32,u32,buffer,u32:i32", js_doorbell_path, SLOT(doorbell_path) },
-	{ "shmc_doorbell_seal", "i32,u32:i32", js_doorbell_seal, SLOT(doorbell_seal) },
-	{ "shmc_park", "i32,u32:i32", js_park, SLOT(park) },
-	{ "shmc_unpark", "i32,u32:i32", js_unpark, SLOT(unpark) },
-	{ "shmc_try_loan_at", "i32,buffer:i32", js_try_loan_at, SLOT(try_loan_at) },
-	{ "shmc_commit", "i32,u32,u32:i32", js_commit, SLOT(commit) },
-	{ "shmc_abort", "i32:i32", js_abort, SLOT(abort_loan) },
-	{ "shmc_try_recv_view_at", "i32,buffer:i32", js_try_recv_view_at, SLOT(try_recv_view_at) },
-	{ "shmc_release", "i32:i32", js_release, SLOT(release) },
-	{ "shmc_view_region", "i32,buffer:i32", js_view_region, SLOT(view_region) },
-	{ "shmc_view_region_drop", "i32:i32", js_view_region_drop, SLOT(view_region_drop) },
-	{ "shmc_try_recv_park", "i32,buffer,u32,u32:i32", js_try_recv_park, SLOT(try_recv_park) },
-	{ "shmc_version", ":i32", js_version, SLOT(version) },
-	{ "shmc_stats", "i32,buffer,u32:i32", js_stats, SLOT(stats) },
-	{ "shmc_stats_key", "u64,buffer,u32:i32", js_stats_key, SLOT(stats_key) },
-	{ "shmc_stats_id", "i32,buffer,u32:i32", js_stats_id, SLOT(stats_id) },
-	{ "shmc_list", "buffer,u32:i32", js_list, SLOT(list) },
-	{ "shmc_remove_key", "u64:i32", js_remove_key, SLOT(remove_key) },
-	{ "shmc_remove_id", "i32:i32", js_remove_id, SLOT(remove_id) },
-	{ "shmc_gc", ":i32", js_gc, SLOT(gc) },
-};
-#define ENTRY_COUNT (sizeof ENTRIES / sizeof ENTRIES[0])
-
-_Static_assert(sizeof(struct lib) == ENTRY_COUNT * sizeof(void (*)(void)), "one table entry per struct lib member");
 _Static_assert(sizeof(void *) == sizeof(void (*)(void)), "dlsym results fit function pointers");
+
+/* Symbol @name of @dl into the function pointer at @slot; false if @dl has none. */
+static bool resolve(void *dl, const char *name, void *slot)
+{
+	void *sym = dlsym(dl, name);
+	/* POSIX: dlsym's object pointer holds a function's address. */
+	memcpy(slot, &sym, sizeof sym);
+	return sym != NULL;
+}
 
 static void throw_missing(napi_env env, const char *path, const char *symbol)
 {
 	char msg[PATH_CAP + 64];
 	snprintf(msg, sizeof msg, "%s: undefined symbol: %s", path, symbol);
 	napi_throw_error(env, NULL, msg);
+}
+
+static bool set_function(napi_env env, napi_value obj, const char *name, napi_callback fn, void *data)
+{
+	napi_value f;
+	return napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, data, &f) == napi_ok &&
+	       napi_set_named_property(env, obj, name, f) == napi_ok;
 }
 
 /*
@@ -749,53 +486,51 @@ static napi_value js_open(napi_env env, napi_callback_info info)
 		napi_throw_error(env, NULL, why ? why : "dlopen failed");
 		return NULL;
 	}
-	struct lib resolved;
-	for (size_t i = 0; i < ENTRY_COUNT; i++) {
-		void *sym = dlsym(dl, ENTRIES[i].name);
-		if (!sym) {
-			dlclose(dl);
-			throw_missing(env, path, ENTRIES[i].name);
-			return NULL;
-		}
-		/* POSIX: dlsym's object pointer holds a function's address. */
-		memcpy((char *)&resolved + ENTRIES[i].slot, &sym, sizeof sym);
-	}
 	struct lib *l = malloc(sizeof *l);
 	if (!l) {
 		dlclose(dl);
 		napi_throw_error(env, NULL, "shmchan addon: out of memory");
 		return NULL;
 	}
-	*l = resolved;
+	for (size_t i = 0; i < ENTRY_COUNT; i++) {
+		l->fns[i].e = &ENTRIES[i];
+		if (!resolve(dl, ENTRIES[i].name, &l->fns[i].fn)) {
+			free(l);
+			dlclose(dl);
+			throw_missing(env, path, ENTRIES[i].name);
+			return NULL;
+		}
+	}
+	/* Both are in the table, so present. */
+	resolve(dl, "shmc_view_region", &l->view_region);
+	resolve(dl, "shmc_view_region_drop", &l->view_region_drop);
 	napi_value obj = NULL;
 	if (napi_create_object(env, &obj) != napi_ok)
-		goto fail;
-	for (size_t i = 0; i < ENTRY_COUNT; i++) {
-		napi_value fn;
-		if (napi_create_function(env, ENTRIES[i].name, NAPI_AUTO_LENGTH, ENTRIES[i].fn, l, &fn) != napi_ok ||
-		    napi_set_named_property(env, obj, ENTRIES[i].name, fn) != napi_ok)
-			goto fail;
-	}
-	napi_value vb;
-	if (napi_create_function(env, "viewBuffer", NAPI_AUTO_LENGTH, js_view_buffer, l, &vb) != napi_ok ||
-	    napi_set_named_property(env, obj, "viewBuffer", vb) != napi_ok)
-		goto fail;
+		return NULL;
+	for (size_t i = 0; i < ENTRY_COUNT; i++)
+		if (!set_function(env, obj, ENTRIES[i].name, call, &l->fns[i]))
+			return NULL;
+	if (!set_function(env, obj, "viewBuffer", js_view_buffer, l))
+		return NULL;
+	/* On failure, functions already made may hold `l`: it and the library stay. */
 	return obj;
-fail:
-	/* Functions already made may hold `l`: keep it and the library. */
-	return NULL;
 }
 
 /* The registration macro defines its functions without prototypes. */
 #pragma GCC diagnostic ignored "-Wmissing-prototypes"
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */)
 {
-	napi_value fn, sigs, s;
-	if (napi_create_function(env, "open", NAPI_AUTO_LENGTH, js_open, NULL, &fn) != napi_ok ||
-	    napi_set_named_property(env, exports, "open", fn) != napi_ok || napi_create_object(env, &sigs) != napi_ok)
+	if (!rules_fit_shapes()) {
+		napi_throw_error(env, NULL, "shmchan addon: a length rule names an argument of another kind");
+		return NULL;
+	}
+	napi_value sigs, s;
+	if (!set_function(env, exports, "open", js_open, NULL) || napi_create_object(env, &sigs) != napi_ok)
 		return NULL;
 	for (size_t i = 0; i < ENTRY_COUNT; i++) {
-		if (napi_create_string_utf8(env, ENTRIES[i].signature, NAPI_AUTO_LENGTH, &s) != napi_ok ||
+		char sig[SIGNATURE_CAP];
+		signature_of(&ENTRIES[i], sig);
+		if (napi_create_string_utf8(env, sig, NAPI_AUTO_LENGTH, &s) != napi_ok ||
 		    napi_set_named_property(env, sigs, ENTRIES[i].name, s) != napi_ok)
 			return NULL;
 	}
