@@ -146,6 +146,8 @@ export async function run(args: string[], io: Io): Promise<number> {
     },
   });
   const arrow = direction === "out" ? "->" : direction === "in" ? "<-" : "<->";
+  // The signal handlers before "ready": whoever reads it may interrupt at once.
+  const interrupted = io.interrupted();
   emit(
     "ready",
     {
@@ -163,7 +165,7 @@ export async function run(args: string[], io: Io): Promise<number> {
     : setInterval(() => emit("stats", { stats: b.stats() }, describe(b.stats(), direction)), statsEvery);
 
   const outcome = await Promise.race([
-    io.interrupted().then((signal) => ({ signal, error: undefined })),
+    interrupted.then((signal) => ({ signal, error: undefined })),
     b.finished.then((error) => ({ signal: undefined, error })),
   ]);
   if (timer !== undefined) clearInterval(timer);

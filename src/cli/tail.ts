@@ -60,10 +60,11 @@ export async function run(args: string[], io: Io): Promise<number> {
   const target = channelOf(byId ? (flags.id as string) : positionals[0], byId);
   const sub: Subscriber = Channel.attach(target, "recv");
   try {
-    io.err(`shmchan tail: receiving from channel ${formatKey(sub.key)} (id ${sub.channelId}, ${sub.delivery}) ` +
-      `as subscriber ${sub.id}`);
+    // The signal handlers first: whoever reads the line below may interrupt at once.
     const stop = new AbortController();
     io.interrupted().then(() => stop.abort());
+    io.err(`shmchan tail: receiving from channel ${formatKey(sub.key)} (id ${sub.channelId}, ${sub.delivery}) ` +
+      `as subscriber ${sub.id}`);
     for (let seq = 1; seq <= count; seq++) {
       let msg: Uint8Array;
       try {
