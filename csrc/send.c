@@ -73,33 +73,33 @@ static uint64_t broadcast_room(struct handle *h, uint64_t t, uint64_t want)
 	return room < want ? room : want;
 }
 
-/* Is the slot of position @t free for it? Unicast/multicast first ask the
- * head this handle last saw, then head itself, and read the slot's own state
- * (into *@q) only when neither says so (DESIGN.md 7, "Claim"): a producer
- * then reads no line a consumer writes while the ring has room. */
+/* Is the slot of position @t free for it (its state, when read, in *@q)?
+ * Unicast/multicast first ask the head this handle last saw (DESIGN.md 7,
+ * "Claim"): while the ring has room a producer then reads no line a
+ * consumer writes. Else the slot's own state decides, and when it says free
+ * the handle loads head again for the claims that follow; a full ring costs
+ * a waiting producer one line per try, as it always did. */
 static bool claimable(struct handle *h, uint64_t t, uint64_t *q)
 {
 	const uint64_t n = h->ring_entries;
-	if (h->delivery != SHMC_BROADCAST) {
-		if (t - load_relaxed(&h->head_seen) < n)
-			return true; /* t - N was consumed: below a head we saw */
-		/* SYNC: acquire, paired with advance_head's seq_cst CAS, which
-		 * follows the release stores of FREE it moves over: seeing the
-		 * new head means the copies out of those slots are done. */
-		uint64_t hd = load_acquire(&h->ctl->head);
-		/* Taken only if the slot of hd - 1 says consumed, as it does for
-		 * every head consumers moved (FREE for hd - 1 + N, or a later
-		 * lap): a head forged at random is mostly refused. SYNC: acquire,
-		 * as the state load below. */
-		if (t - hd < n && (int64_t)(seq_load_acquire(h, hd - 1) - SEQ(hd - 1 + n, SLOT_FREE)) >= 0) {
-			store_relaxed(&h->head_seen, hd);
-			return true;
-		}
-	}
+	if (h->delivery != SHMC_BROADCAST && t - load_relaxed(&h->head_seen) < n)
+		return true; /* t - N was consumed: below a head we saw */
 	/* SYNC: acquire, paired with the consumer's release that freed the
 	 * slot (unicast) or the producer's READY publish (broadcast). */
 	*q = seq_load_acquire(h, t);
-	return slot_free_for(h, t, *q);
+	if (!slot_free_for(h, t, *q))
+		return false;
+	if (h->delivery != SHMC_BROADCAST) {
+		/* SYNC: acquire, paired with advance_head's seq_cst CAS, which
+		 * follows the release stores of FREE it moves over: every
+		 * position below the head it stored is consumed. Taken only if
+		 * the slot of hd - 1 says so too, as it does for every head
+		 * consumers moved: a head forged at random is mostly refused. */
+		uint64_t hd = load_acquire(&h->ctl->head);
+		if (t - hd < n && (int64_t)(seq_load_acquire(h, hd - 1) - SEQ(hd - 1 + n, SLOT_FREE)) >= 0)
+			store_relaxed(&h->head_seen, hd);
+	}
+	return true;
 }
 
 /* Claim up to @want consecutive positions with one CAS of tail. On success
