@@ -216,6 +216,11 @@ const C_CASES = [
     ["fill-tput", how, "65536", q(60_000, 6_000)],
     ["fill-tput", how, "1048576", q(4_000, 400)],
   ]),
+  // The same, the consumer reading only a 64-byte header of each message.
+  ...["ring-head", "zc-head", "copy-head", "sock-head"].flatMap((how) => [
+    ["fill-tput", how, "65536", q(60_000, 6_000)],
+    ["fill-tput", how, "1048576", q(4_000, 400)],
+  ]),
 ];
 
 // Round trips of the default API (and the sockets) are in the paced cases below.
@@ -453,6 +458,24 @@ function fillTable(res) {
   }
   return { lines, goals };
 }
+
+/** C only: the filled messages again, the consumer reading a 64-byte header of each (no goals). */
+function headTable(res) {
+  const lines = [];
+  const get = (k) => res.c?.[k];
+  const gb = (r) => (r ? fmtGB(r.gb_per_s) : "—");
+  const x = (a, b) => (a && b ? `${(a.gb_per_s / b.gb_per_s).toFixed(2)}×` : "—");
+  for (const size of FILL_SIZES) {
+    const [zc, copy, sock, ring] = ["zc", "copy", "sock", "ring"].map((h) => get(`c.fill.${h}-head.${size}`));
+    if (!zc) continue;
+    if (!lines.length) {
+      lines.push("| size | zero copy | copying API | socketpair | plain ring | zero copy ÷ copying | zero copy ÷ socket | zero copy ÷ ring |");
+      lines.push("|---|---|---|---|---|---|---|---|");
+    }
+    lines.push(`| ${SIZE[size]} | ${gb(zc)} | ${gb(copy)} | ${gb(sock)} | ${gb(ring)} | ${x(zc, copy)} | ${x(zc, sock)} | ${x(zc, ring)} |`);
+  }
+  return lines;
+}
 const NAMES = {
   "tput-net": "node:net",
   "tput-native": { deno: "Deno.listen/connect", bun: "Bun.listen/connect" },
@@ -608,6 +631,13 @@ function table(res, mach) {
     lines.push("");
     lines.push(...fill.lines);
     for (const g of fill.goals) goals.push(g);
+    const head = headTable(res);
+    if (head.length) {
+      lines.push("");
+      lines.push("The same messages in C, the consumer reading only the first 64 bytes of each (a header; a frame handed on): the producer still fills every byte.");
+      lines.push("");
+      lines.push(...head);
+    }
   }
   lines.push("");
   lines.push("### Other cases");
