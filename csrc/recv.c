@@ -84,10 +84,17 @@ again:;
 		uint64_t q = seq_load_acquire(h, p);
 		/* Not taken yet: FREE for p, as the consumer of p - N left it. */
 		bool open = q == SEQ(p, SLOT_FREE);
+		/* Or a state no participant writes while the slot holds p's
+		 * message (p's are FREE, TAKEN, then FREE for p + N; later laps
+		 * come only once the stamp is another position's): a corrupting
+		 * peer's, which would outlive it (a producer claiming by head
+		 * never looks), so a published message under it is taken, by a CAS
+		 * from what is there, as from FREE (at worst taken again, §1). */
+		bool odd = !open && q != SEQ(p, SLOT_TAKEN) && q - SEQ(p + n, SLOT_FREE) >= 8 * n;
 		/* SYNC: acquire, paired with publish_end's release of the stamp:
 		 * the bytes are complete. */
-		uint64_t stamp = open ? load_acquire(&sh->word) : 0;
-		if (open && stamp == stamp_of(h, p)) {
+		uint64_t stamp = open || odd ? load_acquire(&sh->word) : 0;
+		if ((open || odd) && stamp == stamp_of(h, p)) {
 			uint32_t tg = load_relaxed(&sh->target);
 			bool drop = false;
 			if (tg && tg != h->member_id) {
@@ -169,6 +176,15 @@ again:;
 			continue;
 		}
 		if (q == SEQ(p, SLOT_TAKEN)) {
+			/* A taker keeps its slot: one that holds a later position's
+			 * stamp was reused (by a producer trusting a forged head)
+			 * and its TAKEN for p is a peer's leftover, which would hold
+			 * head for good. p is long gone: consumed. SYNC: acquire, as
+			 * the stamp load above; acq_rel CAS, as a take's. */
+			if (stamp_after(h, p, load_acquire(&sh->word))) {
+				seq_cas_acq_rel(h, p, &q, SEQ(p + n, SLOT_FREE));
+				continue;
+			}
 			prefix_consumed = false; /* being copied out: not free yet */
 			continue;
 		}
