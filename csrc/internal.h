@@ -97,6 +97,7 @@ struct handle {
 	_Atomic uint64_t stall_pos;       /* recovery: last unpublished position seen */
 	_Atomic uint64_t stall_probe_ns;
 	_Atomic uint64_t gate_probe_ns;
+	_Atomic uint64_t full_probe_ns;   /* unicast/multicast: a full ring's last look at head */
 	_Atomic uint64_t target_probe_ns;
 	/* A member's receive state is one record (broadcast: its cursor;
 	 * unicast/multicast: `taking`, which tells producers whether a TAKEN

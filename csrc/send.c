@@ -157,12 +157,18 @@ static int claim_positions(struct handle *h, uint32_t want, uint64_t *pos_out)
 		/* Unicast/multicast, tail unmoved: a state that is neither free for
 		 * t nor t - N's (not taken, or taken) is only what a corrupting
 		 * peer writes. It would hold the ring for ever (no consumer looks
-		 * at a position not claimed yet): make the slot free for t.
-		 * Whatever it hid is lost, as the peer could make it; a consumer
-		 * still copying from it drops its copy (the stamp check).
-		 * SYNC: seq_cst CAS, as a consumer's free; bounded by the loop. */
-		if (t2 == t && h->delivery != SHMC_BROADCAST && q != SEQ(t - n, SLOT_FREE) &&
-		    q != SEQ(t - n, SLOT_TAKEN)) {
+		 * at a position not claimed yet): make the slot free for t. So too,
+		 * looked at every 10 ms, a slot that says t - N is not consumed
+		 * while head is past t - N: consumers have moved on and will not
+		 * come back to it (a peer rewound its state). Whatever it hid is
+		 * lost, as the peer could make it; a consumer still copying from
+		 * it drops its copy (the stamp check).
+		 * SYNC: seq_cst CAS, as a consumer's free; bounded by the loop.
+		 * head: acquire, as claimable's. */
+		if (t2 == t && h->delivery != SHMC_BROADCAST &&
+		    ((q != SEQ(t - n, SLOT_FREE) && q != SEQ(t - n, SLOT_TAKEN)) ||
+		     (shmc__probe_allowed(&h->full_probe_ns) &&
+		      (int64_t)(load_acquire(&h->ctl->head) - (t - n)) > 0))) {
 			seq_cas_seq_cst(h, t, &q, SEQ(t, SLOT_FREE));
 			continue;
 		}

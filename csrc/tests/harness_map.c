@@ -280,9 +280,10 @@ void th_dump_ring(struct th_map *m, const char *why)
 	uint64_t t = atomic_load(&m->dh->tail);
 	for (uint32_t i = 0; i < m->n && i < 16; i++) {
 		uint64_t pos = t - m->n + i;
-		printf("    slot %u: %s target %u len %u\n", (unsigned)(pos & m->mask),
+		uint64_t w = atomic_load(&th_slot(m, pos)->word);
+		printf("    slot %u: %s target %u len %u word 0x%" PRIx64 "\n", (unsigned)(pos & m->mask),
 		       th_seq_str(th_seq(m, pos), b, sizeof b), atomic_load(&th_slot(m, pos)->target),
-		       atomic_load(&th_slot(m, pos)->len));
+		       atomic_load(&th_slot(m, pos)->len), w);
 	}
 	th_map_members(m);
 	for (uint32_t i = 0; i < SHMC_MAX_MEMBERS; i++) {

@@ -24,6 +24,9 @@
  *      FREE, so that the producer reuses a slot while root copies it) never
  *      makes root's receiver return a torn message: the stamp is checked
  *      again after the copy.
+ *   4. a reader that rewinds a consumed slot's state ("not consumed", with
+ *      head past it, so no consumer comes back to it) does not wedge the
+ *      ring: a lap of blocking sends over it completes.
  */
 #include "harness.h"
 
@@ -220,9 +223,65 @@ static void run(const char *label, uint32_t delivery, int mode, struct tally *t)
 	       "replayed %u, out of order %u, missing %u\n", label,
 	       (unsigned long long)atomic_load(&sh->writes), t->got, atomic_load(&sh->sent), t->bad,
 	       t->dup, t->order, t->missing);
-	if (t->last)
+	if (t->last) {
 		printf("    the last message, sent after the reader stopped, arrived %.0f ms after it stopped\n",
 		       t->recover_ms);
+	} else {
+		struct th_map m;
+		if (th_map_channel(sh->id, sh->key, &m) == 0) {
+			th_dump_ring(&m, "the last message did not arrive");
+			th_unmap(&m);
+		}
+	}
+	EXPECT_EQ(shmc_detach(rx), 0);
+	EXPECT_EQ(shmc_destroy(ch), 0);
+}
+
+/* The reader rewinds a consumed slot's state to "position p, not taken":
+ * the consumers are past p (head says so) and never look at it again. */
+static int rewinder(void *arg)
+{
+	uint64_t p = *(uint64_t *)arg;
+	struct th_map m;
+	if (th_map_channel(sh->id, sh->key, &m) < 0)
+		return 1;
+	int ok = th_seq(&m, p) == SEQ(p + m.n, SLOT_FREE) && atomic_load(&m.ctl->head) > p;
+	th_set_seq(&m, p, SEQ(p, SLOT_FREE));
+	th_unmap(&m);
+	return ok ? 0 : 2;
+}
+
+/* 4. A consumed slot rewound by a reader: the producer that comes round to it
+ * sees "not consumed", head past it; within a probe it takes the slot back. */
+static void rewound(void)
+{
+	const uint32_t N = 4;
+	memset(sh, 0, sizeof *sh);
+	sh->key = th_key();
+	int ch = shmc_create(sh->key, SHMC_UNICAST, N, 64, 0644, 0);
+	REQUIRE_GT(ch, 0);
+	sh->id = (int32_t)th_info(ch, SHMC_INFO_CHANNEL_ID);
+	int rx = shmc_attach_key(sh->key, SHMC_RECV);
+	REQUIRE_GT(rx, 0);
+	unsigned char buf[64];
+	for (uint32_t i = 0; i < N; i++)
+		EXPECT_EQ(shmc_try_send(ch, "first", 5, 0), 5);
+	for (uint32_t i = 0; i < N; i++)
+		EXPECT_EQ(shmc_try_recv(rx, buf, sizeof buf), 5); /* head moves past all N */
+	struct th_map m;
+	REQUIRE_EQ(th_map_channel(sh->id, sh->key, &m), 0);
+	uint64_t first = m.start; /* the first position: its slot was consumed */
+	th_unmap(&m);
+	pid_t pid = th_fork_nobody(rewinder, &first);
+	EXPECT_CHILD_OK(pid, 20000);
+	uint64_t t0 = th_now_ns();
+	for (uint32_t i = 0; i < N; i++)
+		EXPECT_EQ(shmc_send(ch, "again", 5, 0, 2000000000ll), 5);
+	printf("    a lap sent over the rewound slot in %.1f ms\n", th_ms(th_now_ns() - t0));
+	for (uint32_t i = 0; i < N; i++) {
+		EXPECT_EQ(shmc_try_recv(rx, buf, sizeof buf), 5);
+		EXPECT_EQ(memcmp(buf, "again", 5), 0);
+	}
 	EXPECT_EQ(shmc_detach(rx), 0);
 	EXPECT_EQ(shmc_destroy(ch), 0);
 }
@@ -259,5 +318,8 @@ int main(void)
 	run("unicast, early frees", SHMC_UNICAST, EARLY_FREE, &t);
 	EXPECT_EQ(t.bad, 0);      /* the stamp checked after the copy: never a torn message */
 	CHECK_MSG(t.last, "the channel did not recover once the reader stopped");
+
+	th_section("4. unicast: a reader rewinds a consumed slot; the producer takes it back");
+	rewound();
 	return th_finish();
 }
