@@ -123,8 +123,9 @@ static int claim_positions(struct handle *h, uint32_t want, uint64_t *pos_out)
 			uint32_t prev_n = load_relaxed(&h->me->claim_n);
 			/* SYNC: release, paired with recover_stalled's acquire of
 			 * the record: whoever sees this claim sees the publishes of
-			 * our previous one (their stamps, or READY), so a position our record no
-			 * longer names is never taken for a dead writer's. */
+			 * our previous one (their stamps, or READY), so a position
+			 * our record no longer names is never taken for a dead
+			 * writer's. */
 			store_release(&h->me->claim, t);
 			store_relaxed(&h->me->claim_n, (uint32_t)got);
 			/* SYNC: seq_cst, paired with member_join (gate) and with other
