@@ -650,50 +650,75 @@ async function tputSocket(kind: "net" | "native", size: number): Promise<void> {
       tputOut(`tput-native-${size}`, size, r);
       return;
     }
-    // Bun: write() may take part of a message; wait for drain for the rest.
-    let conn: { write(d: Uint8Array): number; end(): void } | undefined;
-    let onConn: (() => void) | undefined;
-    let onDrain: (() => void) | undefined;
-    const server = G.Bun.listen({
-      unix: path,
-      socket: {
-        open(s: typeof conn) {
-          conn = s;
-          onConn?.();
-        },
-        drain() {
-          const f = onDrain;
-          onDrain = undefined;
-          f?.();
-        },
-        data() {},
-      },
-    });
-    const child = new Child("stream-consumer", [path, size, "native"]);
-    if (!conn) await new Promise<void>((r) => (onConn = r));
+    let child!: Child;
+    const stream = await bunStream(path, () => (child = new Child("stream-consumer", [path, size, "native"])));
     await child.expect("READY");
     const end = performance.now() + TPUT_MS;
     let sent = 0;
     for (;;) {
       for (let i = 0; i < 64; i++) {
-        let off = 0;
-        while (off < size) {
-          const w = conn!.write(off ? msg.subarray(off) : msg);
-          if (w > 0) off += w;
-          if (off < size) await new Promise<void>((r) => (onDrain = r));
-        }
+        const p = stream.write(msg);
+        if (p) await p;
       }
       sent += 64;
       if (performance.now() > end) break;
     }
-    conn!.end();
+    stream.end();
     const r = await child.json();
-    server.stop(true);
+    stream.stop();
     if (r.count !== sent) fail(`sent ${sent}, received ${r.count}`);
     tputOut(`tput-native-${size}`, size, r);
   } finally {
     rmSync(path, { force: true });
   }
+}
+
+/**
+ * A Bun.listen server on `path` with one connection, made by `start` (which
+ * spawns the peer that connects). write() sends a whole message: at once when
+ * the socket takes it all, else a promise that waits for drain for the rest.
+ */
+async function bunStream(path: string, start: () => void): Promise<{
+  write(b: Uint8Array): Promise<void> | undefined;
+  end(): void;
+  stop(): void;
+}> {
+  let conn: { write(d: Uint8Array): number; end(): void } | undefined;
+  let onConn: (() => void) | undefined;
+  let onDrain: (() => void) | undefined;
+  const server = G.Bun.listen({
+    unix: path,
+    socket: {
+      open(x: typeof conn) {
+        conn = x;
+        onConn?.();
+      },
+      drain() {
+        const f = onDrain;
+        onDrain = undefined;
+        f?.();
+      },
+      data() {},
+    },
+  });
+  start();
+  if (!conn) await new Promise<void>((r) => (onConn = r));
+  const c = conn!;
+  const rest = async (b: Uint8Array, off: number) => {
+    while (off < b.byteLength) {
+      await new Promise<void>((r) => (onDrain = r));
+      const w = c.write(b.subarray(off));
+      if (w > 0) off += w;
+    }
+  };
+  return {
+    write(b) {
+      const w = c.write(b);
+      return w >= b.byteLength ? undefined : rest(b, Math.max(0, w));
+    },
+    end: () => c.end(),
+    stop: () => server.stop(true),
+  };
 }
 
 /** Counts fixed-size messages on a node:net stream until it ends. */
@@ -878,36 +903,11 @@ async function fillSocket(kind: "net" | "native", size: number): Promise<void> {
         l.close();
       };
     } else {
-      let conn: { write(d: Uint8Array): number; end(): void } | undefined;
-      let onConn: (() => void) | undefined;
-      let onDrain: (() => void) | undefined;
-      const server = G.Bun.listen({
-        unix: path,
-        socket: {
-          open(x: typeof conn) {
-            conn = x;
-            onConn?.();
-          },
-          drain() {
-            const f = onDrain;
-            onDrain = undefined;
-            f?.();
-          },
-          data() {},
-        },
-      });
-      child = new Child("fill-stream-consumer", [path, size, "native"]);
-      if (!conn) await new Promise<void>((r) => (onConn = r));
-      write = async (b) => {
-        for (let off = 0; off < b.byteLength;) {
-          const w = conn!.write(off ? b.subarray(off) : b);
-          if (w > 0) off += w;
-          if (off < b.byteLength) await new Promise<void>((r) => (onDrain = r));
-        }
-      };
+      const stream = await bunStream(path, () => (child = new Child("fill-stream-consumer", [path, size, "native"])));
+      write = (b) => stream.write(b);
       finish = () => {
-        conn!.end();
-        server.stop(true);
+        stream.end();
+        stream.stop();
       };
     }
     await child.expect("READY");
