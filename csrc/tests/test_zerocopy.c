@@ -250,18 +250,39 @@ static void views(uint32_t d)
 	shmc_destroy(owner);
 }
 
+/* A broadcast channel of N slots with a sender and two receivers. */
+struct bcast {
+	int owner, snd, slow, other;
+};
+
+static struct bcast bcast_open(uint32_t n)
+{
+	uint64_t key = th_key();
+	struct bcast b;
+	b.owner = shmc_create(key, SHMC_BROADCAST, n, 64, 0600, 0);
+	REQUIRE_OK(b.owner);
+	b.snd = shmc_attach_key(key, SHMC_SEND);
+	b.slow = shmc_attach_key(key, SHMC_RECV);
+	b.other = shmc_attach_key(key, SHMC_RECV);
+	return b;
+}
+
+static void bcast_close(const struct bcast *b)
+{
+	shmc_detach(b->other);
+	shmc_detach(b->slow);
+	shmc_detach(b->snd);
+	shmc_destroy(b->owner);
+}
+
 /* Broadcast: a slow receiver holding a view gates the producers; a fast one
  * reads on. */
 static void broadcast_gate(void)
 {
 	th_section("broadcast: a held view gates the producers (slowest receiver), others read on");
 	const uint32_t N = 4;
-	uint64_t key = th_key();
-	int owner = shmc_create(key, SHMC_BROADCAST, N, 64, 0600, 0);
-	REQUIRE_OK(owner);
-	int snd = shmc_attach_key(key, SHMC_SEND);
-	int slow = shmc_attach_key(key, SHMC_RECV);
-	int fast = shmc_attach_key(key, SHMC_RECV);
+	struct bcast b = bcast_open(N);
+	const int snd = b.snd, slow = b.slow, fast = b.other;
 	uint8_t buf[64];
 	EXPECT_EQ(shmc_try_send(snd, "m0", 2, 0), 2);
 	const void *v;
@@ -286,10 +307,7 @@ static void broadcast_gate(void)
 	while (shmc_try_recv(slow, buf, sizeof buf) == 2)
 		got++;
 	EXPECT_EQ(got, N);
-	shmc_detach(fast);
-	shmc_detach(slow);
-	shmc_detach(snd);
-	shmc_destroy(owner);
+	bcast_close(&b);
 }
 
 static uint64_t stat_of(int h, uint32_t field)
@@ -320,12 +338,8 @@ static void broadcast_release_wakes(void)
 {
 	th_section("broadcast: only the slowest receiver's release wakes a sender parked for room");
 	const uint32_t N = 4;
-	uint64_t key = th_key();
-	int owner = shmc_create(key, SHMC_BROADCAST, N, 64, 0600, 0);
-	REQUIRE_OK(owner);
-	int snd = shmc_attach_key(key, SHMC_SEND);
-	int slow = shmc_attach_key(key, SHMC_RECV);
-	int other = shmc_attach_key(key, SHMC_RECV);
+	struct bcast b = bcast_open(N);
+	const int owner = b.owner, snd = b.snd, slow = b.slow, other = b.other;
 	uint8_t buf[64];
 	for (uint32_t i = 0; i < N; i++)
 		EXPECT_EQ(shmc_try_send(snd, "mx", 2, 0), 2);
@@ -333,9 +347,9 @@ static void broadcast_release_wakes(void)
 	EXPECT_EQ(shmc_try_recv_view(slow, &v), 2);  /* holds position 0 */
 	EXPECT_EQ(shmc_try_recv(other, buf, sizeof buf), 2);
 	EXPECT_EQ(shmc_try_recv_view(other, &v), 2); /* holds position 1 */
-	struct blocked_send b = { snd, 0, 0 };
+	struct blocked_send bs = { snd, 0, 0 };
 	pthread_t th;
-	pthread_create(&th, NULL, send_blocking, &b);
+	pthread_create(&th, NULL, send_blocking, &bs);
 	uint64_t t0 = th_now_ns();
 	while (stat_of(owner, SHMC_STATS_PARKS) == 0 && th_now_ns() - t0 < 5000000000ull)
 		th_sleep_ms(1);
@@ -343,15 +357,12 @@ static void broadcast_release_wakes(void)
 	uint64_t wakes = stat_of(owner, SHMC_STATS_WAKES);
 	EXPECT_EQ(shmc_release(other), 0);           /* N - 1 behind: opens no room */
 	EXPECT_EQ(stat_of(owner, SHMC_STATS_WAKES), wakes);
-	CHECK_MSG(!atomic_load(&b.done), "the send went on while the slowest receiver held its view");
+	CHECK_MSG(!atomic_load(&bs.done), "the send went on while the slowest receiver held its view");
 	EXPECT_EQ(shmc_release(slow), 0);            /* N behind: the gate moves */
 	pthread_join(th, NULL);
-	EXPECT_EQ(b.rc, 4);
+	EXPECT_EQ(bs.rc, 4);
 	EXPECT_EQ(stat_of(owner, SHMC_STATS_WAKES), wakes + 1);
-	shmc_detach(other);
-	shmc_detach(slow);
-	shmc_detach(snd);
-	shmc_destroy(owner);
+	bcast_close(&b);
 }
 
 /* A participant frees a held unicast slot early (it may: it writes ctl) and
