@@ -25,6 +25,24 @@ export function channelOf(text: string | undefined, byId = false): ChannelTarget
   return { key: n };
 }
 
+/**
+ * The one channel a command names: `--id <id>`, or its only positional
+ * argument (channelOf). Any other positional is a UsageError. With
+ * `optional`, naming none is undefined instead.
+ */
+export function targetOf(flags: { id?: unknown }, positionals: string[]): ChannelTarget;
+export function targetOf(flags: { id?: unknown }, positionals: string[], optional: true): ChannelTarget | undefined;
+export function targetOf(
+  flags: { id?: unknown },
+  positionals: string[],
+  optional = false,
+): ChannelTarget | undefined {
+  const byId = flags.id !== undefined;
+  if (positionals.length > (byId ? 0 : 1)) throw new UsageError(`unexpected argument "${positionals[byId ? 0 : 1]}"`);
+  if (optional && !byId && positionals.length === 0) return undefined;
+  return channelOf(byId ? (flags.id as string) : positionals[0], byId);
+}
+
 function exists(target: ChannelTarget): boolean {
   try {
     Channel.stats(target);

@@ -1,7 +1,7 @@
 /** `shmchan rm`: take a channel out of lookup, like ipcrm. */
 import { Channel } from "../index.ts";
-import { parseArgs, UsageError } from "./args.ts";
-import { channelOf, describeTarget } from "./channels.ts";
+import { parseArgs } from "./args.ts";
+import { describeTarget, targetOf } from "./channels.ts";
 import { EXIT_OK, type Io } from "./main.ts";
 
 export const summary = "remove a channel from lookup (its owner or root), like ipcrm";
@@ -27,9 +27,7 @@ export function run(args: string[], io: Io): Promise<number> {
     io.out(help);
     return Promise.resolve(EXIT_OK);
   }
-  const byId = flags.id !== undefined;
-  if (positionals.length > (byId ? 0 : 1)) throw new UsageError(`unexpected argument "${positionals[byId ? 0 : 1]}"`);
-  const target = channelOf(byId ? (flags.id as string) : positionals[0], byId);
+  const target = targetOf(flags, positionals);
   Channel.remove(target);
   io.err(`shmchan rm: removed ${describeTarget(target)} from lookup`);
   return Promise.resolve(EXIT_OK);

@@ -1,7 +1,7 @@
 /** `shmchan stat`: one channel's counters and members. */
 import { Channel } from "../index.ts";
-import { formatKey, parseArgs, UsageError } from "./args.ts";
-import { channelOf, countersLine, formatMode, statsJson, table } from "./channels.ts";
+import { formatKey, parseArgs } from "./args.ts";
+import { countersLine, formatMode, statsJson, table, targetOf } from "./channels.ts";
 import { EXIT_OK, type Io } from "./main.ts";
 
 export const summary = "show a channel's counters and its members";
@@ -34,9 +34,7 @@ export function run(args: string[], io: Io): Promise<number> {
     io.out(help);
     return Promise.resolve(EXIT_OK);
   }
-  const byId = flags.id !== undefined;
-  if (positionals.length > (byId ? 0 : 1)) throw new UsageError(`unexpected argument "${positionals[byId ? 0 : 1]}"`);
-  const target = channelOf(byId ? (flags.id as string) : positionals[0], byId);
+  const target = targetOf(flags, positionals);
   const s = Channel.stats(target);
   if (flags.json) {
     io.out(JSON.stringify(statsJson(s)));

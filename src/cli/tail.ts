@@ -1,7 +1,7 @@
 /** `shmchan tail`: attach a receiver and print messages as they arrive. */
 import { Channel, type Subscriber } from "../index.ts";
 import { formatKey, parseArgs, parseCount, UsageError } from "./args.ts";
-import { channelOf } from "./channels.ts";
+import { targetOf } from "./channels.ts";
 import { EXIT_OK, type Io } from "./main.ts";
 
 export const summary = "attach a receiver and print messages as they arrive";
@@ -55,9 +55,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   const format = (flags.format ?? "utf8") as Format;
   if (!FORMATS.includes(format)) throw new UsageError(`--format must be utf8, hex or json, not "${flags.format}"`);
   const count = flags.count === undefined ? Infinity : parseCount(flags.count as string, "count", 1);
-  const byId = flags.id !== undefined;
-  if (positionals.length > (byId ? 0 : 1)) throw new UsageError(`unexpected argument "${positionals[byId ? 0 : 1]}"`);
-  const target = channelOf(byId ? (flags.id as string) : positionals[0], byId);
+  const target = targetOf(flags, positionals);
   const sub: Subscriber = Channel.attach(target, "recv");
   try {
     // The signal handlers first: whoever reads the line below may interrupt at once.

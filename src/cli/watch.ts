@@ -1,7 +1,7 @@
 /** `shmchan watch`: rates per second, refreshed until interrupted. */
-import { Channel, ChannelError, type ChannelStats } from "../index.ts";
-import { formatKey, parseArgs, parseCount, UsageError } from "./args.ts";
-import { channelOf, describeTarget, parseMs, table } from "./channels.ts";
+import { Channel, ChannelError, type ChannelStats, type ChannelTarget } from "../index.ts";
+import { formatKey, parseArgs, parseCount } from "./args.ts";
+import { describeTarget, parseMs, table, targetOf } from "./channels.ts";
 import { EXIT_OK, type Io } from "./main.ts";
 
 export const summary = "show messages per second, refreshed, until interrupted";
@@ -33,7 +33,7 @@ interface Sample {
   stats: Map<bigint, ChannelStats>;
 }
 
-function sample(target: ReturnType<typeof channelOf> | undefined): Sample {
+function sample(target: ChannelTarget | undefined): Sample {
   const stats = new Map<bigint, ChannelStats>();
   if (target !== undefined) {
     const s = Channel.stats(target);
@@ -61,9 +61,7 @@ export async function run(args: string[], io: Io): Promise<number> {
   }
   const interval = parseMs(flags.interval, "interval", 1000, 10);
   const count = flags.count === undefined ? Infinity : parseCount(flags.count as string, "count", 1);
-  const byId = flags.id !== undefined;
-  if (positionals.length > (byId ? 0 : 1)) throw new UsageError(`unexpected argument "${positionals[byId ? 0 : 1]}"`);
-  const target = byId || positionals.length ? channelOf(byId ? (flags.id as string) : positionals[0], byId) : undefined;
+  const target = targetOf(flags, positionals, true);
   let stopped = false;
   const stop = io.interrupted().then(() => (stopped = true));
   let prev = sample(target);
