@@ -37,6 +37,10 @@
  *   mcast-net         one producer alternating over 2 Unix sockets
  *   idle-shmc         %CPU of a process parked in `await recv()` for a few seconds
  *   idle-net          %CPU of a process waiting on an idle node:net socket
+ *   loop-T            one thread: an echo server and its client as two async loops,
+ *                     shmc (`spin: 0`, every wait parked) or a socket (native, net);
+ *                     µs and CPU per round trip, with no wakeup in it (the cost of
+ *                     the parked path itself)
  *
  * Every process arms a watchdog; busy loops check a deadline; the measuring
  * side waits for its children to exit (killing them after 5 s) so that each
@@ -389,7 +393,7 @@ async function rtSocket(kind: "net" | "native"): Promise<void> {
   const child = new Child("echo-server", [kind, path]);
   try {
     await child.expect("READY");
-    const p = kind === "net" ? await netPinger(path) : RUNTIME === "deno" ? await denoPinger(path) : await bunPinger(path);
+    const p = await socketPinger(kind, path);
     const iters = RT_ITERS.wait;
     const us = new Float64Array(iters);
     const msg = new Uint8Array(MSG).fill(1);
@@ -406,31 +410,40 @@ async function rtSocket(kind: "net" | "native"): Promise<void> {
   }
 }
 
-/** Echo server for one connection; exits when the client closes. */
-async function echoServer(kind: string, path: string): Promise<void> {
+/**
+ * Starts an echo server for one connection on `path` (node:net, or the
+ * runtime's own Unix sockets); resolves once it listens. `closed` settles
+ * when the client has closed, and the server with it.
+ */
+async function startEcho(kind: string, path: string): Promise<{ closed: Promise<void> }> {
   if (kind === "net") {
+    let closed!: () => void;
+    const done = new Promise<void>((r) => (closed = r));
     const server = net.createServer((c) => {
       c.on("data", (d: Uint8Array) => c.write(d));
-      c.on("close", () => server.close());
+      c.on("close", () => server.close(() => closed()));
       c.on("error", () => {});
     });
-    server.listen(path, () => console.log("READY"));
-    return;
+    await new Promise<void>((r) => server.listen(path, r));
+    return { closed: done };
   }
   if (RUNTIME === "deno") {
     const l = G.Deno.listen({ transport: "unix", path });
-    console.log("READY");
-    const conn = await l.accept();
-    const buf = new Uint8Array(65536);
-    for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      await conn.write(buf.subarray(0, n));
-    }
-    conn.close();
-    l.close();
-    return;
+    const closed = (async () => {
+      const conn = await l.accept();
+      const buf = new Uint8Array(65536);
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        await conn.write(buf.subarray(0, n));
+      }
+      conn.close();
+      l.close();
+    })();
+    return { closed };
   }
+  let closed!: () => void;
+  const done = new Promise<void>((r) => (closed = r));
   const server = G.Bun.listen({
     unix: path,
     socket: {
@@ -439,10 +452,24 @@ async function echoServer(kind: string, path: string): Promise<void> {
       },
       close() {
         server.stop(true);
+        closed();
       },
     },
   });
+  return { closed: done };
+}
+
+/** The echo-server role: startEcho in a process of its own; exits when the client closes. */
+async function echoServer(kind: string, path: string): Promise<void> {
+  const { closed } = await startEcho(kind, path);
   console.log("READY");
+  await closed;
+}
+
+/** A client of `kind` (node:net, or the runtime's own sockets) connected to `path`. */
+function socketPinger(kind: string, path: string): Promise<Pinger> {
+  if (kind === "native" && RUNTIME === "node") fail("node has no native socket API apart from node:net");
+  return kind === "net" ? netPinger(path) : RUNTIME === "deno" ? denoPinger(path) : bunPinger(path);
 }
 
 async function rtIpc(): Promise<void> {
@@ -1219,8 +1246,7 @@ interface Requester {
 }
 
 async function socketRequester(kind: "native" | "net", path: string): Promise<Requester> {
-  if (kind === "native" && RUNTIME === "node") fail("node has no native socket API apart from node:net");
-  const p = kind === "net" ? await netPinger(path) : RUNTIME === "deno" ? await denoPinger(path) : await bunPinger(path);
+  const p = await socketPinger(kind, path);
   return { request: (msg) => p.ping(msg), close: () => p.close() };
 }
 
@@ -1357,6 +1383,75 @@ async function pacedShmcEcho(k1: string, k2: string, total: string, w1: string, 
   }
 }
 
+// ---- one thread: what a parked message costs ---------------------------------------
+
+const LOOP_N = QUICK ? 3_000 : 20_000;
+
+/**
+ * loop-T: an echo server and its client as two async loops of one thread:
+ * shmc with `spin: 0` on both sides (every wait parks and each message is
+ * rung by its doorbell), or a socket (net, native). Nothing sleeps and no
+ * other CPU takes part, so the time per round trip is what each path costs
+ * for two messages, with no wakeup and no scheduler in it: for shmc, two
+ * doorbell bytes (the system calls of two socket messages) plus the takes
+ * and the wait bookkeeping. CPU: this process, all threads.
+ */
+async function loop(transport: string): Promise<void> {
+  let request: () => Promise<void>;
+  let close: () => Promise<void>;
+  const msg = new Uint8Array(MSG).fill(1);
+  if (transport === "shmc") {
+    const ka = randomKey(), kb = randomKey();
+    const ping = Channel.create({ key: ka, ringEntries: 64, maxMessageSize: MSG });
+    const pong = Channel.create({ key: kb, ringEntries: 64, maxMessageSize: MSG });
+    const inp = Channel.attach({ key: ka }, "recv"), back = Channel.attach({ key: kb }, "recv");
+    const park = { spin: 0 };
+    const served = (async () => {
+      for (;;) {
+        const m = await inp.recv(park);
+        if (m.byteLength !== MSG) return;
+        await pong.send(m, park);
+      }
+    })();
+    request = async () => {
+      await ping.send(msg, park);
+      if ((await back.recv(park)).byteLength !== MSG) fail("short reply");
+    };
+    close = async () => {
+      await ping.send(new Uint8Array(1)); // the server's end
+      await served;
+      inp.detach();
+      back.detach();
+      ping.destroy();
+      pong.destroy();
+    };
+  } else {
+    if (transport !== "net" && transport !== "native") fail(`unknown transport ${transport}`);
+    const path = tmpSocketPath("loop");
+    const { closed } = await startEcho(transport, path);
+    const p = await socketPinger(transport, path);
+    request = () => p.ping(msg);
+    close = async () => {
+      p.close();
+      await closed;
+      rmSync(path, { force: true });
+    };
+  }
+  for (let i = 0; i < WARMUP; i++) await request();
+  const c0 = process.cpuUsage(), t0 = performance.now();
+  for (let i = 0; i < LOOP_N; i++) await request();
+  const secs = (performance.now() - t0) / 1000, c = process.cpuUsage(c0);
+  await close();
+  out({
+    case: `loop-${transport}`,
+    kind: "loop",
+    transport,
+    n: LOOP_N,
+    us_per_rt: (secs * 1e6) / LOOP_N,
+    cpu_us_per_rt: (c.user + c.system) / LOOP_N,
+  });
+}
+
 // ---- dispatch -----------------------------------------------------------------------
 
 function main(): Promise<void> | void {
@@ -1413,6 +1508,7 @@ function main(): Promise<void> | void {
       return pacedShmcEcho(rest[0], rest[1], rest[2], rest[3], rest[4], rest[5]);
   }
   if (c && (m = c.match(/^paced-(shmc|shmc-park|shmc-spin|native|net)-(\w+)$/))) return paced(m[1], m[2]);
+  if (c && (m = c.match(/^loop-(shmc|native|net)$/))) return loop(m[1]);
   if (c && (m = c.match(/^tput-(shmc|shmc-many|net|native)-(\d+)$/))) {
     const size = Number(m[2]);
     if (m[1] === "shmc" || m[1] === "shmc-many") return tputShmc(size, m[1] === "shmc-many");

@@ -232,6 +232,7 @@ const JS_CASES = [
   "tput-shmc-65536", "tput-net-65536", "tput-native-65536",
   "bcast-shmc", "bcast-net", "mcast-shmc", "mcast-net",
   "idle-shmc", "idle-net",
+  "loop-shmc", "loop-net", "loop-native",
   ...[65536, 1048576].flatMap((size) => ["zc", "copy", "net", "native"].map((t) => `fill-${t}-${size}`)),
 ];
 
@@ -410,6 +411,7 @@ function headline(r) {
   if (r.kind === "fan") return `${fmtRate(r.msgs_per_s)} (${fmtRate(r.deliveries_per_s)} delivered)`;
   if (r.kind === "pair") return `${r.ns_per_pair.toFixed(1)} ns per pair`;
   if (r.kind === "idle") return `${r.cpu_pct.toFixed(2)} % CPU`;
+  if (r.kind === "loop") return `${fmtUs(r.us_per_rt)} per round trip, CPU ${fmtUs(r.cpu_us_per_rt)}`;
   return JSON.stringify(r);
 }
 
@@ -593,6 +595,16 @@ function table(res, mach) {
         y ? `${fmtRate(y.msgs_per_s)} (${fmtRate(y.deliveries_per_s)} delivered)` : "—",
         y ? `${(x.msgs_per_s / y.msgs_per_s).toFixed(2)}×` : "—");
     }
+    const loop = j["loop-shmc"];
+    const loopSock = ["loop-net", "loop-native"].filter((k) => j[k]).map((k) => ({ k, r: j[k] }))
+      .sort((x, y) => x.r.us_per_rt - y.r.us_per_rt)[0];
+    if (loop) {
+      row(R, "one thread, an echo server and its client as two async loops: `spin: 0` on both sides (every wait " +
+        "parks, every message rung), vs the fastest socket: what the parked path costs, with no wakeup in it",
+        `${fmtUs(loop.us_per_rt)} per round trip`,
+        loopSock ? `${fmtUs(loopSock.r.us_per_rt)} ${socketName(loopSock.k.replace(/^loop-/, ""), rt)}` : "—",
+        loopSock ? `${(loopSock.r.us_per_rt / loop.us_per_rt).toFixed(2)}×` : "—");
+    }
     const idle = j["idle-shmc"], idleNet = j["idle-net"];
     if (idle) {
       row(R, `idle receiver parked in \`await recv()\` for ${idle.secs.toFixed(0)} s, vs one waiting on a node:net socket`,
@@ -704,7 +716,7 @@ async function main() {
     res[rt] = {};
     for (const k of JS_CASES) {
       if (k === "rt-ipc" && rt !== "bun") continue;
-      if (!RUNTIME_CMD[rt].sockets.includes("native") && /^(rt|tput|fill)-native/.test(k)) continue;
+      if (!RUNTIME_CMD[rt].sockets.includes("native") && /^(rt|tput|fill|loop)-native/.test(k)) continue;
       if (ONLY && !ONLY.test(k)) continue;
       const args = RUNTIME_CMD[rt].args(QUICK ? [k, "--quick"] : [k]);
       const repeat = k.startsWith("idle-") ? 1 : REPEAT;
