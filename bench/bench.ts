@@ -907,7 +907,7 @@ async function fillSocket(kind: "net" | "native", size: number): Promise<void> {
   try {
     let write: (b: Uint8Array) => Promise<void> | void;
     let finish: () => void;
-    let child: Child;
+    let child!: Child; // assigned in the Bun branch by a callback the checker cannot follow
     if (kind === "net") {
       const acc = acceptN(path, 1);
       await sleep(10);
