@@ -243,16 +243,15 @@ interface Waiter {
   fail(err: unknown): void;
 }
 
-const waiters = new Set<Waiter>();
 const parkKey = (h: number, what: number) => h * 4 + what;
 
 /**
- * Per handle and direction: how many waits are pending (they share the
- * handle's one park, withdrawn when the last ends), and whether a park of
+ * Per handle and direction: its pending waits, in arrival order (they share
+ * the handle's one park, withdrawn when the last ends), and whether a park of
  * theirs may stand (a wake or a withdrawing take may have cleared it since).
  */
 interface ParkState {
-  waiting: number;
+  readonly waiters: Set<Waiter>;
   standing: boolean;
 }
 /** By parkKey; an entry stays until its handle closes (failWaiters). */
@@ -261,7 +260,7 @@ const parks = new Map<number, ParkState>();
 function parkState(h: number, what: number): ParkState {
   const k = parkKey(h, what);
   let st = parks.get(k);
-  if (st === undefined) parks.set(k, st = { waiting: 0, standing: false });
+  if (st === undefined) parks.set(k, st = { waiters: new Set(), standing: false });
   return st;
 }
 
@@ -298,14 +297,16 @@ function runProbes(): void {
   probeTimerAt = Infinity;
   const now = performance.now();
   let next = Infinity;
-  // Polling never adds a waiter; one that ends leaves the set, which the
+  // Polling never adds a waiter; one that ends leaves its set, which the
   // iteration then skips.
-  for (const w of waiters) {
-    if (w.probeAt <= now) {
-      w.probeAt = Infinity;
-      w.poll(false);
+  for (const st of parks.values()) {
+    for (const w of st.waiters) {
+      if (w.probeAt <= now) {
+        w.probeAt = Infinity;
+        w.poll(false);
+      }
+      if (st.waiters.has(w)) next = Math.min(next, w.probeAt);
     }
-    if (waiters.has(w)) next = Math.min(next, w.probeAt);
   }
   if (next !== Infinity) probeBy(next);
 }
@@ -317,8 +318,9 @@ function ring(k: number): void {
   let completed = false;
   // Retry in arrival order (as runProbes: polling never adds a waiter, and
   // one that ends leaves the set, which the iteration then skips).
-  for (const w of waiters) {
-    if (parkKey(w.h, w.what) === k && w.poll(true)) completed = true;
+  const st = parks.get(k);
+  if (st) {
+    for (const w of st.waiters) if (w.poll(true)) completed = true;
   }
   if (completed) return;
   const now = performance.now();
@@ -382,8 +384,8 @@ export function closeDoorbells(h: number): void {
 
 /** Adds a waiter of a handle whose doorbell for its direction exists. */
 function register(w: Waiter, st: ParkState): void {
-  waiters.add(w);
-  if (++st.waiting === 1) doorbells.get(parkKey(w.h, w.what))?.sock.ref();
+  st.waiters.add(w);
+  if (st.waiters.size === 1) doorbells.get(parkKey(w.h, w.what))?.sock.ref();
 }
 
 /**
@@ -391,8 +393,8 @@ function register(w: Waiter, st: ParkState): void {
  * `withdrawn` (its last try did that already).
  */
 function unregister(w: Waiter, st: ParkState, withdrawn: boolean): void {
-  if (!waiters.delete(w)) return;
-  if (--st.waiting > 0) {
+  if (!st.waiters.delete(w)) return;
+  if (st.waiters.size > 0) {
     // The handle's other waiters share its park, which this one's last try
     // may have withdrawn (a re-check that found a message withdraws it):
     // make sure it stands. 1: there is something to take already.
@@ -408,8 +410,8 @@ function unregister(w: Waiter, st: ParkState, withdrawn: boolean): void {
 
 /** Rejects every waiter of handle `h` (before it is closed). */
 export function failWaiters(h: number, err: () => unknown): void {
-  for (const w of [...waiters]) {
-    if (w.h === h) w.fail(err());
+  for (const what of [SHMC_WAIT_RECV, SHMC_WAIT_SEND]) {
+    for (const w of [...(parks.get(parkKey(h, what))?.waiters ?? [])]) w.fail(err());
   }
   parks.delete(parkKey(h, SHMC_WAIT_RECV));
   parks.delete(parkKey(h, SHMC_WAIT_SEND));
@@ -489,7 +491,7 @@ class ParkedWait<T> implements Waiter {
     const op = this.#op;
     for (let round = 0; round < MAX_PARK_ROUNDS; round++) {
       const st = this.#parks;
-      const unpark = op.oneCall && st.standing && st.waiting === 1;
+      const unpark = op.oneCall && st.standing && st.waiters.size === 1;
       const r = op.attemptPark(unpark);
       if (r === op.retryCode) {
         st.standing = true;
@@ -511,9 +513,9 @@ class ParkedWait<T> implements Waiter {
    * Parked (`rung`: after a doorbell byte). Slow paths only when something
    * looks stalled, and a receiver's re-check once a second in any case.
    */
-  parked(rung: boolean): void {
-    if (this.what === SHMC_WAIT_SEND) this.#probeAfter(SEND_PROBE_MS);
-    else this.#probeAfter(rung ? STALL_RETRY_MS : RECHECK_MS);
+  parked(rung: boolean, now = performance.now()): void {
+    if (this.what === SHMC_WAIT_SEND) this.#probeAfter(SEND_PROBE_MS, now);
+    else this.#probeAfter(rung ? STALL_RETRY_MS : RECHECK_MS, now);
   }
 
   fail(err: unknown): void {
@@ -554,8 +556,8 @@ class ParkedWait<T> implements Waiter {
     this.#reject(timedOut(this.#op.name));
   }
 
-  #probeAfter(ms: number): void {
-    const at = performance.now() + ms;
+  #probeAfter(ms: number, now = performance.now()): void {
+    const at = now + ms;
     // A sender's probe moves on with every poll (it made no progress till now).
     if (this.what === SHMC_WAIT_SEND || at < this.probeAt) this.probeAt = at;
     probeBy(this.probeAt);
@@ -639,7 +641,8 @@ export function waitFor<T>(
   if (parked) parks.standing = true;
   const w = new ParkedWait(op, parks, resolve, reject, timeoutMs, signal, keepAlive);
   register(w, parks);
-  if (parked) w.parked(false);
+  // (`start` is the policy's clock reading, taken unless the spin was forced.)
+  if (parked) w.parked(false, forcedSpin === undefined ? start : performance.now());
   else w.poll(false);
   return promise;
 }
