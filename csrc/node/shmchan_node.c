@@ -36,11 +36,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* From csrc/shmchan.h: the buffers shmc_info(), shmc_lookup_key() and
- * shmc_view_region() fill hold this many u64. */
-#define INFO_COUNT 13u
-#define LOOKUP_COUNT 4u
-#define VIEW_REGION_COUNT 3u
+/* For its counts only: the C library itself is dlopened, never linked. */
+#include "../shmchan.h"
+
+/* The buffers shmc_info(), shmc_lookup_key() and shmc_view_region() fill
+ * hold this many u64 (shmchan.h). */
+#define INFO_COUNT ((uint32_t)SHMC_INFO_COUNT)
+#define LOOKUP_COUNT ((uint32_t)SHMC_LOOKUP_COUNT)
+#define VIEW_REGION_COUNT 3u /* address, length, token */
 /* Longest library path accepted by open(), with its NUL. */
 #define PATH_CAP 4096
 /* Most arguments a C function of the table takes, and length rules it has. */
