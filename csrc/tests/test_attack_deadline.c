@@ -167,6 +167,22 @@ static int send_call(int h, void *buf, int64_t t)
 	return shmc_send(h, buf, 16, 0, t);
 }
 
+/* The forger bumps @h's futex word and sets its parked bits in a loop while
+ * @call waits @timeout_ms: the call still times out at its deadline. */
+static void wake_word_attack(int (*call)(int h, void *buf, int64_t t), int h, unsigned timeout_ms)
+{
+	struct th_map m;
+	REQUIRE_EQ(th_map_channel(sh->id, sh->key, &m), 0);
+	sh->victim_slot = (uint32_t)th_member_of(&m, h);
+	th_unmap(&m);
+	pid_t p;
+	start(F_WAKE_WORD, &p);
+	timed(fname[F_WAKE_WORD], call, h, timeout_ms, -1);
+	stop(p);
+	printf("    (the reader bumped the word %llu times)\n",
+	       (unsigned long long)atomic_load(&sh->writes));
+}
+
 int main(void)
 {
 	th_init("test_attack_deadline", 0);
@@ -198,18 +214,7 @@ int main(void)
 	       th_errname(atomic_load(&sh->dat_err)));
 
 	th_section("the futex word of a root receiver sleeping 300 ms, bumped in a loop");
-	{
-		struct th_map m;
-		REQUIRE_EQ(th_map_channel(sh->id, sh->key, &m), 0);
-		sh->victim_slot = (uint32_t)th_member_of(&m, rx);
-		th_unmap(&m);
-		pid_t p;
-		start(F_WAKE_WORD, &p);
-		timed(fname[F_WAKE_WORD], recv_call, rx, 300, -1);
-		stop(p);
-		printf("    (the reader bumped the word %llu times)\n",
-		       (unsigned long long)atomic_load(&sh->writes));
-	}
+	wake_word_attack(recv_call, rx, 300);
 	EXPECT_EQ(shmc_detach(rx), 0);
 	EXPECT_EQ(shmc_destroy(ch), 0);
 
@@ -235,18 +240,8 @@ int main(void)
 		while (shmc_try_send(tx, "fill", 4, 0) == 4)
 			; /* full again for the next forgery */
 	}
-	{
-		/* A send that must wait (the ring is full), its wait words
-		 * bumped in a loop: it times out at its deadline. */
-		struct th_map m;
-		REQUIRE_EQ(th_map_channel(sh->id, sh->key, &m), 0);
-		sh->victim_slot = (uint32_t)th_member_of(&m, tx);
-		th_unmap(&m);
-		pid_t p;
-		start(F_WAKE_WORD, &p);
-		timed(fname[F_WAKE_WORD], send_call, tx, 20, -1);
-		stop(p);
-	}
+	/* A send that must wait (the ring is full), its wait words bumped. */
+	wake_word_attack(send_call, tx, 20);
 	EXPECT_EQ(shmc_detach(tx), 0);
 	EXPECT_EQ(shmc_destroy(ch), 0);
 	return th_finish();
